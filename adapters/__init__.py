@@ -1,0 +1,1 @@
+"""Adapters to hospital systems; each implements a port defined in ``connector.ports``."""

@@ -1,0 +1,98 @@
+"""The connector's exception tree. Domain code raises these; each class knows its HTTP status.
+
+    PhemsError (500)
+    ├── ConfigurationError (500)       a setting or file the connector cannot use
+    ├── NotFoundError (404)            unknown id, or a caller who is not a party
+    ├── BadRequestError (400)          malformed or invalid input
+    │   ├── InvalidMessageError        a DSP message that does not parse / validate
+    │   ├── InvalidTransitionError     a message not allowed in the process' current state
+    │   └── PolicyDefinitionError      a policy with unknown operands or bad structure
+    ├── AuthenticationError (401)      missing, forged, expired, replayed or misaddressed token
+    ├── ForbiddenError (403)           authenticated, but a policy / credential check failed
+    │   └── PolicyViolationError       names the failed constraint
+    ├── ConflictError (409)            state on our side forbids the operation
+    └── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
+        └── FhirSourceError            the FHIR source failed after retries
+"""
+
+from __future__ import annotations
+
+
+class PhemsError(Exception):
+    status: int = 500
+    code: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ConfigurationError(PhemsError):
+    code = "configuration-error"
+    title = "Configuration error"
+
+
+class NotFoundError(PhemsError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class BadRequestError(PhemsError):
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+
+class InvalidMessageError(BadRequestError):
+    code = "invalid-message"
+    title = "Invalid message"
+
+
+class InvalidTransitionError(BadRequestError):
+    code = "invalid-transition"
+    title = "Invalid state transition"
+
+
+class PolicyDefinitionError(BadRequestError):
+    code = "invalid-policy"
+    title = "Invalid policy"
+
+
+class AuthenticationError(PhemsError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication failed"
+
+
+class ForbiddenError(PhemsError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class PolicyViolationError(ForbiddenError):
+    code = "policy-violation"
+    title = "Policy constraint not satisfied"
+
+
+class ConflictError(PhemsError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class UpstreamError(PhemsError):
+    status = 502
+    code = "upstream-error"
+    title = "Upstream service failed"
+
+    def __init__(self, detail: str, *, url: str = "") -> None:
+        super().__init__(f"{detail} ({url})" if url else detail)
+        self.url = url
+
+
+class FhirSourceError(UpstreamError):
+    code = "fhir-source-error"
+    title = "FHIR source failed"
