@@ -1,18 +1,18 @@
 """The connector's exception tree. Domain code raises these; each class knows its HTTP status.
 
-    PhemsError (500)
-    ├── ConfigurationError (500)       a setting or file the connector cannot use
-    ├── NotFoundError (404)            unknown id, or a caller who is not a party
-    ├── BadRequestError (400)          malformed or invalid input
-    │   ├── InvalidMessageError        a DSP message that does not parse / validate
-    │   ├── InvalidTransitionError     a message not allowed in the process' current state
-    │   └── PolicyDefinitionError      a policy with unknown operands or bad structure
-    ├── AuthenticationError (401)      missing, forged, expired, replayed or misaddressed token
-    ├── ForbiddenError (403)           authenticated, but a policy / credential check failed
-    │   └── PolicyViolationError       names the failed constraint
-    ├── ConflictError (409)            state on our side forbids the operation
-    └── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
-        └── FhirSourceError            the FHIR source failed after retries
+PhemsError (500)
+├── ConfigurationError (500)       a setting or file the connector cannot use
+├── NotFoundError (404)            unknown id, or a caller who is not a party
+├── BadRequestError (400)          malformed or invalid input
+│   ├── InvalidMessageError        a DSP message that does not parse / validate
+│   ├── InvalidTransitionError     a message not allowed in the process' current state
+│   └── PolicyDefinitionError      a policy with unknown operands or bad structure
+├── AuthenticationError (401)      missing, forged, expired, replayed or misaddressed token
+├── ForbiddenError (403)           authenticated, but a policy / credential check failed
+│   └── PolicyViolationError       names the failed constraint
+├── ConflictError (409)            state on our side forbids the operation
+└── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
+    └── FhirSourceError            the FHIR source failed after retries
 """
 
 from __future__ import annotations

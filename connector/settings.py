@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "",
         description=(
-            "SQLAlchemy async URL of the store (sqlite+aiosqlite:///..., postgresql+asyncpg://...). "
+            "SQLAlchemy async URL of the store "
+            "(sqlite+aiosqlite:///..., postgresql+asyncpg://...). "
             "Empty: a SQLite file in data_dir."
         ),
     )
@@ -110,7 +111,9 @@ class Settings(BaseSettings):
     fhir_auth: Literal["none", "bearer", "basic", "smart"] = Field(
         "none", description="Authentication to the FHIR REST server."
     )
-    fhir_token: SecretStr | None = Field(None, description="Static bearer token for the FHIR server.")
+    fhir_token: SecretStr | None = Field(
+        None, description="Static bearer token for the FHIR server."
+    )
     fhir_username: str = Field("", description="User name for basic auth to the FHIR server.")
     fhir_password: SecretStr | None = Field(None, description="Password for basic auth.")
     fhir_smart_client_id: str = Field("", description="SMART Backend Services client id.")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import uuid
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,3 +53,28 @@ def pg_url() -> str:
             pytest.fail("PostgreSQL on 127.0.0.1:5432 is required when CI=true")
         pytest.skip("PostgreSQL not running on 127.0.0.1:5432")
     return PG_URL
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    name = f"phems_test_{uuid.uuid4().hex[:10]}"
+    _in_thread(_admin(pg_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        _in_thread(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _in_thread(coro: Coroutine[Any, Any, None]) -> None:
+    # Session fixtures may be first requested from inside a running event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,1 @@
+"""HTTP surface: the FastAPI application, its routers and error mapping."""

@@ -1,0 +1,34 @@
+"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from connector.composition import Services
+from connector.errors import AuthenticationError
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def require_management_key(request: Request, services: ServicesDep) -> None:
+    """Management API authentication: ``X-Api-Key`` or ``Authorization: Bearer <key>``."""
+    supplied = request.headers.get("x-api-key", "")
+    auth = request.headers.get("authorization", "")
+    if not supplied and auth.lower().startswith("bearer "):
+        supplied = auth[7:].strip()
+    if not supplied:
+        raise AuthenticationError("management API: missing X-Api-Key header")
+    if not hmac.compare_digest(supplied.encode(), services.management_api_key.encode()):
+        raise AuthenticationError("management API: wrong API key")
+
+
+ManagementAuth = Depends(require_management_key)

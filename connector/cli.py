@@ -1,0 +1,189 @@
+"""The ``phems-connector`` command line. Errors are one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from connector.errors import PhemsError
+from connector.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="phems-connector",
+    help="FHIR-native data space connector for children's hospitals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="The connector's keys and DID.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(coro())
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CliError(f"PHEMS_PORT / --port: {host}:{port} is already in use") from None
+            raise CliError(f"PHEMS_HOST / --host: cannot listen on {host}:{port}: {exc}") from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (PHEMS_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (PHEMS_PORT).")] = None,
+) -> None:
+    """Run the connector (DSP endpoints, management API, catalog)."""
+    import uvicorn
+
+    from connector.api.app import create_app
+    from connector.composition import build_services
+    from connector.logs import configure_logging
+
+    settings = _settings(host=host, port=port)
+    configure_logging(settings.log_level, settings.log_json)
+    _check_port_free(settings.host, settings.port)
+
+    async def preflight() -> None:
+        # Keys, data directory and database problems surface here as one clear line.
+        services = await build_services(settings)
+        await services.aclose()
+
+    _run(preflight)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise CliError(f"server did not start on {settings.host}:{settings.port}")
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """Print the DID, the public keys and where the management API key is kept."""
+    from connector.composition import load_keys, management_api_key
+    from connector.identity.did import build_did_document, did_from_url
+
+    settings = _settings()
+    keys = load_keys(settings)
+    did = did_from_url(settings.effective_public_url)
+    doc = build_did_document(did, keys, settings.effective_public_url + "/dsp/2025-1")
+    management_api_key(settings)
+    out = {
+        "did": did,
+        "publicUrl": settings.effective_public_url,
+        "verificationMethod": doc["verificationMethod"],
+        "managementApiKey": (
+            "PHEMS_MANAGEMENT_API_KEY"
+            if settings.management_api_key
+            else str(settings.data_dir / "management-api-key")
+        ),
+    }
+    typer.echo(json.dumps(out, indent=2))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 if any entry was edited, inserted or deleted."""
+    from connector.audit import AuditLog
+    from connector.clock import SystemClock
+    from connector.db.engine import create_engine, migrate
+
+    settings = _settings()
+
+    async def go() -> Any:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await migrate(engine)
+            return await AuditLog(engine, SystemClock()).verify()
+        finally:
+            await engine.dispose()
+
+    result = _run(go)
+    if result.ok:
+        typer.echo(f"audit log intact: {result.entries} entries")
+        return
+    for problem in result.problems:
+        typer.echo(f"audit log damaged: {problem}", err=True)
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="NDJSON file to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the audit log as FHIR R4 AuditEvent NDJSON."""
+    from connector.audit import AuditLog, to_fhir_audit_event
+    from connector.clock import SystemClock
+    from connector.db.engine import create_engine, migrate
+    from connector.identity.did import did_from_url
+
+    settings = _settings()
+    observer = did_from_url(settings.effective_public_url)
+
+    async def go() -> int:
+        engine = create_engine(settings.effective_database_url)
+        stream = open(out, "w") if out else sys.stdout
+        count = 0
+        try:
+            await migrate(engine)
+            async for entry in AuditLog(engine, SystemClock()).entries():
+                stream.write(json.dumps(to_fhir_audit_event(entry, observer)) + "\n")
+                count += 1
+        finally:
+            if out:
+                stream.close()
+            await engine.dispose()
+        return count
+
+    try:
+        count = _run(go)
+    except OSError as exc:
+        raise CliError(f"--out: cannot write {out}: {exc.strerror}") from None
+    if out:
+        typer.echo(f"wrote {count} AuditEvent resources to {out}", err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except (CliError, SettingsError, PhemsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,142 @@
+"""Composition root: builds every long-lived part from the settings, and closes them.
+
+The only module of ``connector`` allowed to import ``adapters`` (checked by a test).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connector.audit import AuditLog
+from connector.clock import SystemClock
+from connector.db.engine import create_engine, migrate
+from connector.db.replay import SqlReplayGuard
+from connector.errors import ConfigurationError
+from connector.identity.did import DidResolver, build_did_document, did_from_url
+from connector.identity.keys import ConnectorKeys, load_or_create_keys
+from connector.identity.tokens import TokenIssuer, TokenVerifier
+from connector.ports import Clock
+from connector.settings import Settings
+
+DSP_PATH = "/dsp/2025-1"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    keys: ConnectorKeys
+    did: str
+    did_document: dict[str, object]
+    http: httpx.AsyncClient
+    resolver: DidResolver
+    audit: AuditLog
+    tokens: TokenIssuer
+    verifier: TokenVerifier
+    management_api_key: str
+
+    @property
+    def public_url(self) -> str:
+        return self.settings.effective_public_url
+
+    @property
+    def dsp_base(self) -> str:
+        return self.public_url + DSP_PATH
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def load_keys(settings: Settings) -> ConnectorKeys:
+    return load_or_create_keys(
+        settings.effective_keys_dir,
+        signing_key_file=settings.signing_key_file,
+        key_agreement_key_file=settings.key_agreement_key_file,
+    )
+
+
+def load_credentials(directory: Path) -> list[str]:
+    """VC-JWTs this connector presents: every ``*.jwt`` file in the credentials directory."""
+    if not directory.is_dir():
+        return []
+    try:
+        return [p.read_text().strip() for p in sorted(directory.glob("*.jwt"))]
+    except OSError as exc:
+        raise ConfigurationError(f"PHEMS_CREDENTIALS_DIR: cannot read {directory}: {exc}") from exc
+
+
+def management_api_key(settings: Settings) -> str:
+    """The configured key, or one generated once and kept in the data directory."""
+    if settings.management_api_key is not None:
+        return settings.management_api_key.get_secret_value()
+    path = settings.data_dir / "management-api-key"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+    except OSError as exc:
+        raise ConfigurationError(f"PHEMS_DATA_DIR: cannot use {settings.data_dir}: {exc}") from exc
+
+
+async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"PHEMS_DATA_DIR: cannot create {settings.data_dir}: {exc}"
+        ) from exc
+    keys = load_keys(settings)
+    api_key = management_api_key(settings)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await migrate(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    did = did_from_url(settings.effective_public_url)
+    http = httpx.AsyncClient(timeout=settings.http_timeout_seconds, follow_redirects=False)
+    resolver = DidResolver(
+        http,
+        insecure_hosts=settings.insecure_did_hosts,
+        cache_seconds=settings.did_cache_seconds,
+        clock=clock,
+    )
+    replay = SqlReplayGuard(engine, clock)
+    return Services(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        keys=keys,
+        did=did,
+        did_document=build_did_document(did, keys, settings.effective_public_url + DSP_PATH),
+        http=http,
+        resolver=resolver,
+        audit=AuditLog(engine, clock),
+        tokens=TokenIssuer(
+            did,
+            keys,
+            lifetime_seconds=settings.token_lifetime_seconds,
+            credentials=load_credentials(settings.effective_credentials_dir),
+            clock=clock,
+        ),
+        verifier=TokenVerifier(
+            resolver,
+            replay,
+            trusted_issuers=settings.trusted_issuers,
+            own_did=did,
+            clock=clock,
+        ),
+        management_api_key=api_key,
+    )

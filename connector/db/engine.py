@@ -1,0 +1,75 @@
+"""The async engine and start-up migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from connector.errors import ConfigurationError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply all Alembic migrations (idempotent; serialised across replicas on PostgreSQL)."""
+    try:
+        async with engine.begin() as conn:
+            await _lock_for_migration(conn)
+            await conn.run_sync(_upgrade)
+    except (TimeoutError, OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise ConfigurationError(
+            f"PHEMS_DATABASE_URL: cannot reach the database "
+            f"{engine.url.render_as_string(hide_password=True)}: {_first_line(exc)}"
+        ) from exc
+
+
+async def _lock_for_migration(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        # Two replicas starting together must not both create the schema.
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(72150001)"))
+
+
+async def ping(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,30 @@
+"""The store contract suite runs every test against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connector.db.engine import create_engine, migrate
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+    eng = create_engine(url)
+    await migrate(eng)
+    try:
+        if request.param == "postgresql":
+            async with eng.begin() as conn:
+                for table in ("audit_log", "audit_head", "used_jtis"):
+                    await conn.execute(sa.text(f"DELETE FROM {table}"))
+        yield eng
+    finally:
+        await eng.dispose()
