@@ -10,13 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connector.dsp.states import TransferState
 from connector.dsp.wire import CallbackAddress, DspMessage, NonEmptyStr, Terminating
 
-_NESTED_CONFIG = ConfigDict(
-    frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
-)
-
 
 class EndpointProperty(BaseModel):
-    model_config = _NESTED_CONFIG
+    # Written out (not a shared variable) so the pydantic mypy plugin sees validate_by_name.
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
     type_: Literal["EndpointProperty"] = Field(default="EndpointProperty", alias="@type")
     name: NonEmptyStr
     value: str
@@ -27,7 +26,10 @@ class DataAddress(BaseModel):
     ``https://w3id.org/idsa/v4.1/HTTP``), ``endpoint`` and ``endpointProperties`` such as
     ``authorization`` (a token) and ``authType`` (``bearer``)."""
 
-    model_config = _NESTED_CONFIG
+    # Written out (not a shared variable) so the pydantic mypy plugin sees validate_by_name.
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
     type_: Literal["DataAddress"] = Field(default="DataAddress", alias="@type")
     endpoint_type: NonEmptyStr = Field(alias="endpointType")
     endpoint: NonEmptyStr
