@@ -1,0 +1,270 @@
+"""The contract negotiation state machine, pure (DSP 2025-1, Contract Negotiation Protocol).
+
+One table, ``TRANSITIONS``, maps (state, message, sender role) to the next state, following the
+protocol's state machine figure (``C`` = consumer, ``P`` = provider)::
+
+    [*]       --ContractRequestMessage (C)-------------------> REQUESTED
+    [*]       --ContractOfferMessage (P)---------------------> OFFERED
+    REQUESTED --ContractOfferMessage (P)---------------------> OFFERED
+    REQUESTED --ContractAgreementMessage (P)-----------------> AGREED
+    OFFERED   --ContractRequestMessage (C, counter-offer)----> REQUESTED
+    OFFERED   --ContractNegotiationEventMessage ACCEPTED (C)-> ACCEPTED
+    ACCEPTED  --ContractAgreementMessage (P)-----------------> AGREED
+    AGREED    --ContractAgreementVerificationMessage (C)-----> VERIFIED
+    VERIFIED  --ContractNegotiationEventMessage FINALIZED (P)> FINALIZED
+    any non-terminal --ContractNegotiationTerminationMessage (C or P)--> TERMINATED
+
+``[*]`` is our internal ``INITIAL`` state. Termination: the protocol text says the message
+"can be sent at any state of a CN" by either party, so every non-terminal wire state accepts it
+from both (the figure draws only some of those arrows, e.g. ``AGREED -> TERMINATED: C``; EDC
+and the TCK follow the text).
+
+``apply`` is used for both directions: for a message received from the counterparty
+(``sender_role = negotiation.role.other``) and for our own message (``sender_role =
+negotiation.role``). Apply our own message when it is *recorded* for sending (in the same
+store transaction as the outbox row), not when its ACK arrives: the counterparty may answer
+(e.g. verify an agreement) before our sender loop has processed the ACK.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from connector.dsp.negotiation_messages import (
+    ContractAgreementMessage,
+    ContractAgreementVerificationMessage,
+    ContractNegotiation,
+    ContractNegotiationEventMessage,
+    ContractNegotiationTerminationMessage,
+    ContractOfferMessage,
+    ContractRequestMessage,
+    NegotiationMessage,
+)
+from connector.dsp.states import NegotiationEventType, NegotiationState, Role
+from connector.dsp.wire import reason_texts
+from connector.errors import InvalidMessageError, InvalidTransitionError
+
+__all__ = [
+    "TRANSITIONS",
+    "Negotiation",
+    "NegotiationEvent",
+    "NegotiationState",
+    "Role",
+    "abandon",
+    "allowed_events",
+    "apply",
+    "event_of",
+    "next_state",
+    "record_ack",
+]
+
+
+class NegotiationEvent(StrEnum):
+    """A negotiation message as the state machine sees it (the event message split by type)."""
+
+    REQUEST = "ContractRequestMessage"
+    OFFER = "ContractOfferMessage"
+    AGREEMENT = "ContractAgreementMessage"
+    VERIFICATION = "ContractAgreementVerificationMessage"
+    ACCEPTED = "ContractNegotiationEventMessage:ACCEPTED"
+    FINALIZED = "ContractNegotiationEventMessage:FINALIZED"
+    TERMINATION = "ContractNegotiationTerminationMessage"
+
+
+_S = NegotiationState
+_E = NegotiationEvent
+_C, _P = Role.CONSUMER, Role.PROVIDER
+_NON_TERMINAL_WIRE = (_S.REQUESTED, _S.OFFERED, _S.ACCEPTED, _S.AGREED, _S.VERIFIED)
+
+TRANSITIONS: Mapping[tuple[NegotiationState, NegotiationEvent, Role], NegotiationState] = (
+    MappingProxyType(
+        {
+            (_S.INITIAL, _E.REQUEST, _C): _S.REQUESTED,
+            (_S.INITIAL, _E.OFFER, _P): _S.OFFERED,
+            (_S.REQUESTED, _E.OFFER, _P): _S.OFFERED,
+            (_S.REQUESTED, _E.AGREEMENT, _P): _S.AGREED,
+            (_S.OFFERED, _E.REQUEST, _C): _S.REQUESTED,
+            (_S.OFFERED, _E.ACCEPTED, _C): _S.ACCEPTED,
+            (_S.ACCEPTED, _E.AGREEMENT, _P): _S.AGREED,
+            (_S.AGREED, _E.VERIFICATION, _C): _S.VERIFIED,
+            (_S.VERIFIED, _E.FINALIZED, _P): _S.FINALIZED,
+        }
+        | {(s, _E.TERMINATION, r): _S.TERMINATED for s in _NON_TERMINAL_WIRE for r in Role}
+    )
+)
+"""(current state, event, sender role) -> next state. Anything absent is an invalid transition."""
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiation:
+    """One contract negotiation as one party sees it. Immutable: ``apply`` returns a new one.
+
+    ``counterparty_address`` is where we send messages: on the provider side the consumer's
+    ``callbackAddress``; on the consumer side the provider's DSP base URL (or the
+    ``callbackAddress`` of a provider-initiated offer). ``offer`` / ``agreement`` are the ODRL
+    dicts exactly as sent (the agreement with the provider's signature property);
+    ``provider_signature`` / ``consumer_signature`` are the two JWS (DESIGN.md §3), checked by
+    the caller before it applies the message that carries them.
+    """
+
+    id: str
+    role: Role
+    state: NegotiationState
+    provider_pid: str | None
+    consumer_pid: str | None
+    counterparty_did: str
+    counterparty_address: str | None
+    created_at: datetime
+    updated_at: datetime
+    offer: dict[str, Any] | None = None
+    agreement: dict[str, Any] | None = None
+    provider_signature: str | None = None
+    consumer_signature: str | None = None
+    termination_code: str | None = None
+    termination_reason: tuple[str, ...] = ()
+    terminated_by: Role | None = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        id: str,
+        role: Role,
+        counterparty_did: str,
+        now: datetime,
+        counterparty_address: str | None = None,
+        provider_pid: str | None = None,
+        consumer_pid: str | None = None,
+    ) -> Negotiation:
+        """A negotiation in ``INITIAL``, before its first message is applied. The provider
+        creates one (with its ``provider_pid``) on an initial ContractRequestMessage; the
+        consumer (with its ``consumer_pid``) before sending one, or on an initial offer."""
+        return cls(
+            id=id,
+            role=role,
+            state=NegotiationState.INITIAL,
+            provider_pid=provider_pid,
+            consumer_pid=consumer_pid,
+            counterparty_did=counterparty_did,
+            counterparty_address=counterparty_address,
+            created_at=now,
+            updated_at=now,
+        )
+
+    @property
+    def own_pid(self) -> str | None:
+        return self.provider_pid if self.role is Role.PROVIDER else self.consumer_pid
+
+    @property
+    def counterparty_pid(self) -> str | None:
+        return self.consumer_pid if self.role is Role.PROVIDER else self.provider_pid
+
+    def ack(self) -> ContractNegotiation:
+        """The ContractNegotiation body for this negotiation (GET, 201 responses)."""
+        if not self.state.on_wire or self.provider_pid is None or self.consumer_pid is None:
+            raise InvalidTransitionError(f"negotiation {self.id} has no wire state yet")
+        return ContractNegotiation(
+            provider_pid=self.provider_pid, consumer_pid=self.consumer_pid, state=self.state
+        )
+
+
+def event_of(message: NegotiationMessage) -> NegotiationEvent:
+    """The state machine event a negotiation message is."""
+    if isinstance(message, ContractNegotiationEventMessage):
+        if message.event_type is NegotiationEventType.ACCEPTED:
+            return NegotiationEvent.ACCEPTED
+        return NegotiationEvent.FINALIZED
+    return NegotiationEvent(message.TYPE)
+
+
+def allowed_events(state: NegotiationState, sender_role: Role) -> frozenset[NegotiationEvent]:
+    """Events ``sender_role`` may send in ``state``."""
+    return frozenset(e for (s, e, r) in TRANSITIONS if s is state and r is sender_role)
+
+
+def next_state(
+    state: NegotiationState, event: NegotiationEvent, sender_role: Role
+) -> NegotiationState:
+    """The table lookup; ``InvalidTransitionError`` for an arrow the protocol does not have."""
+    try:
+        return TRANSITIONS[(state, event, sender_role)]
+    except KeyError:
+        allowed = sorted(allowed_events(state, sender_role))
+        hint = f"; the {sender_role} may send: {', '.join(allowed)}" if allowed else ""
+        raise InvalidTransitionError(
+            f"{event} from the {sender_role} is not allowed in state {state}{hint}"
+        ) from None
+
+
+def apply(
+    negotiation: Negotiation, message: NegotiationMessage, *, sender_role: Role, now: datetime
+) -> Negotiation:
+    """The negotiation after ``message`` sent by ``sender_role``; never mutates its input.
+
+    Raises ``InvalidTransitionError`` for a message the state machine does not allow, and
+    ``InvalidMessageError`` when the message's pids contradict the negotiation's.
+    """
+    target = next_state(negotiation.state, event_of(message), sender_role)
+    provider_pid = _same_pid("providerPid", negotiation.provider_pid, message.provider_pid)
+    consumer_pid = _same_pid("consumerPid", negotiation.consumer_pid, message.consumer_pid)
+    changes: dict[str, Any] = {
+        "state": target,
+        "provider_pid": provider_pid,
+        "consumer_pid": consumer_pid,
+        "updated_at": now,
+    }
+    from_counterparty = sender_role is not negotiation.role
+    if isinstance(message, ContractRequestMessage | ContractOfferMessage):
+        changes["offer"] = copy.deepcopy(message.offer)
+        if from_counterparty and message.callback_address is not None:
+            changes["counterparty_address"] = message.callback_address
+    elif isinstance(message, ContractAgreementMessage):
+        changes["agreement"] = copy.deepcopy(message.agreement)
+        changes["provider_signature"] = message.provider_signature
+    elif isinstance(message, ContractAgreementVerificationMessage):
+        changes["consumer_signature"] = message.signature
+    elif isinstance(message, ContractNegotiationTerminationMessage):
+        changes["termination_code"] = message.code
+        changes["termination_reason"] = reason_texts(message.reason or ())
+        changes["terminated_by"] = sender_role
+    return replace(negotiation, **changes)
+
+
+def record_ack(negotiation: Negotiation, ack: ContractNegotiation, *, now: datetime) -> Negotiation:
+    """Fill in the counterparty's pid from its ACK (the 201 to our initial message)."""
+    return replace(
+        negotiation,
+        provider_pid=_same_pid("providerPid", negotiation.provider_pid, ack.provider_pid),
+        consumer_pid=_same_pid("consumerPid", negotiation.consumer_pid, ack.consumer_pid),
+        updated_at=now,
+    )
+
+
+def abandon(
+    negotiation: Negotiation, *, reason: str, now: datetime, code: str | None = None
+) -> Negotiation:
+    """TERMINATED without a message: the counterparty refused or never acknowledged ours
+    (after the outbox gave up), so no message can carry the termination. DSP allows a new
+    negotiation after a termination "due to a network issue"."""
+    if negotiation.state.is_terminal:
+        raise InvalidTransitionError(f"negotiation {negotiation.id} is already {negotiation.state}")
+    return replace(
+        negotiation,
+        state=NegotiationState.TERMINATED,
+        termination_code=code,
+        termination_reason=(reason,),
+        terminated_by=negotiation.role,
+        updated_at=now,
+    )
+
+
+def _same_pid(name: str, known: str | None, sent: str | None) -> str | None:
+    if known is not None and sent is not None and known != sent:
+        raise InvalidMessageError(f"{name} {sent!r} does not match this negotiation ({known!r})")
+    return known if known is not None else sent
