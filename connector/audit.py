@@ -115,11 +115,8 @@ class AuditLog:
         details: dict[str, Any],
     ) -> AuditEntry:
         head_query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        if conn.dialect.name == "sqlite":
-            # Take SQLite's write lock before reading the head (no FOR UPDATE there).
-            await conn.execute(audit_head.update().where(sa.false()).values(seq=0))
-        head = (await conn.execute(head_query.with_for_update())).first()
-        seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+        head = (await conn.execute(head_query.with_for_update())).one()
+        seq, prev = head.seq + 1, head.hash
         entry = AuditEntry(
             seq=seq,
             recorded_at=self._clock.now().astimezone(UTC),
@@ -148,12 +145,9 @@ class AuditLog:
                 hash=entry.hash,
             )
         )
-        if head:
-            await conn.execute(
-                audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=entry.hash)
-            )
-        else:
-            await conn.execute(audit_head.insert().values(id=1, seq=seq, hash=entry.hash))
+        await conn.execute(
+            audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=entry.hash)
+        )
         return entry
 
     async def entries(self, batch: int = 1000) -> AsyncIterator[AuditEntry]:
@@ -200,9 +194,9 @@ class AuditLog:
             expected_seq, prev = entry.seq + 1, entry.hash
         async with self._engine.connect() as conn:
             head = (await conn.execute(sa.select(audit_head))).first()
-        if head is None and count:
+        if head is None:
             problems.append("audit head is missing")
-        elif head is not None and (head.seq != expected_seq - 1 or head.hash != prev):
+        elif head.seq != expected_seq - 1 or head.hash != prev:
             problems.append(
                 f"newest entries were deleted: head says entry {head.seq}, "
                 f"log ends at {expected_seq - 1}"

@@ -25,11 +25,19 @@ def create_engine(url: str) -> AsyncEngine:
 
         @sa.event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # Let SQLAlchemy, not the driver, begin transactions (see _sqlite_begin).
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @sa.event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            # SQLite has one writer: take the write lock up front, so a read-then-write
+            # transaction cannot deadlock with another and SELECT ... FOR UPDATE semantics hold.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

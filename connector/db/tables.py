@@ -43,3 +43,88 @@ audit_head = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+_ts = sa.DateTime(timezone=True)
+
+# Datasets this connector offers, with their ODRL offers (JSON) and HealthDCAT-AP metadata.
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("title", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # published | retired
+    sa.Column("document", sa.Text, nullable=False),  # JSON: metadata, offers, formats
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("modified_at", _ts, nullable=False),
+)
+
+negotiations = sa.Table(
+    "negotiations",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),  # our pid
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("provider_pid", sa.String(255)),
+    sa.Column("consumer_pid", sa.String(255)),
+    sa.Column("counterparty_did", sa.String(512), nullable=False),
+    sa.Column("counterparty_address", sa.String(2048)),
+    sa.Column("dataset_id", sa.String(512)),
+    sa.Column("approval", sa.String(16)),  # None | pending | approved | rejected
+    sa.Column("document", sa.Text, nullable=False),  # JSON of the rest of the negotiation
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("role", "counterparty_did", "consumer_pid", name="uq_negotiation_cpid"),
+)
+
+transfers = sa.Table(
+    "transfers",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("provider_pid", sa.String(255)),
+    sa.Column("consumer_pid", sa.String(255)),
+    sa.Column("agreement_id", sa.String(255)),
+    sa.Column("counterparty_did", sa.String(512), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("role", "counterparty_did", "consumer_pid", name="uq_transfer_cpid"),
+)
+
+agreements = sa.Table(
+    "agreements",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("negotiation_id", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("dataset_id", sa.String(512), nullable=False),
+    sa.Column("provider_did", sa.String(512), nullable=False),
+    sa.Column("consumer_did", sa.String(512), nullable=False),
+    sa.Column("agreement", sa.Text, nullable=False),  # JSON, without signature property
+    sa.Column("provider_signature", sa.Text, nullable=False),
+    sa.Column("consumer_signature", sa.Text, nullable=False),
+    sa.Column("uses", sa.Integer, nullable=False, default=0),
+    sa.Column("epsilon_spent", sa.Float, nullable=False, default=0.0),
+    sa.Column("created_at", _ts, nullable=False),
+)
+
+# Outbound DSP messages. Handlers insert rows in the transaction that records the state change;
+# one loop claims due rows (FOR UPDATE SKIP LOCKED), sends them and marks them sent.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("process_kind", sa.String(16), nullable=False),  # negotiation | transfer
+    sa.Column("process_id", sa.String(255), nullable=False, index=True),
+    sa.Column("message_type", sa.String(64), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("audience", sa.String(512), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", _ts, nullable=False, index=True),
+    sa.Column("sent_at", _ts),
+    sa.Column("failed_at", _ts),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", _ts, nullable=False),
+)

@@ -36,9 +36,11 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )
-    op.create_table(
+    head = op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("seq", sa.BigInteger, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )
+    # The head row always exists, so appends can lock it (the genesis hash is all zeros).
+    op.bulk_insert(head, [{"id": 1, "seq": 0, "hash": "0" * 64}])

@@ -1,0 +1,434 @@
+"""Persistence of negotiations, transfers, agreements and the outbox (one SQL module).
+
+Every write happens inside a caller's transaction (``async with store.transaction() as conn``),
+so a state change, its outbox message and its audit entry commit together or not at all.
+Rows are locked with ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite serialises writers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from connector.db.tables import agreements, negotiations, outbox, transfers
+from connector.dsp.negotiation import Negotiation
+from connector.dsp.states import NegotiationState, Role, TransferState
+from connector.dsp.transfer import Transfer
+from connector.dsp.transfer_messages import DataAddress
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+# -- negotiations -------------------------------------------------------------------------
+
+_N_COLUMNS = (
+    "id",
+    "role",
+    "state",
+    "provider_pid",
+    "consumer_pid",
+    "counterparty_did",
+    "counterparty_address",
+    "created_at",
+    "updated_at",
+)
+
+
+def _negotiation_row(n: Negotiation) -> dict[str, Any]:
+    doc = {f.name: getattr(n, f.name) for f in fields(n) if f.name not in _N_COLUMNS}
+    doc["termination_reason"] = list(n.termination_reason)
+    return {
+        **{c: getattr(n, c) for c in _N_COLUMNS},
+        "document": _json(doc),
+        "dataset_id": _target(n.offer),
+    }
+
+
+def _target(offer: dict[str, Any] | None) -> str | None:
+    target = (offer or {}).get("target")
+    if isinstance(target, dict):
+        target = target.get("@id")
+    return str(target) if target else None
+
+
+def _negotiation(row: sa.Row[Any]) -> Negotiation:
+    doc = json.loads(row.document)
+    return Negotiation(
+        id=row.id,
+        role=Role(row.role),
+        state=NegotiationState(row.state),
+        provider_pid=row.provider_pid,
+        consumer_pid=row.consumer_pid,
+        counterparty_did=row.counterparty_did,
+        counterparty_address=row.counterparty_address,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+        offer=doc.get("offer"),
+        agreement=doc.get("agreement"),
+        provider_signature=doc.get("provider_signature"),
+        consumer_signature=doc.get("consumer_signature"),
+        termination_code=doc.get("termination_code"),
+        termination_reason=tuple(doc.get("termination_reason") or ()),
+        terminated_by=Role(doc["terminated_by"]) if doc.get("terminated_by") else None,
+    )
+
+
+# -- transfers ----------------------------------------------------------------------------
+
+_T_COLUMNS = (
+    "id",
+    "role",
+    "state",
+    "provider_pid",
+    "consumer_pid",
+    "agreement_id",
+    "counterparty_did",
+    "created_at",
+    "updated_at",
+)
+
+
+def _transfer_row(t: Transfer) -> dict[str, Any]:
+    doc = {
+        "format": t.format,
+        "counterparty_address": t.counterparty_address,
+        "data_address": t.data_address.model_dump(by_alias=True) if t.data_address else None,
+        "code": t.code,
+        "reason": list(t.reason),
+        "terminated_by": t.terminated_by,
+    }
+    return {**{c: getattr(t, c) for c in _T_COLUMNS}, "document": _json(doc)}
+
+
+def _transfer(row: sa.Row[Any]) -> Transfer:
+    doc = json.loads(row.document)
+    return Transfer(
+        id=row.id,
+        role=Role(row.role),
+        state=TransferState(row.state),
+        provider_pid=row.provider_pid,
+        consumer_pid=row.consumer_pid,
+        agreement_id=row.agreement_id,
+        format=doc.get("format"),
+        counterparty_did=row.counterparty_did,
+        counterparty_address=doc.get("counterparty_address"),
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+        data_address=DataAddress.model_validate(doc["data_address"])
+        if doc.get("data_address")
+        else None,
+        code=doc.get("code"),
+        reason=tuple(doc.get("reason") or ()),
+        terminated_by=Role(doc["terminated_by"]) if doc.get("terminated_by") else None,
+    )
+
+
+@dataclass(frozen=True)
+class AgreementRecord:
+    id: str
+    negotiation_id: str
+    role: Role
+    dataset_id: str
+    provider_did: str
+    consumer_did: str
+    agreement: dict[str, Any]
+    provider_signature: str
+    consumer_signature: str
+    uses: int
+    epsilon_spent: float
+    created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "negotiationId": self.negotiation_id,
+            "role": str(self.role),
+            "datasetId": self.dataset_id,
+            "providerDid": self.provider_did,
+            "consumerDid": self.consumer_did,
+            "agreement": self.agreement,
+            "providerSignature": self.provider_signature,
+            "consumerSignature": self.consumer_signature,
+            "uses": self.uses,
+            "epsilonSpent": self.epsilon_spent,
+            "createdAt": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    process_kind: str
+    process_id: str
+    message_type: str
+    url: str
+    audience: str
+    body: dict[str, Any]
+    attempts: int
+
+
+class DspStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    # negotiations
+    async def get_negotiation(
+        self, conn: AsyncConnection, id: str, *, lock: bool = False
+    ) -> Negotiation | None:
+        query = sa.select(negotiations).where(negotiations.c.id == id)
+        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        return _negotiation(row) if row else None
+
+    async def find_negotiation(
+        self, conn: AsyncConnection, role: Role, counterparty_did: str, consumer_pid: str
+    ) -> Negotiation | None:
+        query = sa.select(negotiations).where(
+            negotiations.c.role == role,
+            negotiations.c.counterparty_did == counterparty_did,
+            negotiations.c.consumer_pid == consumer_pid,
+        )
+        row = (await conn.execute(query)).first()
+        return _negotiation(row) if row else None
+
+    async def insert_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
+        await conn.execute(negotiations.insert().values(**_negotiation_row(n)))
+
+    async def update_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
+        row = _negotiation_row(n)
+        await conn.execute(negotiations.update().where(negotiations.c.id == n.id).values(**row))
+
+    async def set_approval(self, conn: AsyncConnection, id: str, approval: str | None) -> None:
+        await conn.execute(
+            negotiations.update().where(negotiations.c.id == id).values(approval=approval)
+        )
+
+    async def approval(self, conn: AsyncConnection, id: str) -> str | None:
+        query = sa.select(negotiations.c.approval).where(negotiations.c.id == id)
+        value = (await conn.execute(query)).scalar_one_or_none()
+        return str(value) if value else None
+
+    async def list_negotiations(
+        self, conn: AsyncConnection, *, role: Role | None = None, approval: str | None = None
+    ) -> list[Negotiation]:
+        query = sa.select(negotiations).order_by(negotiations.c.created_at)
+        if role is not None:
+            query = query.where(negotiations.c.role == role)
+        if approval is not None:
+            query = query.where(negotiations.c.approval == approval)
+        return [_negotiation(r) for r in (await conn.execute(query)).all()]
+
+    # transfers
+    async def get_transfer(
+        self, conn: AsyncConnection, id: str, *, lock: bool = False
+    ) -> Transfer | None:
+        query = sa.select(transfers).where(transfers.c.id == id)
+        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        return _transfer(row) if row else None
+
+    async def find_transfer(
+        self, conn: AsyncConnection, role: Role, counterparty_did: str, consumer_pid: str
+    ) -> Transfer | None:
+        query = sa.select(transfers).where(
+            transfers.c.role == role,
+            transfers.c.counterparty_did == counterparty_did,
+            transfers.c.consumer_pid == consumer_pid,
+        )
+        row = (await conn.execute(query)).first()
+        return _transfer(row) if row else None
+
+    async def insert_transfer(self, conn: AsyncConnection, t: Transfer) -> None:
+        await conn.execute(transfers.insert().values(**_transfer_row(t)))
+
+    async def update_transfer(self, conn: AsyncConnection, t: Transfer) -> None:
+        await conn.execute(
+            transfers.update().where(transfers.c.id == t.id).values(**_transfer_row(t))
+        )
+
+    async def list_transfers(
+        self, conn: AsyncConnection, *, role: Role | None = None
+    ) -> list[Transfer]:
+        query = sa.select(transfers).order_by(transfers.c.created_at)
+        if role is not None:
+            query = query.where(transfers.c.role == role)
+        return [_transfer(r) for r in (await conn.execute(query)).all()]
+
+    # agreements
+    async def insert_agreement(self, conn: AsyncConnection, a: AgreementRecord) -> None:
+        await conn.execute(
+            agreements.insert().values(
+                id=a.id,
+                negotiation_id=a.negotiation_id,
+                role=a.role,
+                dataset_id=a.dataset_id,
+                provider_did=a.provider_did,
+                consumer_did=a.consumer_did,
+                agreement=_json(a.agreement),
+                provider_signature=a.provider_signature,
+                consumer_signature=a.consumer_signature,
+                uses=a.uses,
+                epsilon_spent=a.epsilon_spent,
+                created_at=a.created_at,
+            )
+        )
+
+    async def get_agreement(
+        self, conn: AsyncConnection, id: str, *, lock: bool = False
+    ) -> AgreementRecord | None:
+        query = sa.select(agreements).where(agreements.c.id == id)
+        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        return _agreement(row) if row else None
+
+    async def list_agreements(self, conn: AsyncConnection) -> list[AgreementRecord]:
+        query = sa.select(agreements).order_by(agreements.c.created_at)
+        return [_agreement(r) for r in (await conn.execute(query)).all()]
+
+    async def spend(
+        self, conn: AsyncConnection, id: str, *, uses: int = 1, epsilon: float = 0.0
+    ) -> None:
+        await conn.execute(
+            agreements.update()
+            .where(agreements.c.id == id)
+            .values(
+                uses=agreements.c.uses + uses, epsilon_spent=agreements.c.epsilon_spent + epsilon
+            )
+        )
+
+    # outbox
+    async def enqueue(
+        self,
+        conn: AsyncConnection,
+        *,
+        process_kind: str,
+        process_id: str,
+        message_type: str,
+        url: str,
+        audience: str,
+        body: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        await conn.execute(
+            outbox.insert().values(
+                process_kind=process_kind,
+                process_id=process_id,
+                message_type=message_type,
+                url=url,
+                audience=audience,
+                body=_json(body),
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+    async def claim(self, *, now: datetime, lease_seconds: float, limit: int) -> list[OutboxItem]:
+        """Claim due messages: at most one per process (the oldest unsent), each leased so a
+        crashed sender's claim expires and another replica (or this one, restarted) retries."""
+        older = outbox.alias("older")
+        query = (
+            sa.select(outbox)
+            .where(
+                outbox.c.sent_at.is_(None),
+                outbox.c.failed_at.is_(None),
+                outbox.c.next_attempt_at <= now,
+                ~sa.exists().where(
+                    older.c.process_id == outbox.c.process_id,
+                    older.c.sent_at.is_(None),
+                    older.c.failed_at.is_(None),
+                    older.c.id < outbox.c.id,
+                ),
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=outbox)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return []
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_([r.id for r in rows]))
+                .values(
+                    next_attempt_at=now + timedelta(seconds=lease_seconds),
+                    attempts=outbox.c.attempts + 1,
+                )
+            )
+        return [
+            OutboxItem(
+                id=r.id,
+                process_kind=r.process_kind,
+                process_id=r.process_id,
+                message_type=r.message_type,
+                url=r.url,
+                audience=r.audience,
+                body=json.loads(r.body),
+                attempts=r.attempts + 1,
+            )
+            for r in rows
+        ]
+
+    async def mark_sent(self, conn: AsyncConnection, item_id: int, now: datetime) -> None:
+        await conn.execute(outbox.update().where(outbox.c.id == item_id).values(sent_at=now))
+
+    async def mark_retry(self, item_id: int, *, error: str, retry_at: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id)
+                .values(next_attempt_at=retry_at, last_error=error[:2000])
+            )
+
+    async def mark_failed(
+        self, conn: AsyncConnection, item_id: int, *, error: str, now: datetime
+    ) -> None:
+        await conn.execute(
+            outbox.update()
+            .where(outbox.c.id == item_id)
+            .values(failed_at=now, last_error=error[:2000])
+        )
+
+    async def pending_messages(self, conn: AsyncConnection, process_id: str) -> int:
+        query = sa.select(sa.func.count()).where(
+            outbox.c.process_id == process_id,
+            outbox.c.sent_at.is_(None),
+            outbox.c.failed_at.is_(None),
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+
+def _agreement(row: sa.Row[Any]) -> AgreementRecord:
+    return AgreementRecord(
+        id=row.id,
+        negotiation_id=row.negotiation_id,
+        role=Role(row.role),
+        dataset_id=row.dataset_id,
+        provider_did=row.provider_did,
+        consumer_did=row.consumer_did,
+        agreement=json.loads(row.agreement),
+        provider_signature=row.provider_signature,
+        consumer_signature=row.consumer_signature,
+        uses=row.uses,
+        epsilon_spent=row.epsilon_spent,
+        created_at=_utc(row.created_at),
+    )
+
+
+__all__ = ["AgreementRecord", "DspStore", "OutboxItem", "replace"]
