@@ -192,6 +192,8 @@ def find_key(document: dict[str, Any], kid: str, relationship: Relationship) -> 
             raise AuthenticationError(f"key {kid!r} is not listed under {relationship} of {did}")
     elif len(listed) == 1:
         target = listed[0]
+    elif not listed:
+        raise AuthenticationError(f"{did} lists no {relationship} key")
     else:
         raise AuthenticationError(f"{did} lists {len(listed)} {relationship} keys; name one")
     jwk = methods.get(target, {}).get("publicKeyJwk")
