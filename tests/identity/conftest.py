@@ -20,7 +20,7 @@ import pytest
 
 from connector.identity.did import DidResolver, build_did_document
 from connector.identity.keys import ConnectorKeys
-from connector.identity.signing import PrivateKey, generate_key, sign_jws
+from connector.identity.signing import KeyKind, PrivateKey, generate_key, sign_jws
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -57,9 +57,8 @@ class MemoryReplayGuard:
         return True
 
 
-def new_keys(signing: str = "Ed25519") -> ConnectorKeys:
-    kind = "P-256" if signing == "P-256" else "Ed25519"
-    return ConnectorKeys(signing=generate_key(kind), key_agreement=generate_key("X25519"))
+def new_keys(signing: KeyKind = "Ed25519") -> ConnectorKeys:
+    return ConnectorKeys(signing=generate_key(signing), key_agreement=generate_key("X25519"))
 
 
 def sign_claims(claims: dict[str, Any], key: PrivateKey, kid: str, typ: str = "JWT") -> str:

@@ -125,7 +125,14 @@ async def test_kid_of_another_did_is_refused(
     did, _ = authority
     now = clock.now()
     jwt = issue_credential(
-        did, other, HOLDER, MEMBERSHIP, {}, now, now + timedelta(days=1), clock,
+        did,
+        other,
+        HOLDER,
+        MEMBERSHIP,
+        {},
+        now,
+        now + timedelta(days=1),
+        clock,
         kid=did_key_kid(other_did),
     )
     with pytest.raises(AuthenticationError, match="does not belong to iss"):

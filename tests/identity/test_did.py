@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -158,13 +160,14 @@ def test_find_key_by_relationship() -> None:
 def test_find_key_accepts_relative_ids_and_refuses_private_keys() -> None:
     did = "did:web:h.example"
     public = generate_key("Ed25519").public_jwk()
-    doc = {
+    method: dict[str, Any] = {"id": "#k", "type": "JsonWebKey2020", "publicKeyJwk": public}
+    doc: dict[str, Any] = {
         "id": did,
-        "verificationMethod": [{"id": "#k", "type": "JsonWebKey2020", "publicKeyJwk": public}],
+        "verificationMethod": [method],
         "assertionMethod": ["#k"],
     }
     assert find_key(doc, f"{did}#k", "assertionMethod") == public
-    doc["verificationMethod"][0]["publicKeyJwk"] = generate_key("Ed25519").private_jwk()
+    method["publicKeyJwk"] = generate_key("Ed25519").private_jwk()
     with pytest.raises(AuthenticationError, match="no usable publicKeyJwk"):
         find_key(doc, f"{did}#k", "assertionMethod")
 

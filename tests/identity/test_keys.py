@@ -57,34 +57,48 @@ def test_missing_explicit_file_names_the_setting(tmp_path: Path) -> None:
     missing = tmp_path / "nope.jwk"
     with pytest.raises(ConfigurationError) as info:
         load_or_create_keys(tmp_path, signing_key_file=missing)
-    assert info.value.detail == f"PHEMS_SIGNING_KEY_FILE: cannot read {missing}: no such file or directory"
+    assert (
+        info.value.detail
+        == f"PHEMS_SIGNING_KEY_FILE: cannot read {missing}: no such file or directory"
+    )
 
 
 def test_directory_as_key_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as info:
         load_or_create_keys(tmp_path, key_agreement_key_file=tmp_path)
-    assert info.value.detail == f"PHEMS_KEY_AGREEMENT_KEY_FILE: cannot read {tmp_path}: is a directory"
+    assert (
+        info.value.detail == f"PHEMS_KEY_AGREEMENT_KEY_FILE: cannot read {tmp_path}: is a directory"
+    )
 
 
 def test_invalid_key_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jwk"
     bad.write_text('{"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}')
-    with pytest.raises(ConfigurationError, match=r"^PHEMS_SIGNING_KEY_FILE: invalid key in .*no private"):
+    with pytest.raises(
+        ConfigurationError, match=r"^PHEMS_SIGNING_KEY_FILE: invalid key in .*no private"
+    ):
         load_or_create_keys(tmp_path, signing_key_file=bad)
     bad.write_text("{")
-    with pytest.raises(ConfigurationError, match=r"^PHEMS_SIGNING_KEY_FILE: invalid key .*not JSON"):
+    with pytest.raises(
+        ConfigurationError, match=r"^PHEMS_SIGNING_KEY_FILE: invalid key .*not JSON"
+    ):
         load_or_create_keys(tmp_path, signing_key_file=bad)
 
 
 def test_wrong_key_kind_for_its_role(tmp_path: Path) -> None:
     save_private_jwk(generate_key("X25519"), tmp_path / "signing.jwk")
-    with pytest.raises(ConfigurationError, match=r"^PHEMS_KEYS_DIR: .* holds a X25519 key; expected Ed25519 or P-256"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^PHEMS_KEYS_DIR: .* holds a X25519 key; expected Ed25519 or P-256",
+    ):
         load_or_create_keys(tmp_path)
 
 
 def test_corrupt_generated_key_names_keys_dir(tmp_path: Path) -> None:
     (tmp_path / "signing.jwk").write_text(json.dumps({"kty": "oct", "k": "AAAA"}))
-    with pytest.raises(ConfigurationError, match=r"^PHEMS_KEYS_DIR: invalid key in .*unsupported key type"):
+    with pytest.raises(
+        ConfigurationError, match=r"^PHEMS_KEYS_DIR: invalid key in .*unsupported key type"
+    ):
         load_or_create_keys(tmp_path)
 
 

@@ -73,14 +73,17 @@ async def test_cache_respects_ttl_with_injected_clock(
     rotated = new_keys()
     did_server.write(
         did_server.root / path.strip("/"),
-        {**json.loads((did_server.root / path.strip("/")).read_text()), "verificationMethod": [
-            {
-                "id": f"{did}#key-1",
-                "type": "JsonWebKey2020",
-                "controller": did,
-                "publicKeyJwk": rotated.signing.public_jwk(),
-            }
-        ]},
+        {
+            **json.loads((did_server.root / path.strip("/")).read_text()),
+            "verificationMethod": [
+                {
+                    "id": f"{did}#key-1",
+                    "type": "JsonWebKey2020",
+                    "controller": did,
+                    "publicKeyJwk": rotated.signing.public_jwk(),
+                }
+            ],
+        },
     )
     clock.advance(59)
     assert await resolver.resolve_key(f"{did}#key-1") == first
@@ -91,7 +94,9 @@ async def test_cache_respects_ttl_with_injected_clock(
     assert did_server.requests_for(path) == 2
 
 
-async def test_cache_disabled(http: httpx.AsyncClient, clock: FakeClock, did_server: DidServer) -> None:
+async def test_cache_disabled(
+    http: httpx.AsyncClient, clock: FakeClock, did_server: DidServer
+) -> None:
     resolver = DidResolver(http, clock, insecure_hosts=[did_server.netloc], cache_seconds=0)
     did = did_server.publish(new_keys())
     path = f"/{did.rsplit(':', 1)[1]}/did.json"
@@ -110,7 +115,9 @@ async def test_missing_document_is_upstream_error_with_url(
     assert info.value.status == 502
 
 
-async def test_unreachable_host_is_upstream_error(http: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_unreachable_host_is_upstream_error(
+    http: httpx.AsyncClient, clock: FakeClock
+) -> None:
     netloc = f"127.0.0.1:{free_port()}"
     resolver = DidResolver(http, clock, insecure_hosts=[netloc])
     did = "did:web:" + netloc.replace(":", "%3A")

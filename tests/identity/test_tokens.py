@@ -46,7 +46,9 @@ class World:
             self.clock,
         )
 
-    def issuer(self, credentials: list[str] | None = None, keys: ConnectorKeys | None = None) -> TokenIssuer:
+    def issuer(
+        self, credentials: list[str] | None = None, keys: ConnectorKeys | None = None
+    ) -> TokenIssuer:
         return TokenIssuer(self.caller, keys or self.keys, 120, credentials or [], self.clock)
 
     def verifier(self, *, strict: bool = False) -> TokenVerifier:
@@ -236,14 +238,18 @@ async def test_untrusted_credential_is_dropped_with_reason(world: World) -> None
     bad = world.credential(issuer=rogue_did, key=rogue)
     caller = await world.verifier().verify(world.issuer([bad, good]).issue(CALLEE))
     assert [c.issuer for c in caller.credentials] == [world.authority]
-    assert caller.refused_credentials == (f"credential 0: credential: issuer {rogue_did} is not trusted",)
+    assert caller.refused_credentials == (
+        f"credential 0: credential: issuer {rogue_did} is not trusted",
+    )
 
 
 async def test_untrusted_credential_refuses_token_in_strict_mode(world: World) -> None:
     rogue = generate_key("Ed25519")
     rogue_did = did_key_from_public_jwk(rogue.public_jwk())
     token = world.issuer([world.credential(issuer=rogue_did, key=rogue)]).issue(CALLEE)
-    with pytest.raises(AuthenticationError, match=f"credential 0: .*issuer {rogue_did} is not trusted"):
+    with pytest.raises(
+        AuthenticationError, match=f"credential 0: .*issuer {rogue_did} is not trusted"
+    ):
         await world.verifier(strict=True).verify(token)
 
 
@@ -259,8 +265,10 @@ async def test_credential_of_someone_else_is_not_the_callers(world: World) -> No
 
 
 async def test_unreachable_caller_is_upstream_error(world: World) -> None:
-    token = world.sign(world.claims(iss=f"{world.caller}-gone", sub=f"{world.caller}-gone"),
-                       kid=f"{world.caller}-gone#key-1")
+    token = world.sign(
+        world.claims(iss=f"{world.caller}-gone", sub=f"{world.caller}-gone"),
+        kid=f"{world.caller}-gone#key-1",
+    )
     with pytest.raises(UpstreamError, match="HTTP 404"):
         await world.verifier().verify(token)
 
