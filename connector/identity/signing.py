@@ -156,6 +156,9 @@ def decode_jws_unverified(token: str) -> tuple[dict[str, Any], bytes]:
         raise AuthenticationError(f"malformed JWS: {exc}") from None
     if not isinstance(header, dict):
         raise AuthenticationError("malformed JWS: header is not a JSON object")
+    if "crit" in header or "b64" in header:
+        # RFC 7797 unencoded payloads would make the signed bytes differ from what we read.
+        raise AuthenticationError("JWS header parameters crit/b64 are not supported")
     return header, payload
 
 
@@ -165,7 +168,7 @@ def verify_jws(token: str, public_jwk: dict[str, Any]) -> tuple[dict[str, Any], 
     The algorithm is fixed by the key (EdDSA for Ed25519, ES256 for P-256): a header naming
     another one is refused, so ``none`` or an algorithm confusion cannot get through.
     """
-    header, _ = decode_jws_unverified(token)
+    header, payload = decode_jws_unverified(token)
     try:
         kind = key_kind(public_jwk)
     except InvalidKeyError as exc:
@@ -186,7 +189,9 @@ def verify_jws(token: str, public_jwk: dict[str, Any]) -> tuple[dict[str, Any], 
         parsed.verify(key, alg=alg)
     except (JWException, ValueError) as exc:
         raise AuthenticationError(f"signature does not verify ({exc})") from None
-    return header, bytes(parsed.payload)
+    if bytes(parsed.payload) != payload:
+        raise AuthenticationError("malformed JWS: payload mismatch")
+    return header, payload
 
 
 def derive_shared_secret(private: PrivateKey, peer_public_jwk: dict[str, Any]) -> bytes:

@@ -140,3 +140,11 @@ def test_x25519_agreement_refuses_other_kinds() -> None:
         derive_shared_secret(generate_key("Ed25519"), generate_key("X25519").public_jwk())
     with pytest.raises(InvalidKeyError, match="peer key is not X25519"):
         derive_shared_secret(generate_key("X25519"), generate_key("Ed25519").public_jwk())
+
+
+def test_unencoded_payload_option_is_refused() -> None:
+    key = generate_key("Ed25519")
+    header = {"alg": "EdDSA", "kid": "k", "crit": ["b64"], "b64": False}
+    token = f"{b64url_encode(json.dumps(header).encode())}.eA.{b64url_encode(bytes(64))}"
+    with pytest.raises(AuthenticationError, match="crit/b64 are not supported"):
+        verify_jws(token, key.public_jwk())
