@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
-from connector.errors import AuthenticationError
+from connector.errors import AuthenticationError, ConfigurationError
 from connector.identity.did import SIGNING_FRAGMENT, DidResolver, did_key_kid
 from connector.identity.jwt import parse_jwt, required_date, verify_jwt_signature
 from connector.identity.signing import PrivateKey, sign_jws
@@ -160,3 +161,27 @@ async def verify_credential(
         claims={k: v for k, v in credential_subject.items() if k != "id"},
         expires=expires,
     )
+
+
+def read_credential_files(directory: Path) -> list[str]:
+    """The VC-JWTs (``*.jwt``, one per file, sorted by name) this connector presents.
+
+    A missing directory means no credentials; an unreadable one or a file that is not a
+    JWT is a ``ConfigurationError`` naming ``PHEMS_CREDENTIALS_DIR``.
+    """
+    if not directory.exists():
+        return []
+    found: list[str] = []
+    try:
+        files = sorted(directory.glob("*.jwt"))
+        for file in files:
+            text = file.read_text(encoding="utf-8").strip()
+            if text.count(".") != 2:
+                raise ConfigurationError(f"PHEMS_CREDENTIALS_DIR: {file} is not a VC-JWT")
+            found.append(text)
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        raise ConfigurationError(
+            f"PHEMS_CREDENTIALS_DIR: cannot read {exc.filename or directory}: {reason}"
+        ) from None
+    return found

@@ -44,6 +44,16 @@ class VerifiedCaller:
     refused_credentials: tuple[str, ...] = ()
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or ``AuthenticationError``."""
+    if not authorization:
+        raise AuthenticationError("no Authorization header (a self-issued Bearer token)")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("Authorization header is not 'Bearer <token>'")
+    return token.strip()
+
+
 class TokenIssuer:
     """Makes this connector's tokens for calls to other connectors."""
 

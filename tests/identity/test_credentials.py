@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connector.errors import AuthenticationError
+from connector.errors import AuthenticationError, ConfigurationError
 from connector.identity.credentials import (
     DATA_PERMIT,
     MEMBERSHIP,
     issue_credential,
+    read_credential_files,
     verify_credential,
 )
 from connector.identity.did import DidResolver, did_key_from_public_jwk, did_key_kid
@@ -175,3 +177,23 @@ def test_issue_refuses_bad_input(authority: tuple[str, PrivateKey], clock: FakeC
         _issue(authority, clock, subject="hospital-a")
     with pytest.raises(ValueError, match="valid_until must be after"):
         _issue(authority, clock, days=0)
+
+
+def test_read_credential_files(
+    tmp_path: Path, authority: tuple[str, PrivateKey], clock: FakeClock
+) -> None:
+    assert read_credential_files(tmp_path / "missing") == []
+    first, second = _issue(authority, clock), _issue(authority, clock, DATA_PERMIT, PERMIT)
+    (tmp_path / "b-permit.jwt").write_text(second + "\n")
+    (tmp_path / "a-membership.jwt").write_text(first)
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert read_credential_files(tmp_path) == [first, second]
+    (tmp_path / "c.jwt").write_text("garbage")
+    with pytest.raises(
+        ConfigurationError, match=r"^PHEMS_CREDENTIALS_DIR: .*c.jwt is not a VC-JWT"
+    ):
+        read_credential_files(tmp_path)
+    (tmp_path / "c.jwt").unlink()
+    (tmp_path / "d.jwt").mkdir()
+    with pytest.raises(ConfigurationError, match=r"^PHEMS_CREDENTIALS_DIR: cannot read .*d.jwt"):
+        read_credential_files(tmp_path)

@@ -17,7 +17,7 @@ from connector.identity.credentials import DATA_PERMIT, MEMBERSHIP, issue_creden
 from connector.identity.did import DidResolver, did_key_from_public_jwk
 from connector.identity.keys import ConnectorKeys
 from connector.identity.signing import PrivateKey, decode_jws_unverified, generate_key
-from connector.identity.tokens import TokenIssuer, TokenVerifier
+from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer_token
 from tests.identity.conftest import DidServer, FakeClock, MemoryReplayGuard, new_keys, sign_claims
 
 CALLEE = "did:web:provider.example"
@@ -276,3 +276,16 @@ async def test_unreachable_caller_is_upstream_error(world: World) -> None:
 def test_lifetime_above_five_minutes_is_refused(world: World) -> None:
     with pytest.raises(ValueError, match="between 1 and 300"):
         TokenIssuer(world.caller, world.keys, 301, [], world.clock)
+
+
+def test_bearer_token_header() -> None:
+    assert bearer_token("Bearer abc.def.ghi") == "abc.def.ghi"
+    assert bearer_token("bearer  abc ") == "abc"
+    for bad, reason in [
+        (None, "no Authorization header"),
+        ("", "no Authorization"),
+        ("Basic dXNlcg==", "not 'Bearer"),
+        ("Bearer ", "not 'Bearer"),
+    ]:
+        with pytest.raises(AuthenticationError, match=reason):
+            bearer_token(bad)
