@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from connector.errors import AuthenticationError
-from connector.identity.did import SIGNING_FRAGMENT, DidResolver
+from connector.identity.did import SIGNING_FRAGMENT
 from connector.identity.jwt import ALGS
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import (
     PrivateKey,
     canonical_json,

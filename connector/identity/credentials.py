@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from connector.errors import AuthenticationError, ConfigurationError
-from connector.identity.did import SIGNING_FRAGMENT, DidResolver, did_key_kid
+from connector.identity.did import SIGNING_FRAGMENT, did_key_kid
 from connector.identity.jwt import parse_jwt, required_date, verify_jwt_signature
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import PrivateKey, sign_jws
 from connector.ports import Clock
 

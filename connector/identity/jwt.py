@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import AuthenticationError
-from connector.identity.did import DidResolver, Relationship
+from connector.identity.did import Relationship
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import SIGNING_ALGS, decode_jws_unverified, verify_jws
 
 ALGS = frozenset(SIGNING_ALGS.values())

@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 
 from connector.errors import AuthenticationError, UpstreamError
 from connector.identity.credentials import DEFAULT_LEEWAY, VerifiedCredential, verify_credential
-from connector.identity.did import SIGNING_FRAGMENT, DidResolver
+from connector.identity.did import SIGNING_FRAGMENT
 from connector.identity.jwt import parse_jwt, required_date, verify_jwt_signature
 from connector.identity.keys import ConnectorKeys
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import sign_jws
 from connector.ports import Clock, ReplayGuard
 

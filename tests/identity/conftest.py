@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.identity.did import DidResolver, build_did_document
+from connector.identity.did import build_did_document
 from connector.identity.keys import ConnectorKeys
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import KeyKind, PrivateKey, generate_key, sign_jws
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from connector.identity.agreements import (
     verify_agreement_signature,
     with_signature,
 )
-from connector.identity.did import DidResolver
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import decode_jws_unverified
 from tests.identity.conftest import DidServer, new_keys
 

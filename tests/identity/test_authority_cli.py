@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from connector.identity.authority_cli import app
 from connector.identity.credentials import verify_credential
-from connector.identity.did import DidResolver, public_jwk_from_did_key
+from connector.identity.did import public_jwk_from_did_key
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import (
     decode_jws_unverified,
     generate_key,

@@ -15,7 +15,8 @@ from connector.identity.credentials import (
     read_credential_files,
     verify_credential,
 )
-from connector.identity.did import DidResolver, did_key_from_public_jwk, did_key_kid
+from connector.identity.did import did_key_from_public_jwk, did_key_kid
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import PrivateKey, decode_jws_unverified, generate_key
 from tests.identity.conftest import DidServer, FakeClock, new_keys, sign_claims
 

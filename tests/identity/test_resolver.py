@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from connector.errors import AuthenticationError, UpstreamError
-from connector.identity.did import DidResolver, did_key_from_public_jwk
+from connector.identity.did import did_key_from_public_jwk
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import generate_key
 from tests.conftest import free_port
 from tests.identity.conftest import DidServer, FakeClock, new_keys

@@ -14,8 +14,9 @@ import pytest
 
 from connector.errors import AuthenticationError, UpstreamError
 from connector.identity.credentials import DATA_PERMIT, MEMBERSHIP, issue_credential
-from connector.identity.did import DidResolver, did_key_from_public_jwk
+from connector.identity.did import did_key_from_public_jwk
 from connector.identity.keys import ConnectorKeys
+from connector.identity.resolver import DidResolver
 from connector.identity.signing import PrivateKey, decode_jws_unverified, generate_key
 from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer_token
 from tests.identity.conftest import DidServer, FakeClock, MemoryReplayGuard, new_keys, sign_claims
