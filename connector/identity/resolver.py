@@ -8,6 +8,7 @@ One ``DidResolver`` per app, sharing the app's ``httpx.AsyncClient``. Fetch fail
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -47,6 +48,7 @@ class DidResolver:
         self._ttl = timedelta(seconds=cache_seconds)
         self._timeout = timeout_seconds
         self._cache: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def resolve(self, did: str) -> dict[str, Any]:
         """The DID document of ``did`` (did:web or did:key)."""
@@ -57,7 +59,13 @@ class DidResolver:
         cached = self._cache.get(did)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        document = await self._fetch(did, url)
+        # Concurrent requests from a new peer share one fetch instead of each starting one.
+        pending = self._pending.get(did)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(did, url))
+            self._pending[did] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(did, None))
+        document = await asyncio.shield(pending)
         if self._ttl > timedelta(0):
             self._store(did, now, document)
         return document
@@ -81,24 +89,28 @@ class DidResolver:
         self._cache[did] = (now, document)
 
     async def _fetch(self, did: str, url: str) -> dict[str, Any]:
+        body = bytearray()
         try:
-            response = await self._http.get(
+            async with self._http.stream(
+                "GET",
                 url,
                 headers={"Accept": "application/did+json, application/json"},
                 timeout=self._timeout,
                 follow_redirects=False,
-            )
+            ) as response:
+                if response.status_code != 200:
+                    raise UpstreamError(
+                        f"DID document of {did}: HTTP {response.status_code}", url=url
+                    )
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_document_bytes:
+                        raise UpstreamError(f"DID document of {did} is too large", url=url)
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise UpstreamError(f"cannot fetch DID document of {did}: {reason}", url=url) from None
-        if response.status_code != 200:
-            raise UpstreamError(
-                f"DID document of {did}: HTTP {response.status_code}", url=url
-            ) from None
-        if len(response.content) > self.max_document_bytes:
-            raise UpstreamError(f"DID document of {did} is too large", url=url)
         try:
-            document = json.loads(response.content)
+            document = json.loads(bytes(body))
         except ValueError:
             raise UpstreamError(f"DID document of {did} is not JSON", url=url) from None
         if not isinstance(document, dict) or document.get("id") != did:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -158,3 +159,21 @@ async def test_did_key_resolves_without_network(http: httpx.AsyncClient, clock: 
 async def test_unsupported_method(resolver: DidResolver) -> None:
     with pytest.raises(AuthenticationError, match="unsupported DID method"):
         await resolver.resolve_key("did:ethr:0xabc#key-1")
+
+
+async def test_concurrent_resolutions_share_one_fetch(
+    resolver: DidResolver, did_server: DidServer
+) -> None:
+    keys = new_keys()
+    did = did_server.publish(keys)
+    path = f"/{did.rsplit(':', 1)[1]}/did.json"
+    results = await asyncio.gather(*(resolver.resolve_key(f"{did}#key-1") for _ in range(8)))
+    assert results == [keys.signing.public_jwk()] * 8
+    assert did_server.requests_for(path) == 1
+
+
+async def test_oversized_document_is_refused(resolver: DidResolver, did_server: DidServer) -> None:
+    (did_server.root / "huge").mkdir(exist_ok=True)
+    (did_server.root / "huge" / "did.json").write_text(" " * (DidResolver.max_document_bytes + 1))
+    with pytest.raises(UpstreamError, match="too large"):
+        await resolver.resolve(f"{did_server.host_did}:huge")
