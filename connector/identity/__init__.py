@@ -1,0 +1,4 @@
+"""Identity: keys, did:web / did:key, self-issued tokens and VC-JWT credentials (DESIGN.md §3).
+
+``signing`` is the only module that touches jwcrypto; the others use its typed API.
+"""

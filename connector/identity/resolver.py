@@ -1,0 +1,119 @@
+"""did:web resolution over HTTP(S) with a cache; did:key resolved locally.
+
+One ``DidResolver`` per app, sharing the app's ``httpx.AsyncClient``. Fetch failures are
+``UpstreamError`` keeping the URL; a document or key that does not fit is
+``AuthenticationError`` with the reason. Plain http is used only for ``host:port`` values in
+``insecure_hosts`` (``PHEMS_INSECURE_DID_HOSTS``): every other did:web is fetched over https.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from connector.errors import AuthenticationError, UpstreamError
+from connector.identity.did import Relationship, did_key_document, did_to_url, find_key
+from connector.identity.signing import PublicJwk
+from connector.ports import Clock
+
+
+class DidResolver:
+    """Resolves did:web over HTTP(S) (cached for ``cache_seconds``) and did:key locally.
+
+    ``http`` is the app's one ``httpx.AsyncClient``; it is not closed here. Fetch failures are
+    ``UpstreamError`` with the URL; a document or key that does not fit is
+    ``AuthenticationError`` with the reason.
+    """
+
+    max_entries = 1024
+    max_document_bytes = 256 * 1024
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        *,
+        insecure_hosts: Iterable[str] = (),
+        cache_seconds: float = 300.0,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        self._http = http
+        self._clock = clock
+        self._insecure = frozenset(insecure_hosts)
+        self._ttl = timedelta(seconds=cache_seconds)
+        self._timeout = timeout_seconds
+        self._cache: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    async def resolve(self, did: str) -> dict[str, Any]:
+        """The DID document of ``did`` (did:web or did:key)."""
+        if did.startswith("did:key:"):
+            return did_key_document(did)
+        url = did_to_url(did, self._insecure)
+        now = self._clock.now()
+        cached = self._cache.get(did)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        # Concurrent requests from a new peer share one fetch instead of each starting one.
+        pending = self._pending.get(did)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(did, url))
+            self._pending[did] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(did, None))
+        document = await asyncio.shield(pending)
+        if self._ttl > timedelta(0):
+            self._store(did, now, document)
+        return document
+
+    async def resolve_key(
+        self, did_url_or_kid: str, relationship: Relationship = "assertionMethod"
+    ) -> PublicJwk:
+        """Public JWK of ``did:...#fragment`` listed under ``relationship`` in its document."""
+        did = did_url_or_kid.split("#", 1)[0]
+        if not did.startswith(("did:web:", "did:key:")):
+            raise AuthenticationError(f"unsupported DID method: {did_url_or_kid!r}")
+        return find_key(await self.resolve(did), did_url_or_kid, relationship)
+
+    def _store(self, did: str, now: datetime, document: dict[str, Any]) -> None:
+        if len(self._cache) >= self.max_entries:
+            for key in [k for k, (at, _) in self._cache.items() if now - at >= self._ttl]:
+                del self._cache[key]
+            while len(self._cache) >= self.max_entries:
+                del self._cache[next(iter(self._cache))]
+        self._cache.pop(did, None)
+        self._cache[did] = (now, document)
+
+    async def _fetch(self, did: str, url: str) -> dict[str, Any]:
+        body = bytearray()
+        try:
+            async with self._http.stream(
+                "GET",
+                url,
+                headers={"Accept": "application/did+json, application/json"},
+                timeout=self._timeout,
+                follow_redirects=False,
+            ) as response:
+                if response.status_code != 200:
+                    raise UpstreamError(
+                        f"DID document of {did}: HTTP {response.status_code}", url=url
+                    )
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_document_bytes:
+                        raise UpstreamError(f"DID document of {did} is too large", url=url)
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise UpstreamError(f"cannot fetch DID document of {did}: {reason}", url=url) from None
+        try:
+            document = json.loads(bytes(body))
+        except ValueError:
+            raise UpstreamError(f"DID document of {did} is not JSON", url=url) from None
+        if not isinstance(document, dict) or document.get("id") != did:
+            found = document.get("id") if isinstance(document, dict) else None
+            raise AuthenticationError(f"DID document at {url} has id {found!r}, not {did!r}")
+        return document
