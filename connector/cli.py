@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from connector.errors import PhemsError
+from connector.identity.authority_cli import app as authority_app
 from connector.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="The connector's keys and DID.", no_args_is_help=Tru
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(authority_app, name="authority")
 
 T = TypeVar("T")
 

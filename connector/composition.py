@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,8 +16,10 @@ from connector.clock import SystemClock
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
 from connector.errors import ConfigurationError
-from connector.identity.did import DidResolver, build_did_document, did_from_url
+from connector.identity.credentials import read_credential_files
+from connector.identity.did import build_did_document, did_from_url
 from connector.identity.keys import ConnectorKeys, load_or_create_keys
+from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
 from connector.ports import Clock
 from connector.settings import Settings
@@ -62,16 +63,6 @@ def load_keys(settings: Settings) -> ConnectorKeys:
     )
 
 
-def load_credentials(directory: Path) -> list[str]:
-    """VC-JWTs this connector presents: every ``*.jwt`` file in the credentials directory."""
-    if not directory.is_dir():
-        return []
-    try:
-        return [p.read_text().strip() for p in sorted(directory.glob("*.jwt"))]
-    except OSError as exc:
-        raise ConfigurationError(f"PHEMS_CREDENTIALS_DIR: cannot read {directory}: {exc}") from exc
-
-
 def management_api_key(settings: Settings) -> str:
     """The configured key, or one generated once and kept in the data directory."""
     if settings.management_api_key is not None:
@@ -109,9 +100,10 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     http = httpx.AsyncClient(timeout=settings.http_timeout_seconds, follow_redirects=False)
     resolver = DidResolver(
         http,
+        clock,
         insecure_hosts=settings.insecure_did_hosts,
         cache_seconds=settings.did_cache_seconds,
-        clock=clock,
+        timeout_seconds=settings.http_timeout_seconds,
     )
     replay = SqlReplayGuard(engine, clock)
     return Services(
@@ -127,9 +119,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         tokens=TokenIssuer(
             did,
             keys,
-            lifetime_seconds=settings.token_lifetime_seconds,
-            credentials=load_credentials(settings.effective_credentials_dir),
-            clock=clock,
+            settings.token_lifetime_seconds,
+            read_credential_files(settings.effective_credentials_dir),
+            clock,
         ),
         verifier=TokenVerifier(
             resolver,
