@@ -102,13 +102,13 @@ def phrase(constraint: Constraint) -> str:
 def node_phrase(node: ConstraintNode) -> str:
     if isinstance(node, Constraint):
         return phrase(node)
-    parts = [node_phrase(member) for member in node.constraints]
+    if node.logic is Logic.AND_SEQUENCE:
+        return "(" + ", then ".join(node_phrase(m) for m in node.constraints) + ")"
+    parts = _ordered(node.constraints)
     if node.logic is Logic.OR:
         return "(" + " or ".join(parts) + ")"
     if node.logic is Logic.XONE:
         return "exactly one of (" + "; ".join(parts) + ")"
-    if node.logic is Logic.AND_SEQUENCE:
-        return "(" + ", then ".join(parts) + ")"
     return "(" + " and ".join(parts) + ")"
 
 

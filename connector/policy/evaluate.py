@@ -248,14 +248,14 @@ def _combine(logic: Logic, parts: list[Outcome], words: str) -> Outcome:
             return Outcome(True)
         if unknowns:
             return Outcome(None, tuple(unknown))
-        return Outcome(False, (f"none of {words} holds: " + "; ".join(false),))
+        return Outcome(False, (f"{words}: none holds: " + "; ".join(false),))
     if trues > 1:
-        return Outcome(False, (f"more than one of {words} holds",))
+        return Outcome(False, (f"{words}: more than one holds",))
     if unknowns:
         return Outcome(None, tuple(unknown))
     if trues == 1:
         return Outcome(True)
-    return Outcome(False, (f"none of {words} holds: " + "; ".join(false),))
+    return Outcome(False, (f"{words}: none holds: " + "; ".join(false),))
 
 
 def _rule(rule: Rule, ctx: EvaluationContext, scope: Scope) -> Outcome:

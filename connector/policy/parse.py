@@ -209,17 +209,18 @@ def _action(value: object, names: _Names) -> str:
 
 
 def _rule(node: object, kind: RuleKind, names: _Names) -> Rule:
+    word = kind.value[len(ODRL) :]
     if not isinstance(node, dict):
-        raise _fail(f"a {kind} must be an object, got {node!r}")
-    props = _keys(node, names, str(kind))
+        raise _fail(f"a {word} must be an object, got {node!r}")
+    props = _keys(node, names, word)
     allowed = {ODRL + "action", ODRL + "constraint", *_RULE_IGNORED}
     if kind is RuleKind.PERMISSION:
         allowed.add(ODRL + "duty")
     unknown = set(props) - allowed
     if unknown:
-        raise _fail(f"unsupported {kind} properties: {', '.join(sorted(unknown))}")
+        raise _fail(f"unsupported {word} properties: {', '.join(sorted(unknown))}")
     if ODRL + "action" not in props:
-        raise _fail(f"a {kind} needs an action")
+        raise _fail(f"a {word} needs an action")
     constraints = tuple(
         sorted(
             (_constraint(item, names) for item in _items(props.get(ODRL + "constraint", []))),

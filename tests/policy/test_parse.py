@@ -173,13 +173,25 @@ def test_right_operand_values_are_typed() -> None:
         c("dateTime", "gteq", "2026-01-01"),
         c("phems:epsilon", "lteq", "1.50"),
         c("count", "lteq", "7"),
-        c("spatial", "isAnyOf", ["deu", "http://publications.europa.eu/resource/authority/country/AUT", "FR", "FR"]),
+        c(
+            "spatial",
+            "isAnyOf",
+            ["deu", "http://publications.europa.eu/resource/authority/country/AUT", "FR", "FR"],
+        ),
     )
-    values = {n.operator: n.right_operand for n in parsed.permissions[0].constraints if isinstance(n, Constraint)}
+    values = {
+        n.operator: n.right_operand
+        for n in parsed.permissions[0].constraints
+        if isinstance(n, Constraint)
+    }
     assert values[Operator.LT] == datetime(2027, 12, 31, 22, 0, tzinfo=UTC)
     assert values[Operator.GTEQ] == date(2026, 1, 1)
     assert values[Operator.IS_ANY_OF] == ("AT", "DE", "FR")
-    epsilon = next(n for n in parsed.permissions[0].constraints if isinstance(n, Constraint) and n.left_operand is LeftOperand.EPSILON)
+    epsilon = next(
+        n
+        for n in parsed.permissions[0].constraints
+        if isinstance(n, Constraint) and n.left_operand is LeftOperand.EPSILON
+    )
     assert epsilon.right_operand == Decimal("1.5")
 
 
@@ -208,9 +220,17 @@ def test_logical_constraints_nest_and_keep_sequence_order() -> None:
     inner = [n for n in logics[Logic.OR].constraints if isinstance(n, LogicalConstraint)]
     assert inner[0].logic is Logic.AND and len(inner[0].constraints) == 2
     # or / xone are commutative: swapping members gives an equal policy; andSequence is not.
-    swapped = offer({"or": [{"and": [b, c("phems:membership", "eq", True)]}, a]}, {"xone": [b, a]}, {"andSequence": [b, a]})
+    swapped = offer(
+        {"or": [{"and": [b, c("phems:membership", "eq", True)]}, a]},
+        {"xone": [b, a]},
+        {"andSequence": [b, a]},
+    )
     assert validate_policy(swapped) == validate_policy(body)
-    reordered = offer({"or": [a, {"and": [b, c("phems:membership", "eq", True)]}]}, {"xone": [a, b]}, {"andSequence": [a, b]})
+    reordered = offer(
+        {"or": [a, {"and": [b, c("phems:membership", "eq", True)]}]},
+        {"xone": [a, b]},
+        {"andSequence": [a, b]},
+    )
     assert validate_policy(reordered) != validate_policy(body)
 
 
@@ -220,7 +240,10 @@ def test_logical_constraints_nest_and_keep_sequence_order() -> None:
         ({"and": [], "or": []}, "one of and/or/xone/andSequence"),
         ({"or": []}, "has no constraints"),
         ({"leftOperand": "purpose", "operator": "eq"}, "lacks rightOperand"),
-        ({"leftOperand": "purpose", "operator": "eq", "rightOperand": "x", "unit": "m"}, "unsupported constraint properties"),
+        (
+            {"leftOperand": "purpose", "operator": "eq", "rightOperand": "x", "unit": "m"},
+            "unsupported constraint properties",
+        ),
         ("purpose eq research", "must be an object"),
     ],
 )
@@ -259,7 +282,9 @@ def test_policy_header_fields() -> None:
             "timestamp": "2026-06-15T12:00:00Z",
             PHEMS + "signature": "eyJ...",
             "permission": [{"action": "odrl:use", "target": "urn:dataset:asthma"}],
-            "obligation": [{"action": "delete", "constraint": [c("dateTime", "gteq", "2028-01-01")]}],
+            "obligation": [
+                {"action": "delete", "constraint": [c("dateTime", "gteq", "2028-01-01")]}
+            ],
         }
     )
     assert parsed.type is PolicyType.AGREEMENT
