@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from connector.errors import PolicyViolationError
+from connector.errors import AuthenticationError, PolicyViolationError
 
 
 class Scope(StrEnum):
@@ -23,6 +23,14 @@ class Scope(StrEnum):
 
 MEMBERSHIP_CREDENTIAL = "MembershipCredential"
 DATA_PERMIT_CREDENTIAL = "DataPermitCredential"
+
+
+def _instant(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AuthenticationError(f"credential time claims must be numbers, got {value!r}")
+    return datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,33 @@ class VerifiedCredential:
     subject: Mapping[str, Any]
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+
+    @classmethod
+    def from_jwt_claims(cls, claims: Mapping[str, Any]) -> VerifiedCredential:
+        """From the payload of a VC-JWT (VC Data Model 1.1) whose signature was verified:
+        ``iss``, ``sub``, ``nbf`` / ``iat``, ``exp`` and ``vc.type`` / ``vc.credentialSubject``.
+        """
+        vc = claims.get("vc")
+        if not isinstance(vc, Mapping):
+            raise AuthenticationError("credential has no vc claim")
+        types = vc.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        subject = vc.get("credentialSubject")
+        issuer = claims.get("iss")
+        if not isinstance(subject, Mapping) or not isinstance(issuer, str):
+            raise AuthenticationError("credential needs iss and one credentialSubject object")
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise AuthenticationError("credential vc.type must be a list of strings")
+        holder = subject.get("id", claims.get("sub"))
+        if claims.get("sub") not in (None, holder):
+            raise AuthenticationError("credential sub and credentialSubject.id differ")
+        return cls(
+            types=frozenset(types),
+            issuer=issuer,
+            subject={**subject, "id": holder},
+            valid_from=_instant(claims.get("nbf", claims.get("iat"))),
+            valid_until=_instant(claims.get("exp")),
+        )
 
 
 @dataclass(frozen=True)

@@ -136,5 +136,7 @@ def describe_policy(policy: Mapping[str, Any] | Policy) -> str:
         phrases.append(_duty("must not", prohibition.action, prohibition.constraints))
     for obligation in policy.obligations:
         phrases.append(_duty("must", obligation.action, obligation.constraints))
+    if policy.approval_required:
+        phrases.append("each request approved by the data protection officer")
     unique = list(dict.fromkeys(phrases))
     return ", ".join(unique) if unique else "no restrictions"

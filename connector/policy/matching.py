@@ -4,6 +4,8 @@ A ``ContractRequestMessage`` names an offer by ``@id`` and repeats its content. 
 known id is not enough: the normalised content (rules, actions, constraints, values) must be
 the stored offer's too, so a consumer cannot loosen a constraint under a valid id. Order and
 spelling (prefixed or full IRIs, ``{"@value": ...}`` or a bare literal) do not matter.
+Whether the stored offer needs manual approval is the provider's business: the stored flag
+governs, so it is not compared.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ class Policy:
     permissions: tuple[Rule, ...] = ()
     prohibitions: tuple[Rule, ...] = ()
     obligations: tuple[Rule, ...] = ()
+    approval_required: bool = False
 
     @property
     def rules(self) -> tuple[Rule, ...]:

@@ -7,6 +7,9 @@ prefixes (``odrl``, ``phems``, ``dspace``, ``xsd``, ``dct``, ``dcat``) and any p
 defined inline in the policy's own ``@context``. An unknown left operand, operator, action,
 policy type or property is refused with ``PolicyDefinitionError`` naming it, never ignored.
 
+The profile's policy-level ``https://w3id.org/phems/ns/approvalRequired`` (boolean) says a
+person at the provider approves each negotiation before AGREED (``Policy.approval_required``).
+
 Accepted but not part of the normalised policy: ``@context``, the Agreement ``timestamp``,
 the ``https://w3id.org/phems/ns/signature`` property, and a rule-level ``target`` /
 ``assigner`` / ``assignee`` / ``@id`` / ``@type`` (ODRL allows them; the policy-level ones count).
@@ -30,6 +33,7 @@ from connector.policy.model import (
 from connector.policy.operands import OPERANDS, unwrap
 from connector.policy.vocab import (
     ACTIONS,
+    APPROVAL_REQUIRED,
     DSPACE,
     ODRL,
     PHEMS,
@@ -54,6 +58,7 @@ _TOP_LEVEL = {
     ODRL + "timestamp",
     DSPACE + "timestamp",
     SIGNATURE,
+    APPROVAL_REQUIRED,
     *(kind.value for kind in RuleKind),
 }
 _RULE_IGNORED = {
@@ -264,6 +269,11 @@ def validate_policy(policy: Mapping[str, Any]) -> Policy:
         )
         for kind in RuleKind
     }
+    approval = props.get(APPROVAL_REQUIRED, False)
+    if isinstance(approval, dict) and "@value" in approval:
+        approval = approval["@value"]
+    if not isinstance(approval, bool):
+        raise _fail(f"{APPROVAL_REQUIRED} must be true or false, got {approval!r}")
     return Policy(
         uid=names.value(_iri(uid, names, "@id")) if uid is not None else None,
         type=PolicyType(type_iri),
@@ -273,4 +283,5 @@ def validate_policy(policy: Mapping[str, Any]) -> Policy:
         permissions=rules[RuleKind.PERMISSION],
         prohibitions=rules[RuleKind.PROHIBITION],
         obligations=rules[RuleKind.OBLIGATION],
+        approval_required=approval,
     )

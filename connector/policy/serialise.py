@@ -15,7 +15,7 @@ from typing import Any
 from connector.errors import PolicyDefinitionError
 from connector.policy.model import Constraint, ConstraintNode, Policy, Rule, Scalar
 from connector.policy.parse import validate_policy
-from connector.policy.vocab import XSD, PolicyType, compact
+from connector.policy.vocab import APPROVAL_REQUIRED, XSD, PolicyType, compact
 
 JsonDict = dict[str, Any]
 
@@ -74,6 +74,8 @@ def to_jsonld(policy: Policy) -> JsonDict:
         out["prohibition"] = [_rule(rule) for rule in policy.prohibitions]
     if policy.obligations:
         out["obligation"] = [_rule(rule) for rule in policy.obligations]
+    if policy.approval_required:
+        out[APPROVAL_REQUIRED] = True
     return out
 
 
@@ -88,6 +90,7 @@ def make_agreement(
 ) -> JsonDict:
     """The ODRL Agreement for an accepted Offer: its rules, with the parties and the time.
 
+    The rules are copied (the approval flag is not: by now the approval has happened).
     The offer is validated first; an offer naming a different target is refused
     (``PolicyDefinitionError``). ``timestamp`` is written in UTC to the second.
     """

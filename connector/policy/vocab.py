@@ -28,6 +28,9 @@ PREFIXES: Mapping[str, str] = {
 }
 
 SIGNATURE = PHEMS + "signature"
+# Policy-level profile property: the provider's data protection officer approves each
+# negotiation in the management API before AGREED.
+APPROVAL_REQUIRED = PHEMS + "approvalRequired"
 
 
 class LeftOperand(StrEnum):

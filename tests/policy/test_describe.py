@@ -82,3 +82,10 @@ def test_no_restrictions_and_invalid_policy() -> None:
     assert describe_policy(offer()) == "no restrictions"
     with pytest.raises(PolicyDefinitionError):
         describe_policy(offer(c("colour", "eq", "blue")))
+
+
+def test_approval_is_described() -> None:
+    body = offer(c("purpose", "eq", "research"), **{PHEMS + "approvalRequired": True})
+    assert describe_policy(body) == (
+        "research only, each request approved by the data protection officer"
+    )

@@ -124,3 +124,9 @@ def test_stored_offer_with_target_requires_the_same_target() -> None:
 def test_invalid_stored_offer_is_our_error() -> None:
     with pytest.raises(PolicyDefinitionError):
         offers_match(requested(), offer(c("foo", "eq", 1)))
+
+
+def test_approval_flag_is_the_providers_business() -> None:
+    mine = stored()
+    mine[PHEMS + "approvalRequired"] = True
+    assert offers_match(requested(), mine, dataset_id=DATASET)

@@ -292,3 +292,12 @@ def test_policy_header_fields() -> None:
     assert parsed.assigner == "did:web:hospital.example"
     assert parsed.obligations[0].action == ODRL + "delete"
     assert validate_policy({}).type is PolicyType.SET
+
+
+def test_approval_required_flag() -> None:
+    key = PHEMS + "approvalRequired"
+    assert validate_policy(offer(**{key: True})).approval_required
+    assert validate_policy(offer(**{"phems:approvalRequired": {"@value": True}})).approval_required
+    assert not validate_policy(offer()).approval_required
+    with pytest.raises(PolicyDefinitionError, match="must be true or false"):
+        validate_policy(offer(**{key: "yes"}))

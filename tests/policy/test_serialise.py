@@ -40,6 +40,14 @@ def test_to_jsonld_uses_dsp_terms_and_round_trips() -> None:
         "@value": "0.123456789012345678901", "@type": XSD + "decimal"}} in constraints  # fmt: skip
     assert out["prohibition"] == [{"action": "distribute"}]
     assert validate_policy(out) == policy
+    flagged = validate_policy({**body, PHEMS + "approvalRequired": True})
+    assert to_jsonld(flagged)[PHEMS + "approvalRequired"] is True
+    assert validate_policy(to_jsonld(flagged)) == flagged
+    agreement = make_agreement(
+        flagged, agreement_id="a", target="t", assigner="p", assignee="c",
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert PHEMS + "approvalRequired" not in agreement
 
 
 def test_make_agreement() -> None:
