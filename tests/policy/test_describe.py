@@ -85,7 +85,7 @@ def test_no_restrictions_and_invalid_policy() -> None:
 
 
 def test_approval_is_described() -> None:
-    body = offer(c("purpose", "eq", "research"), **{PHEMS + "approvalRequired": True})
+    body = {**offer(c("purpose", "eq", "research")), PHEMS + "approvalRequired": True}
     assert describe_policy(body) == (
         "research only, each request approved by the data protection officer"
     )

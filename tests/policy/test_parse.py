@@ -296,8 +296,10 @@ def test_policy_header_fields() -> None:
 
 def test_approval_required_flag() -> None:
     key = PHEMS + "approvalRequired"
-    assert validate_policy(offer(**{key: True})).approval_required
-    assert validate_policy(offer(**{"phems:approvalRequired": {"@value": True}})).approval_required
+    assert validate_policy({**offer(), key: True}).approval_required
+    assert validate_policy(
+        {**offer(), "phems:approvalRequired": {"@value": True}}
+    ).approval_required
     assert not validate_policy(offer()).approval_required
     with pytest.raises(PolicyDefinitionError, match="must be true or false"):
-        validate_policy(offer(**{key: "yes"}))
+        validate_policy({**offer(), key: "yes"})
