@@ -59,6 +59,7 @@ def _permits(ctx: EvaluationContext) -> list[VerifiedCredential]:
     for cred in ctx.credentials:
         datasets = cred.subject.get("datasets", [])
         datasets = [datasets] if isinstance(datasets, str) else datasets
+        datasets = datasets if isinstance(datasets, list) else []
         purpose = cred.subject.get("purpose")
         if (
             _valid(cred, DATA_PERMIT_CREDENTIAL, ctx)

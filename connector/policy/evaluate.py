@@ -16,7 +16,7 @@ agreement, not checked here. A policy without permissions restricts nothing (as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -76,10 +76,11 @@ def _node(node: ConstraintNode, ctx: EvaluationContext, scope: Scope) -> Outcome
     if isinstance(node, Constraint):
         return _atom(node, ctx, scope)
     parts = [_node(member, ctx, scope) for member in node.constraints]
-    return _combine(node.logic, parts, node_phrase(node))
+    return _combine(node.logic, parts, lambda: node_phrase(node))
 
 
-def _combine(logic: Logic, parts: list[Outcome], words: str) -> Outcome:
+def _combine(logic: Logic, parts: list[Outcome], words: Callable[[], str]) -> Outcome:
+    """``words`` renders the logical constraint, only when a failure needs naming."""
     false = [m for p in parts if p.value is False for m in p.messages]
     unknown = [m for p in parts if p.value is None for m in p.messages]
     trues = sum(1 for p in parts if p.value is True)
@@ -94,19 +95,19 @@ def _combine(logic: Logic, parts: list[Outcome], words: str) -> Outcome:
             return Outcome(True)
         if unknowns:
             return Outcome(None, tuple(unknown))
-        return Outcome(False, (f"{words}: none holds: " + "; ".join(false),))
+        return Outcome(False, (f"{words()}: none holds: " + "; ".join(false),))
     if trues > 1:
-        return Outcome(False, (f"{words}: more than one holds",))
+        return Outcome(False, (f"{words()}: more than one holds",))
     if unknowns:
         return Outcome(None, tuple(unknown))
     if trues == 1:
         return Outcome(True)
-    return Outcome(False, (f"{words}: none holds: " + "; ".join(false),))
+    return Outcome(False, (f"{words()}: none holds: " + "; ".join(false),))
 
 
 def _rule(rule: Rule, ctx: EvaluationContext, scope: Scope) -> Outcome:
     parts = [_node(node, ctx, scope) for node in rule.constraints]
-    return _combine(Logic.AND, parts, "") if parts else Outcome(True)
+    return _combine(Logic.AND, parts, lambda: "") if parts else Outcome(True)
 
 
 def evaluate(policy: Policy, context: EvaluationContext, scope: Scope) -> Decision:

@@ -69,6 +69,10 @@ _RULE_IGNORED = {
     ODRL + "assigner",
     ODRL + "assignee",
 }
+_LEFT_OPERANDS = frozenset(item.value for item in LeftOperand)
+_LOGIC = frozenset(item.value for item in Logic)
+_OPERATORS = frozenset(item.value for item in Operator)
+_POLICY_TYPES = frozenset(item.value for item in PolicyType)
 _CONSTRAINT_KEYS = {"@id", "@type", ODRL + "leftOperand", ODRL + "operator", ODRL + "rightOperand"}
 
 
@@ -137,7 +141,7 @@ def _items(value: object) -> list[Any]:
 
 def _hint(full: str) -> str:
     name = full[len(ODRL) :] if full.startswith(ODRL) else ""
-    if name and PHEMS + name in {operand.value for operand in LeftOperand}:
+    if name and PHEMS + name in _LEFT_OPERANDS:
         return f" (profile terms need the full IRI {PHEMS}{name} or the phems: prefix)"
     return ""
 
@@ -146,7 +150,7 @@ def _constraint(node: object, names: _Names) -> ConstraintNode:
     if not isinstance(node, dict):
         raise _fail(f"a constraint must be an object, got {node!r}")
     props = _keys(node, names, "constraint")
-    logic = [key for key in props if key in {item.value for item in Logic}]
+    logic = [key for key in props if key in _LOGIC]
     if logic:
         extra = set(props) - {"@id", "@type", *logic}
         if len(logic) > 1 or extra:
@@ -168,12 +172,12 @@ def _constraint(node: object, names: _Names) -> ConstraintNode:
             raise _fail(f"constraint lacks {part}: {node}")
     written = _iri(props[ODRL + "leftOperand"], names, "leftOperand")
     left_iri = names.term(written)
-    if left_iri not in {item.value for item in LeftOperand}:
+    if left_iri not in _LEFT_OPERANDS:
         raise _fail(f"unknown leftOperand {written!r} ({left_iri}){_hint(left_iri)}")
     left = LeftOperand(left_iri)
     written_op = _iri(props[ODRL + "operator"], names, "operator")
     op_iri = names.term(written_op)
-    if op_iri not in {item.value for item in Operator}:
+    if op_iri not in _OPERATORS:
         raise _fail(f"unknown operator {written_op!r} ({op_iri})")
     operator = Operator(op_iri)
     spec = OPERANDS[left]
@@ -256,7 +260,7 @@ def validate_policy(policy: Mapping[str, Any]) -> Policy:
     type_iri = PolicyType.SET.value  # ODRL's default policy type
     if "@type" in props:
         type_iri = names.term(_iri(props["@type"], names, "@type"))
-    if type_iri not in {item.value for item in PolicyType}:
+    if type_iri not in _POLICY_TYPES:
         raise _fail(f"unsupported policy @type {type_iri} (Offer, Agreement or Set)")
     uid = props.get("@id", props.get(ODRL + "uid"))
 
