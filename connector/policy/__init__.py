@@ -34,6 +34,7 @@ from connector.policy.vocab import (
     OutputType,
     PolicyType,
     RuleKind,
+    expand,
 )
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "Scope",
     "VerifiedCredential",
     "describe_policy",
+    "expand",
     "evaluate",
     "make_agreement",
     "offers_match",

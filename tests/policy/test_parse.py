@@ -14,6 +14,7 @@ from connector.policy import (
     LogicalConstraint,
     Operator,
     PolicyType,
+    expand,
     validate_policy,
 )
 from tests.policy.helpers import PHEMS, c, offer, policy
@@ -303,3 +304,18 @@ def test_approval_required_flag() -> None:
     assert not validate_policy(offer()).approval_required
     with pytest.raises(PolicyDefinitionError, match="must be true or false"):
         validate_policy({**offer(), key: "yes"})
+
+
+@pytest.mark.parametrize(
+    ("term", "iri"),
+    [
+        ("use", ODRL + "use"),
+        ("odrl:use", ODRL + "use"),
+        (ODRL + "use", ODRL + "use"),
+        ("phems:epsilon", PHEMS + "epsilon"),
+        ("did:web:x", "did:web:x"),
+        ("odrl://host/x", "odrl://host/x"),
+    ],
+)
+def test_expand(term: str, iri: str) -> None:
+    assert expand(term) == iri
