@@ -1,0 +1,69 @@
+"""The ODRL policy engine: parse, evaluate, match, describe. Pure: no HTTP, no database.
+
+validate_policy(dict) -> Policy                  refuse unknown terms (PolicyDefinitionError)
+evaluate(Policy, EvaluationContext, Scope) -> Decision
+offers_match(requested, stored, *, dataset_id) -> OfferMatch
+make_agreement(offer, *, agreement_id, target, assigner, assignee, timestamp) -> dict
+to_jsonld(Policy) -> dict
+describe_policy(dict | Policy) -> str
+"""
+
+from __future__ import annotations
+
+from connector.policy.context import (
+    DATA_PERMIT_CREDENTIAL,
+    MEMBERSHIP_CREDENTIAL,
+    Decision,
+    EvaluationContext,
+    Scope,
+    VerifiedCredential,
+)
+from connector.policy.describe import describe_policy
+from connector.policy.evaluate import CHECKS, evaluate
+from connector.policy.matching import OfferMatch, offers_match
+from connector.policy.model import Constraint, LogicalConstraint, Policy, Rule
+from connector.policy.parse import validate_policy
+from connector.policy.serialise import make_agreement, to_jsonld
+from connector.policy.vocab import (
+    DSP_CONTEXT,
+    ODRL,
+    PHEMS,
+    LeftOperand,
+    Logic,
+    Operator,
+    OutputType,
+    PolicyType,
+    RuleKind,
+    expand,
+)
+
+__all__ = [
+    "CHECKS",
+    "DATA_PERMIT_CREDENTIAL",
+    "DSP_CONTEXT",
+    "MEMBERSHIP_CREDENTIAL",
+    "ODRL",
+    "PHEMS",
+    "Constraint",
+    "Decision",
+    "EvaluationContext",
+    "LeftOperand",
+    "Logic",
+    "LogicalConstraint",
+    "OfferMatch",
+    "Operator",
+    "OutputType",
+    "Policy",
+    "PolicyType",
+    "Rule",
+    "RuleKind",
+    "Scope",
+    "VerifiedCredential",
+    "describe_policy",
+    "expand",
+    "evaluate",
+    "make_agreement",
+    "offers_match",
+    "to_jsonld",
+    "validate_policy",
+]

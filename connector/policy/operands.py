@@ -1,0 +1,144 @@
+"""What each left operand accepts: its operators and how its right operand is parsed.
+
+One table, ``OPERANDS``. A right operand arrives as a JSON literal, ``{"@value": ...,
+"@type": ...}`` or ``{"@id": ...}``; each parser turns it into the one Python value the
+evaluator compares with, or raises ``PolicyDefinitionError`` saying what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from connector.errors import PolicyDefinitionError
+from connector.policy.model import Scalar
+from connector.policy.spatial import normalise_place
+from connector.policy.vocab import PHEMS, XSD, LeftOperand, Operator, OutputType, expand_value
+
+Prefixes = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A right-operand item with its JSON-LD wrapping removed."""
+
+    value: object
+    datatype: str | None = None
+    is_iri: bool = False
+
+
+def unwrap(item: object, prefixes: Prefixes) -> Raw:
+    if isinstance(item, dict):
+        if "@id" in item and isinstance(item["@id"], str):
+            return Raw(expand_value(item["@id"], prefixes), is_iri=True)
+        if "@value" in item:
+            datatype = item.get("@type")
+            if datatype is not None and not isinstance(datatype, str):
+                raise PolicyDefinitionError(f"rightOperand @type must be a string: {item!r}")
+            return Raw(item["@value"], expand_value(datatype, prefixes) if datatype else None)
+        raise PolicyDefinitionError(f"rightOperand object needs @id or @value: {item!r}")
+    if isinstance(item, list):
+        raise PolicyDefinitionError(f"nested lists are not a right operand: {item!r}")
+    return Raw(item)
+
+
+def _text(raw: Raw, prefixes: Prefixes) -> str:
+    if not isinstance(raw.value, str) or not raw.value.strip():
+        raise PolicyDefinitionError(f"expected a non-empty string or IRI, got {raw.value!r}")
+    return raw.value if raw.is_iri else expand_value(raw.value.strip(), prefixes)
+
+
+def _place(raw: Raw, prefixes: Prefixes) -> str:
+    return normalise_place(_text(raw, prefixes))
+
+
+def _output_type(raw: Raw, prefixes: Prefixes) -> str:
+    text = _text(raw, prefixes)
+    token = text[len(PHEMS) :] if text.startswith(PHEMS) else text
+    if token not in {t.value for t in OutputType}:
+        allowed = ", ".join(t.value for t in OutputType)
+        raise PolicyDefinitionError(f"outputType must be one of {allowed}, got {text!r}")
+    return token
+
+
+def parse_instant(text: str) -> date | datetime:
+    """An xsd:date (``2027-12-31``) or xsd:dateTime; a naive dateTime is taken as UTC."""
+    try:
+        if "T" not in text:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise PolicyDefinitionError(f"not an xsd:date or xsd:dateTime: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _instant(raw: Raw, prefixes: Prefixes) -> date | datetime:
+    if not isinstance(raw.value, str):
+        raise PolicyDefinitionError(f"dateTime needs an ISO 8601 string, got {raw.value!r}")
+    if raw.datatype not in (None, XSD + "dateTime", XSD + "date", XSD + "dateTimeStamp"):
+        raise PolicyDefinitionError(f"dateTime cannot have datatype {raw.datatype}")
+    return parse_instant(raw.value.strip())
+
+
+def _integer(raw: Raw, minimum: int) -> int:
+    value = raw.value
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise PolicyDefinitionError(f"expected an integer >= {minimum}, got {raw.value!r}")
+    return value
+
+
+def _decimal(raw: Raw, prefixes: Prefixes) -> Decimal:
+    value = raw.value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PolicyDefinitionError(f"expected a positive number, got {value!r}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise PolicyDefinitionError(f"expected a positive number, got {value!r}") from exc
+    if not number.is_finite() or number <= 0:
+        raise PolicyDefinitionError(f"expected a positive number, got {value!r}")
+    return number.normalize()
+
+
+def _true(raw: Raw, prefixes: Prefixes) -> bool:
+    if raw.value is True or (isinstance(raw.value, str) and raw.value.strip() == "true"):
+        return True
+    raise PolicyDefinitionError(f"expected true (the credential is required), got {raw.value!r}")
+
+
+@dataclass(frozen=True)
+class OperandSpec:
+    operators: frozenset[Operator]
+    parse: Callable[[Raw, Prefixes], Scalar]
+
+
+_O = Operator
+_SETS = frozenset({_O.IS_ANY_OF, _O.IS_NONE_OF})
+_ORDERED = frozenset({_O.EQ, _O.NEQ, _O.LT, _O.LTEQ, _O.GT, _O.GTEQ})
+
+OPERANDS: Mapping[LeftOperand, OperandSpec] = {
+    # isA on purpose is equality: the profile ships no purpose taxonomy.
+    LeftOperand.PURPOSE: OperandSpec(frozenset({_O.EQ, _O.NEQ, _O.IS_A}) | _SETS, _text),
+    LeftOperand.DATE_TIME: OperandSpec(_ORDERED, _instant),
+    # count: the use being attempted is number uses_so_far + 1; only upper bounds make sense.
+    LeftOperand.COUNT: OperandSpec(frozenset({_O.LT, _O.LTEQ}), lambda r, p: _integer(r, 0)),
+    LeftOperand.SPATIAL: OperandSpec(frozenset({_O.EQ, _O.NEQ, _O.IS_PART_OF}) | _SETS, _place),
+    LeftOperand.RECIPIENT: OperandSpec(frozenset({_O.EQ, _O.NEQ}) | _SETS, _text),
+    LeftOperand.OUTPUT_TYPE: OperandSpec(frozenset({_O.EQ, _O.NEQ}) | _SETS, _output_type),
+    # minCellSize is a floor and epsilon a budget whatever the operator's spelling: eq 10
+    # reads "the minimum cell size is 10"; gt / lt make the bound strict.
+    LeftOperand.MIN_CELL_SIZE: OperandSpec(
+        frozenset({_O.EQ, _O.GTEQ, _O.GT}), lambda r, p: _integer(r, 1)
+    ),
+    LeftOperand.EPSILON: OperandSpec(frozenset({_O.EQ, _O.LTEQ, _O.LT}), _decimal),
+    LeftOperand.DATA_PERMIT: OperandSpec(frozenset({_O.EQ}), _true),
+    LeftOperand.MEMBERSHIP: OperandSpec(frozenset({_O.EQ}), _true),
+}

@@ -1,0 +1,27 @@
+"""The policy engine is pure: standard library, our errors and itself; no HTTP, no database."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import connector.policy
+
+PACKAGE = Path(connector.policy.__file__).parent
+
+
+def test_policy_package_imports_only_stdlib_and_errors() -> None:
+    allowed_ours = {"connector.errors"}
+    for module in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(module.read_text(), filename=str(module))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                ours = name.startswith("connector.policy") or name in allowed_ours
+                assert ours or top in sys.stdlib_module_names, f"{module.name} imports {name}"
