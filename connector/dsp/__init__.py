@@ -1,4 +1,14 @@
-"""Dataspace Protocol 2025-1: the pure core (context, messages, state machines).
+"""Dataspace Protocol 2025-1: the pure core. No HTTP, database or crypto in here.
 
-HTTP routes, persistence and the outbox are built on these modules elsewhere.
+- ``context``: the bundled 2025-1 JSON-LD context (never fetched) and the lenient reader that
+  turns prefixed / expanded / plain-JSON forms into the compact form.
+- ``messages``: ``parse_message`` / ``parse_any`` / ``dump`` and every message model
+  (defined in ``catalog_messages``, ``negotiation_messages``, ``transfer_messages``).
+- ``negotiation`` / ``transfer``: the two state machines, one transition table each, and the
+  immutable ``Negotiation`` / ``Transfer`` records with a pure ``apply``.
+- ``policy_shape``: minimal structural checks of ODRL Offer / Agreement dicts.
+- ``error_bodies``: ContractNegotiationError / TransferError / CatalogError for our exceptions.
+- ``urls``: callback address validation and joining.
+
+Routes, the store and the outbox loop (``routes*``, ``store*``, ``outbox*``) build on these.
 """

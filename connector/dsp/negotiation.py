@@ -46,6 +46,7 @@ from connector.dsp.negotiation_messages import (
     ContractRequestMessage,
     NegotiationMessage,
 )
+from connector.dsp.policy_shape import policy_target
 from connector.dsp.states import NegotiationEventType, NegotiationState, Role
 from connector.dsp.wire import reason_texts
 from connector.errors import InvalidMessageError, InvalidTransitionError
@@ -60,6 +61,7 @@ __all__ = [
     "allowed_events",
     "apply",
     "event_of",
+    "is_repeat",
     "next_state",
     "record_ack",
 ]
@@ -208,7 +210,8 @@ def apply(
     """The negotiation after ``message`` sent by ``sender_role``; never mutates its input.
 
     Raises ``InvalidTransitionError`` for a message the state machine does not allow, and
-    ``InvalidMessageError`` when the message's pids contradict the negotiation's.
+    ``InvalidMessageError`` when the message's pids contradict the negotiation's or an
+    agreement's target is not the negotiated offer's.
     """
     target = next_state(negotiation.state, event_of(message), sender_role)
     provider_pid = _same_pid("providerPid", negotiation.provider_pid, message.provider_pid)
@@ -225,6 +228,12 @@ def apply(
         if from_counterparty and message.callback_address is not None:
             changes["counterparty_address"] = message.callback_address
     elif isinstance(message, ContractAgreementMessage):
+        offered = policy_target(negotiation.offer) if negotiation.offer is not None else None
+        agreed = policy_target(message.agreement)
+        if offered is not None and agreed != offered:
+            raise InvalidMessageError(
+                f"agreement target {agreed!r} is not the negotiated offer's target {offered!r}"
+            )
         changes["agreement"] = copy.deepcopy(message.agreement)
         changes["provider_signature"] = message.provider_signature
     elif isinstance(message, ContractAgreementVerificationMessage):
@@ -234,6 +243,32 @@ def apply(
         changes["termination_reason"] = reason_texts(message.reason or ())
         changes["terminated_by"] = sender_role
     return replace(negotiation, **changes)
+
+
+def is_repeat(negotiation: Negotiation, message: NegotiationMessage, *, sender_role: Role) -> bool:
+    """True when ``message`` is a re-delivery of the message that brought ``negotiation`` into
+    its current state (its sender retried because our ACK was lost): answer with the ACK and
+    change nothing. Judged by state and recorded content, so it works for peers that send no
+    message ``@id``."""
+    event = event_of(message)
+    if not any(
+        e is event and r is sender_role and target is negotiation.state
+        for (_, e, r), target in TRANSITIONS.items()
+    ):
+        return False
+    if (message.provider_pid or negotiation.provider_pid) != negotiation.provider_pid:
+        return False
+    if (message.consumer_pid or negotiation.consumer_pid) != negotiation.consumer_pid:
+        return False
+    if isinstance(message, ContractRequestMessage | ContractOfferMessage):
+        return message.offer == negotiation.offer
+    if isinstance(message, ContractAgreementMessage):
+        return message.agreement == negotiation.agreement
+    if isinstance(message, ContractAgreementVerificationMessage):
+        return message.signature == negotiation.consumer_signature
+    if isinstance(message, ContractNegotiationTerminationMessage):
+        return negotiation.terminated_by is sender_role  # crossing terminations are not repeats
+    return True
 
 
 def record_ack(negotiation: Negotiation, ack: ContractNegotiation, *, now: datetime) -> Negotiation:

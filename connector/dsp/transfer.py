@@ -48,6 +48,7 @@ __all__ = [
     "allowed_events",
     "apply",
     "event_of",
+    "is_repeat",
     "next_state",
     "record_ack",
 ]
@@ -211,6 +212,33 @@ def apply(
         if isinstance(message, TransferTerminationMessage):
             changes["terminated_by"] = sender_role
     return replace(transfer, **changes)
+
+
+def is_repeat(transfer: Transfer, message: TransferMessage, *, sender_role: Role) -> bool:
+    """True when ``message`` is a re-delivery of the message that brought ``transfer`` into its
+    current state (its sender retried because our ACK was lost): answer with the ACK and change
+    nothing. For a repeated TransferRequestMessage DSP asks the provider to answer again with
+    the start; that is the caller's to send."""
+    event = event_of(message)
+    if not any(
+        e is event and r is sender_role and target is transfer.state
+        for (_, e, r), target in TRANSITIONS.items()
+    ):
+        return False
+    sent_provider_pid = (
+        None if isinstance(message, TransferRequestMessage) else message.provider_pid
+    )
+    if (sent_provider_pid or transfer.provider_pid) != transfer.provider_pid:
+        return False
+    if message.consumer_pid != transfer.consumer_pid:
+        return False
+    if isinstance(message, TransferRequestMessage):
+        return (message.agreement_id, message.format) == (transfer.agreement_id, transfer.format)
+    if isinstance(message, TransferStartMessage):
+        return message.data_address is None or message.data_address == transfer.data_address
+    if isinstance(message, TransferTerminationMessage):
+        return transfer.terminated_by is sender_role  # crossing terminations are not repeats
+    return True
 
 
 def record_ack(transfer: Transfer, ack: TransferProcess, *, now: datetime) -> Transfer:

@@ -296,3 +296,43 @@ def test_abandon_terminates_locally_once() -> None:
     assert fresh.state is S.INITIAL
     with pytest.raises(InvalidTransitionError):
         n.abandon(gone, reason="again", now=T1)
+
+
+@pytest.mark.parametrize(("arrow", "target"), list(DIAGRAM.items()))
+def test_redelivered_message_is_a_repeat(
+    arrow: tuple[NegotiationState, NegotiationEvent, Role], target: NegotiationState
+) -> None:
+    state, event, sender = arrow
+    for holder in Role:
+        before = negotiation(state, holder)
+        after = n.apply(before, message(event), sender_role=sender, now=T1)
+        assert after.state is target
+        assert n.is_repeat(after, message(event), sender_role=sender)
+        assert not n.is_repeat(before, message(event), sender_role=sender)
+        assert not n.is_repeat(after, message(event), sender_role=sender.other)
+
+
+def test_a_different_offer_or_agreement_is_not_a_repeat() -> None:
+    offered = n.apply(negotiation(S.REQUESTED, C), message(E.OFFER), sender_role=P, now=T1)
+    other_offer = m.ContractOfferMessage(
+        provider_pid=PPID, consumer_pid=CPID, offer={**OFFER, "@id": "urn:offer:2"}
+    )
+    assert not n.is_repeat(offered, other_offer, sender_role=P)
+    agreed = n.apply(negotiation(S.REQUESTED, C), message(E.AGREEMENT), sender_role=P, now=T1)
+    other_agreement = m.ContractAgreementMessage(
+        provider_pid=PPID, consumer_pid=CPID, agreement={**AGREEMENT, "@id": "urn:agreement:2"}
+    )
+    assert not n.is_repeat(agreed, other_agreement, sender_role=P)
+    other_pid = m.ContractAgreementMessage(
+        provider_pid="urn:other", consumer_pid=CPID, agreement=AGREEMENT
+    )
+    assert not n.is_repeat(agreed, other_pid, sender_role=P)
+
+
+def test_agreement_must_be_for_the_negotiated_dataset() -> None:
+    requested = n.apply(negotiation(S.OFFERED, P), message(E.REQUEST), sender_role=C, now=T1)
+    elsewhere = m.ContractAgreementMessage(
+        provider_pid=PPID, consumer_pid=CPID, agreement={**AGREEMENT, "target": "urn:dataset:2"}
+    )
+    with pytest.raises(InvalidMessageError, match="target"):
+        n.apply(requested, elsewhere, sender_role=P, now=T1)

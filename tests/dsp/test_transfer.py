@@ -193,3 +193,34 @@ def test_abandon_and_initial_ack() -> None:
     assert gone.state is S.TERMINATED and fresh.state is S.INITIAL
     with pytest.raises(InvalidTransitionError):
         t.abandon(gone, reason="again", now=T1)
+
+
+@pytest.mark.parametrize(("arrow", "target"), list(DIAGRAM.items()))
+def test_redelivered_message_is_a_repeat(
+    arrow: tuple[TransferState, TransferEvent, Role], target: TransferState
+) -> None:
+    state, event, sender = arrow
+    for holder in Role:
+        before = transfer(state, holder)
+        after = t.apply(before, message(event), sender_role=sender, now=T1)
+        assert after.state is target
+        assert t.is_repeat(after, message(event), sender_role=sender)
+        assert not t.is_repeat(before, message(event), sender_role=sender)
+
+
+def test_a_different_start_or_request_is_not_a_repeat() -> None:
+    started = t.apply(transfer(S.REQUESTED, C), message(E.START), sender_role=P, now=T1)
+    other = m.TransferStartMessage(
+        provider_pid=PPID,
+        consumer_pid=CPID,
+        data_address=ADDRESS.model_copy(update={"endpoint": "https://elsewhere.example"}),
+    )
+    assert not t.is_repeat(started, other, sender_role=P)
+    requested = t.apply(transfer(S.INITIAL, P), message(E.REQUEST), sender_role=C, now=T1)
+    other_format = m.TransferRequestMessage(
+        consumer_pid=CPID,
+        agreement_id=AGREEMENT_ID,
+        format="FHIR-Synthetic-PULL",
+        callback_address="https://consumer.example/cb",
+    )
+    assert not t.is_repeat(requested, other_format, sender_role=C)
