@@ -1,0 +1,149 @@
+"""Datasets this connector offers: metadata, distributions (transfer formats) and ODRL offers.
+
+Offers are validated by the policy engine when a dataset is created or updated, so a policy
+with an unknown operand never reaches the store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connector.db.tables import datasets
+from connector.errors import BadRequestError, ConflictError
+from connector.policy import Policy, validate_policy
+
+FORMATS = ("FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL", "FHIR-Anonymized-PULL")
+FORMAT_OUTPUT_TYPES = {
+    "FHIR-Aggregate-PULL": "aggregate",
+    "FHIR-Synthetic-PULL": "synthetic",
+    "FHIR-Anonymized-PULL": "anonymized",
+}
+Status = Literal["published", "retired"]
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: str
+    title: str
+    description: str = ""
+    formats: tuple[str, ...] = ("FHIR-Aggregate-PULL",)
+    offers: tuple[dict[str, Any], ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: Status = "published"
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    modified_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def offer(self, offer_id: str) -> dict[str, Any] | None:
+        return next((o for o in self.offers if o.get("@id") == offer_id), None)
+
+    def parsed_offers(self) -> list[tuple[dict[str, Any], Policy]]:
+        return [(o, validate_policy(o)) for o in self.offers]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "formats": list(self.formats),
+            "offers": list(self.offers),
+            "metadata": self.metadata,
+            "status": self.status,
+            "createdAt": self.created_at.isoformat(),
+            "modifiedAt": self.modified_at.isoformat(),
+        }
+
+
+def check_dataset(record: DatasetRecord) -> None:
+    """Refuse unknown formats, offers without ``@id`` or with invalid policies."""
+    unknown = [f for f in record.formats if f not in FORMATS]
+    if unknown or not record.formats:
+        raise BadRequestError(
+            f"formats {unknown or '[]'} not supported; use one or more of {', '.join(FORMATS)}"
+        )
+    ids = [o.get("@id") for o in record.offers]
+    if any(not isinstance(i, str) or not i for i in ids):
+        raise BadRequestError("every offer needs an '@id'")
+    if len(set(ids)) != len(ids):
+        raise BadRequestError("offer '@id's must be unique within a dataset")
+    for offer in record.offers:
+        if offer.get("target") not in (None, record.id):
+            raise BadRequestError(f"offer {offer['@id']}: target must be the dataset or absent")
+        validate_policy({**offer, "@type": offer.get("@type", "Offer")})
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _record(row: sa.Row[Any]) -> DatasetRecord:
+    doc = json.loads(row.document)
+    return DatasetRecord(
+        id=row.id,
+        title=row.title,
+        description=doc.get("description", ""),
+        formats=tuple(doc.get("formats", ())),
+        offers=tuple(doc.get("offers", ())),
+        metadata=doc.get("metadata", {}),
+        status=row.status,
+        created_at=_utc(row.created_at),
+        modified_at=_utc(row.modified_at),
+    )
+
+
+def _document(record: DatasetRecord) -> str:
+    return json.dumps(
+        {
+            "description": record.description,
+            "formats": list(record.formats),
+            "offers": list(record.offers),
+            "metadata": record.metadata,
+        }
+    )
+
+
+class DatasetStore:
+    async def get(self, conn: AsyncConnection, id: str) -> DatasetRecord | None:
+        row = (await conn.execute(sa.select(datasets).where(datasets.c.id == id))).first()
+        return _record(row) if row else None
+
+    async def list(
+        self, conn: AsyncConnection, *, status: Status | None = "published"
+    ) -> list[DatasetRecord]:
+        query = sa.select(datasets).order_by(datasets.c.id)
+        if status is not None:
+            query = query.where(datasets.c.status == status)
+        return [_record(r) for r in (await conn.execute(query)).all()]
+
+    async def insert(self, conn: AsyncConnection, record: DatasetRecord) -> None:
+        check_dataset(record)
+        if await self.get(conn, record.id):
+            raise ConflictError(f"dataset {record.id} exists already")
+        await conn.execute(
+            datasets.insert().values(
+                id=record.id,
+                title=record.title,
+                status=record.status,
+                document=_document(record),
+                created_at=record.created_at,
+                modified_at=record.modified_at,
+            )
+        )
+
+    async def update(self, conn: AsyncConnection, record: DatasetRecord) -> None:
+        check_dataset(record)
+        await conn.execute(
+            datasets.update()
+            .where(datasets.c.id == record.id)
+            .values(
+                title=record.title,
+                status=record.status,
+                document=_document(record),
+                modified_at=record.modified_at,
+            )
+        )
