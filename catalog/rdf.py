@@ -1,0 +1,445 @@
+"""Model <-> rdflib graph for HealthDCAT-AP R8 (NON_PUBLIC tier over DCAT-AP 3.0.1).
+
+`to_graph(catalog_or_dataset)` emits everything the official shapes check, including the
+concept triples of every coded IRI (`catalog.codes.add_concept_triples`) and the small class
+declarations the range shapes ask for (`eli:LegalResource`, `dct:MediaType`, `dpv:PersonalData`),
+so the graph validates without external vocabulary files. `from_graph(graph, dataset_iri)` reads
+a dataset back; the round trip Turtle -> model -> Turtle is isomorphic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import cast
+
+from rdflib import BNode, Graph, Literal, URIRef
+from rdflib.term import Node
+
+from catalog.codes import (
+    NON_PUBLIC,
+    THEME_HEALTH,
+    CodingSystem,
+    HealthCategory,
+    add_concept_triples,
+)
+from catalog.model import (
+    Agent,
+    Catalog,
+    Column,
+    ContactPoint,
+    DataService,
+    Dataset,
+    Distribution,
+    OutputType,
+)
+from catalog.odrl import add_policy, policy_dict
+from catalog.vocab import (
+    CSVW,
+    CV,
+    DCAT,
+    DCATAP,
+    DCTERMS,
+    DPV,
+    DPV_PD,
+    FOAF,
+    HEALTHDCATAP,
+    ODRL,
+    PHEMS,
+    PREFIXES,
+    RDF,
+    RDFS,
+    VCARD,
+    XSD,
+)
+
+ELI_LEGAL_RESOURCE = URIRef("http://data.europa.eu/eli/ontology#LegalResource")
+H = HEALTHDCATAP
+
+
+def new_graph() -> Graph:
+    g = Graph()
+    for prefix, ns in PREFIXES.items():
+        g.bind(prefix, ns)
+    return g
+
+
+def _en(text: str) -> Literal:
+    return Literal(text, lang="en")
+
+
+def _nni(value: int) -> Literal:
+    return Literal(value, datatype=XSD.nonNegativeInteger)
+
+
+def _node(iri: str | None) -> URIRef | BNode:
+    return URIRef(iri) if iri else BNode()
+
+
+def to_graph(item: Catalog | Dataset) -> Graph:
+    """The complete RDF description of a catalog (with its datasets) or of one dataset."""
+    g = new_graph()
+    if isinstance(item, Catalog):
+        _add_catalog(g, item)
+    else:
+        _add_dataset(g, item)
+    add_concept_triples(g)
+    return g
+
+
+def _add_catalog(g: Graph, c: Catalog) -> None:
+    s = URIRef(c.iri)
+    g.add((s, RDF.type, DCAT.Catalog))
+    g.add((s, DCTERMS.title, _en(c.title)))
+    g.add((s, DCTERMS.description, _en(c.description)))
+    g.add((s, DCTERMS.publisher, _add_agent(g, c.publisher)))
+    _add_legislation(g, s, (str(x) for x in _EHDS))
+    if c.homepage:
+        g.add((s, FOAF.homepage, URIRef(c.homepage)))
+        g.add((URIRef(c.homepage), RDF.type, FOAF.Document))
+    if c.modified:
+        g.add((s, DCTERMS.modified, Literal(c.modified)))
+    if c.service:
+        g.add((s, DCAT.service, _add_service(g, c.service)))
+    for ds in c.datasets:
+        g.add((s, DCAT.dataset, _add_dataset(g, ds)))
+
+
+def _add_legislation(g: Graph, s: Node, iris: Iterable[str]) -> None:
+    for iri in iris:
+        g.add((s, DCATAP.applicableLegislation, URIRef(iri)))
+        g.add((URIRef(iri), RDF.type, ELI_LEGAL_RESOURCE))
+
+
+def _add_contact_kind(g: Graph, c: ContactPoint) -> BNode:
+    n = BNode()
+    g.add((n, RDF.type, VCARD.Kind))
+    if c.email:
+        g.add((n, VCARD.hasEmail, URIRef(f"mailto:{c.email}")))
+    if c.url:
+        g.add((n, VCARD.hasURL, URIRef(c.url)))
+    if c.telephone:
+        g.add((n, VCARD.hasTelephone, Literal(c.telephone)))
+    return n
+
+
+def _add_agent(g: Graph, a: Agent) -> URIRef | BNode:
+    n = _node(a.iri)
+    g.add((n, RDF.type, FOAF.Agent))
+    g.add((n, FOAF.name, _en(a.name)))
+    g.add((n, DCTERMS.type, URIRef(a.type)))
+    cp = BNode()
+    g.add((n, CV.contactPoint, cp))
+    g.add((cp, RDF.type, CV.ContactPoint))
+    if a.contact.email:
+        g.add((cp, CV.email, Literal(a.contact.email)))
+    if a.contact.url:
+        g.add((cp, CV.contactPage, URIRef(a.contact.url)))
+    if a.contact.telephone:
+        g.add((cp, CV.telephone, Literal(a.contact.telephone)))
+    return n
+
+
+def _add_service(g: Graph, svc: DataService) -> URIRef:
+    s = URIRef(svc.iri)
+    g.add((s, RDF.type, DCAT.DataService))
+    g.add((s, DCTERMS.title, _en(svc.title)))
+    g.add((s, DCAT.endpointURL, URIRef(svc.endpoint_url)))
+    if svc.endpoint_description:
+        g.add((s, DCAT.endpointDescription, URIRef(svc.endpoint_description)))
+    return s
+
+
+def _add_distribution(g: Graph, d: Distribution, legislation: Iterable[str]) -> URIRef:
+    s = URIRef(d.iri)
+    g.add((s, RDF.type, DCAT.Distribution))
+    g.add((s, DCTERMS.title, _en(d.title)))
+    g.add((s, DCTERMS.description, _en(d.description)))
+    g.add((s, DCAT.accessURL, URIRef(d.access_url)))
+    g.add((s, DCTERMS.format, URIRef(d.format)))
+    g.add((s, DCAT.mediaType, URIRef(d.media_type)))
+    g.add((URIRef(d.media_type), RDF.type, DCTERMS.MediaType))
+    g.add((s, PHEMS.outputType, PHEMS[d.output_type.value]))
+    _add_legislation(g, s, legislation)
+    if d.access_service:
+        g.add((s, DCAT.accessService, _add_service(g, d.access_service)))
+    return s
+
+
+def _add_variables(g: Graph, ds: Dataset) -> BNode:
+    group, table = BNode(), BNode()
+    title = ds.variables_title or f"Variables of {ds.title}"
+    g.add((group, RDF.type, CSVW.TableGroup))
+    g.add((group, DCTERMS.title, _en(title)))
+    g.add((group, CSVW.table, table))
+    g.add((table, RDF.type, CSVW.Table))
+    g.add((table, DCTERMS.title, _en(title)))
+    for col in ds.columns:
+        c = BNode()
+        g.add((table, CSVW.column, c))
+        g.add((c, RDF.type, CSVW.Column))
+        g.add((c, CSVW.name, Literal(col.name)))
+        g.add((c, CSVW.title, _en(col.title or col.name)))
+        g.add((c, CSVW.datatype, Literal(col.datatype)))
+        g.add((c, DCTERMS.description, _en(col.description)))
+    return group
+
+
+def _described(g: Graph, cls: URIRef, pred: URIRef, text: str) -> BNode:
+    n = BNode()
+    g.add((n, RDF.type, cls))
+    g.add((n, pred, _en(text)))
+    return n
+
+
+def _add_dataset(g: Graph, ds: Dataset) -> URIRef:
+    s = URIRef(ds.iri)
+    add = g.add
+    add((s, RDF.type, DCAT.Dataset))
+    add((s, DCTERMS.identifier, Literal(ds.identifier)))
+    add((s, DCTERMS.title, _en(ds.title)))
+    add((s, DCTERMS.description, _en(ds.description)))
+    add((s, DCTERMS.accessRights, NON_PUBLIC))
+    add((NON_PUBLIC, RDF.type, DCTERMS.RightsStatement))
+    add((s, DCAT.theme, THEME_HEALTH))
+    _add_legislation(g, s, ds.applicable_legislation)
+    for kw in ds.keywords:
+        add((s, DCAT.keyword, _en(kw)))
+    for t in ds.types:
+        add((s, DCTERMS.type, URIRef(t)))
+    for lang in ds.languages:
+        add((s, DCTERMS.language, URIRef(lang)))
+        add((URIRef(lang), RDF.type, DCTERMS.LinguisticSystem))
+    for place in ds.spatial:
+        add((s, DCTERMS.spatial, URIRef(place)))
+    for std in ds.conforms_to:
+        add((s, DCTERMS.conformsTo, URIRef(std)))
+    add((s, DCTERMS.publisher, _add_agent(g, ds.publisher)))
+    add((s, H.hdab, _add_agent(g, ds.hdab)))
+    add((s, DCAT.contactPoint, _add_contact_kind(g, ds.contact_point)))
+    prov = _described(g, DCTERMS.ProvenanceStatement, RDFS.label, ds.provenance)
+    add((s, DCTERMS.provenance, prov))
+    for cat in ds.health_categories:
+        add((s, H.healthCategory, cat.iri))
+    for cs in ds.coding_systems:
+        add((s, H.hasCodingSystem, cs.iri))
+    for code in ds.code_values:
+        add((s, H.hasCodeValues, Literal(code)))
+    for prop, value in (
+        (H.minTypicalAge, ds.min_typical_age),
+        (H.maxTypicalAge, ds.max_typical_age),
+        (H.numberOfRecords, ds.number_of_records),
+        (H.numberOfUniqueIndividuals, ds.number_of_unique_individuals),
+    ):
+        if value is not None:
+            add((s, prop, _nni(value)))
+    if ds.population_coverage:
+        add((s, H.populationCoverage, _en(ds.population_coverage)))
+    for pd in ds.personal_data:
+        add((s, DPV.hasPersonalData, DPV_PD[pd]))
+        add((DPV_PD[pd], RDF.type, DPV.PersonalData))
+    if ds.legal_basis:
+        add(
+            (
+                s,
+                DPV.hasLegalBasis,
+                _described(g, DPV.LegalBasis, DCTERMS.description, ds.legal_basis),
+            )
+        )
+    if ds.purpose:
+        add((s, DPV.hasPurpose, _described(g, DPV.Purpose, DCTERMS.description, ds.purpose)))
+    if ds.temporal_start or ds.temporal_end:
+        period = BNode()
+        add((s, DCTERMS.temporal, period))
+        add((period, RDF.type, DCTERMS.PeriodOfTime))
+        if ds.temporal_start:
+            add((period, DCAT.startDate, Literal(ds.temporal_start, datatype=XSD.date)))
+        if ds.temporal_end:
+            add((period, DCAT.endDate, Literal(ds.temporal_end, datatype=XSD.date)))
+    add((s, H.hasStructuredData, Literal(ds.has_structured_data)))
+    if ds.columns:
+        add((s, H.hasVariables, _add_variables(g, ds)))
+    if ds.issued:
+        add((s, DCTERMS.issued, Literal(ds.issued, datatype=XSD.date)))
+    if ds.modified:
+        add((s, DCTERMS.modified, Literal(ds.modified, datatype=XSD.dateTime)))
+    if ds.version:
+        add((s, DCAT.version, Literal(ds.version)))
+    for d in ds.distributions:
+        add((s, DCAT.distribution, _add_distribution(g, d, ds.applicable_legislation)))
+    for policy in ds.policies:
+        add_policy(g, s, policy)
+    return s
+
+
+_EHDS = (URIRef("http://data.europa.eu/eli/reg/2025/327/oj"),)
+
+
+# ---------------------------------------------------------------- reading back
+
+
+class GraphError(ValueError):
+    """The graph does not describe a dataset the model can hold."""
+
+
+def _one(g: Graph, s: Node, p: URIRef) -> Node | None:
+    return g.value(s, p)
+
+
+def _text(g: Graph, s: Node, p: URIRef) -> str | None:
+    v = g.value(s, p)
+    return None if v is None else str(v)
+
+
+def _req(g: Graph, s: Node, p: URIRef) -> str:
+    v = _text(g, s, p)
+    if v is None:
+        raise GraphError(f"{s} has no {p}")
+    return v
+
+
+def _all(g: Graph, s: Node, p: URIRef) -> tuple[str, ...]:
+    return tuple(sorted(str(o) for o in g.objects(s, p)))
+
+
+def _int(g: Graph, s: Node, p: URIRef) -> int | None:
+    v = g.value(s, p)
+    return None if v is None else int(str(v))
+
+
+def _contact_kind(g: Graph, n: Node) -> ContactPoint:
+    email = _text(g, n, VCARD.hasEmail)
+    return ContactPoint(
+        email=email.removeprefix("mailto:") if email else None,
+        url=_text(g, n, VCARD.hasURL),
+        telephone=_text(g, n, VCARD.hasTelephone),
+    )
+
+
+def _agent(g: Graph, n: Node | None) -> Agent:
+    if n is None:
+        raise GraphError("missing agent")
+    cp = g.value(n, CV.contactPoint)
+    if cp is None:
+        raise GraphError(f"agent {n} has no cv:contactPoint")
+    return Agent(
+        iri=str(n) if isinstance(n, URIRef) else None,
+        name=_req(g, n, FOAF.name),
+        type=_req(g, n, DCTERMS.type),
+        contact=ContactPoint(
+            email=_text(g, cp, CV.email),
+            url=_text(g, cp, CV.contactPage),
+            telephone=_text(g, cp, CV.telephone),
+        ),
+    )
+
+
+def _service(g: Graph, n: Node | None) -> DataService | None:
+    if n is None:
+        return None
+    return DataService(
+        iri=str(n),
+        title=_req(g, n, DCTERMS.title),
+        endpoint_url=_req(g, n, DCAT.endpointURL),
+        endpoint_description=_text(g, n, DCAT.endpointDescription),
+    )
+
+
+def _distribution(g: Graph, n: Node) -> Distribution:
+    out = _req(g, n, PHEMS.outputType).removeprefix(str(PHEMS._NS))
+    return Distribution(
+        iri=str(n),
+        title=_req(g, n, DCTERMS.title),
+        description=_req(g, n, DCTERMS.description),
+        output_type=OutputType(out),
+        access_url=_req(g, n, DCAT.accessURL),
+        format=_req(g, n, DCTERMS.format),
+        media_type=_req(g, n, DCAT.mediaType),
+        access_service=_service(g, g.value(n, DCAT.accessService)),
+    )
+
+
+def _columns(g: Graph, group: Node | None) -> tuple[str | None, tuple[Column, ...]]:
+    if group is None:
+        return None, ()
+    cols = []
+    for table in g.objects(group, CSVW.table):
+        for c in g.objects(table, CSVW.column):
+            name = _req(g, c, CSVW.name)
+            title = _text(g, c, CSVW.title)
+            cols.append(
+                Column(
+                    name=name,
+                    datatype=_text(g, c, CSVW.datatype) or "string",
+                    description=_req(g, c, DCTERMS.description),
+                    title=None if title == name else title,
+                )
+            )
+    return _text(g, group, DCTERMS.title), tuple(sorted(cols, key=lambda c: c.name))
+
+
+def from_graph(g: Graph, dataset_iri: str) -> Dataset:
+    """Read the dataset `dataset_iri` back from `g` (inverse of `to_graph` for datasets)."""
+    s = URIRef(dataset_iri)
+    if (s, RDF.type, DCAT.Dataset) not in g:
+        raise GraphError(f"{dataset_iri} is not a dcat:Dataset in this graph")
+    period = g.value(s, DCTERMS.temporal)
+    start = g.value(period, DCAT.startDate) if period is not None else None
+    end = g.value(period, DCAT.endDate) if period is not None else None
+    legal = g.value(s, DPV.hasLegalBasis)
+    purpose = g.value(s, DPV.hasPurpose)
+    prov = g.value(s, DCTERMS.provenance)
+    modified = g.value(s, DCTERMS.modified)
+    issued = g.value(s, DCTERMS.issued)
+    contact = g.value(s, DCAT.contactPoint)
+    if contact is None or prov is None:
+        raise GraphError(f"{dataset_iri} lacks dcat:contactPoint or dct:provenance")
+    var_title, columns = _columns(g, g.value(s, H.hasVariables))
+    generated_title = f"Variables of {_req(g, s, DCTERMS.title)}"
+    return Dataset(
+        iri=dataset_iri,
+        identifier=_req(g, s, DCTERMS.identifier),
+        title=_req(g, s, DCTERMS.title),
+        description=_req(g, s, DCTERMS.description),
+        keywords=_all(g, s, DCAT.keyword),
+        types=_all(g, s, DCTERMS.type),
+        publisher=_agent(g, g.value(s, DCTERMS.publisher)),
+        hdab=_agent(g, g.value(s, H.hdab)),
+        contact_point=_contact_kind(g, contact),
+        provenance=_req(g, prov, RDFS.label),
+        health_categories=tuple(
+            HealthCategory(iri.rsplit("/", 1)[-1]) for iri in _all(g, s, H.healthCategory)
+        ),
+        coding_systems=tuple(
+            CodingSystem(iri.rsplit("/", 1)[-1]) for iri in _all(g, s, H.hasCodingSystem)
+        ),
+        code_values=_all(g, s, H.hasCodeValues),
+        min_typical_age=_int(g, s, H.minTypicalAge),
+        max_typical_age=_int(g, s, H.maxTypicalAge),
+        number_of_records=_int(g, s, H.numberOfRecords),
+        number_of_unique_individuals=_int(g, s, H.numberOfUniqueIndividuals),
+        population_coverage=_text(g, s, H.populationCoverage),
+        personal_data=tuple(p.removeprefix(str(DPV_PD)) for p in _all(g, s, DPV.hasPersonalData)),
+        legal_basis=_text(g, legal, DCTERMS.description) if legal is not None else None,
+        purpose=_text(g, purpose, DCTERMS.description) if purpose is not None else None,
+        temporal_start=cast(dt.date, start.toPython()) if start is not None else None,
+        temporal_end=cast(dt.date, end.toPython()) if end is not None else None,
+        conforms_to=_all(g, s, DCTERMS.conformsTo),
+        applicable_legislation=_all(g, s, DCATAP.applicableLegislation),
+        languages=_all(g, s, DCTERMS.language),
+        spatial=_all(g, s, DCTERMS.spatial),
+        variables_title=None if var_title == generated_title else var_title,
+        columns=columns,
+        issued=cast(dt.date, issued.toPython()) if issued is not None else None,
+        modified=cast(dt.datetime, modified.toPython()) if modified is not None else None,
+        version=_text(g, s, DCAT.version),
+        distributions=tuple(
+            _distribution(g, d) for d in sorted(g.objects(s, DCAT.distribution), key=str)
+        ),
+        policies=tuple(policy_dict(g, p) for p in sorted(g.objects(s, ODRL.hasPolicy), key=str)),
+    )
+
+
+def dataset_iris(g: Graph) -> list[str]:
+    """IRIs of all datasets in a graph, sorted."""
+    return sorted(str(s) for s in g.subjects(RDF.type, DCAT.Dataset) if isinstance(s, URIRef))
