@@ -54,6 +54,7 @@ from catalog.vocab import (
 )
 
 ELI_LEGAL_RESOURCE = URIRef("http://data.europa.eu/eli/ontology#LegalResource")
+DCAT_VERSION = URIRef(str(DCAT) + "version")  # DCAT 3 term, absent from rdflib's DCAT
 H = HEALTHDCATAP
 
 
@@ -125,6 +126,8 @@ def _add_contact_kind(g: Graph, c: ContactPoint) -> BNode:
 
 def _add_agent(g: Graph, a: Agent) -> URIRef | BNode:
     n = _node(a.iri)
+    if (n, CV.contactPoint, None) in g:  # same agent already described (catalog and dataset)
+        return n
     g.add((n, RDF.type, FOAF.Agent))
     g.add((n, FOAF.name, _en(a.name)))
     g.add((n, DCTERMS.type, URIRef(a.type)))
@@ -264,7 +267,7 @@ def _add_dataset(g: Graph, ds: Dataset) -> URIRef:
     if ds.modified:
         add((s, DCTERMS.modified, Literal(ds.modified, datatype=XSD.dateTime)))
     if ds.version:
-        add((s, DCAT.version, Literal(ds.version)))
+        add((s, DCAT_VERSION, Literal(ds.version)))
     for d in ds.distributions:
         add((s, DCAT.distribution, _add_distribution(g, d, ds.applicable_legislation)))
     for policy in ds.policies:
@@ -432,7 +435,7 @@ def from_graph(g: Graph, dataset_iri: str) -> Dataset:
         columns=columns,
         issued=cast(dt.date, issued.toPython()) if issued is not None else None,
         modified=cast(dt.datetime, modified.toPython()) if modified is not None else None,
-        version=_text(g, s, DCAT.version),
+        version=_text(g, s, DCAT_VERSION),
         distributions=tuple(
             _distribution(g, d) for d in sorted(g.objects(s, DCAT.distribution), key=str)
         ),

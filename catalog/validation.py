@@ -120,7 +120,8 @@ def validate(
     )
     violations: list[Violation] = []
     warnings: list[Violation] = []
-    for r in report.subjects(RDF.type, SH.ValidationResult):
+    # Only top-level results: pySHACL also types nested `sh:detail` results ValidationResult.
+    for r in report.objects(None, SH.result):
         severity = str(report.value(r, SH.resultSeverity)).rsplit("#", 1)[-1]
         path = report.value(r, SH.resultPath)
         message = report.value(r, SH.resultMessage)
