@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from catalog.codes import CodingSystem, HealthCategory, eu, hdeu
+from catalog.codes import HealthCategory, eu, hdeu
 from catalog.model import (
     Agent,
     Catalog,

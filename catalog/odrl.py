@@ -122,7 +122,7 @@ def _node(graph: Graph, node: Node, terms: _Terms, seen: set[Node]) -> dict[str,
     types = [terms.vocab.get(str(t), str(t)) for t in graph.objects(node, RDF.type)]
     if types:
         out["@type"] = types[0] if len(types) == 1 else sorted(types)
-    for p in sorted(set(graph.predicates(node)) - {RDF.type}):
+    for p in sorted(set(graph.predicates(node)) - {RDF.type}, key=str):
         term, coerce, container = terms.props.get(str(p), (str(p), None, None))
         values = [_value(graph, o, coerce, terms, seen | {node}) for o in graph.objects(node, p)]
         if container == "@list" and len(values) == 1 and isinstance(values[0], list):

@@ -381,6 +381,14 @@ def _columns(g: Graph, group: Node | None) -> tuple[str | None, tuple[Column, ..
     return _text(g, group, DCTERMS.title), tuple(sorted(cols, key=lambda c: c.name))
 
 
+def _py_date(v: Node | None) -> dt.date | None:
+    return cast(dt.date, v.toPython()) if isinstance(v, Literal) else None
+
+
+def _py_datetime(v: Node | None) -> dt.datetime | None:
+    return cast(dt.datetime, v.toPython()) if isinstance(v, Literal) else None
+
+
 def from_graph(g: Graph, dataset_iri: str) -> Dataset:
     """Read the dataset `dataset_iri` back from `g` (inverse of `to_graph` for datasets)."""
     s = URIRef(dataset_iri)
@@ -425,16 +433,16 @@ def from_graph(g: Graph, dataset_iri: str) -> Dataset:
         personal_data=tuple(p.removeprefix(str(DPV_PD)) for p in _all(g, s, DPV.hasPersonalData)),
         legal_basis=_text(g, legal, DCTERMS.description) if legal is not None else None,
         purpose=_text(g, purpose, DCTERMS.description) if purpose is not None else None,
-        temporal_start=cast(dt.date, start.toPython()) if start is not None else None,
-        temporal_end=cast(dt.date, end.toPython()) if end is not None else None,
+        temporal_start=_py_date(start),
+        temporal_end=_py_date(end),
         conforms_to=_all(g, s, DCTERMS.conformsTo),
         applicable_legislation=_all(g, s, DCATAP.applicableLegislation),
         languages=_all(g, s, DCTERMS.language),
         spatial=_all(g, s, DCTERMS.spatial),
         variables_title=None if var_title == generated_title else var_title,
         columns=columns,
-        issued=cast(dt.date, issued.toPython()) if issued is not None else None,
-        modified=cast(dt.datetime, modified.toPython()) if modified is not None else None,
+        issued=_py_date(issued),
+        modified=_py_datetime(modified),
         version=_text(g, s, DCAT_VERSION),
         distributions=tuple(
             _distribution(g, d) for d in sorted(g.objects(s, DCAT.distribution), key=str)

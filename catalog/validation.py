@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pyshacl
 from rdflib import Graph, Literal, Namespace, URIRef
+from rdflib.term import Node
 
 from catalog.vocab import DCAT, DCTERMS, RDF, SKOS
 
@@ -140,8 +141,8 @@ def validate(
     )
 
 
-def _describe(report: Graph, result: object) -> str:
-    component = report.value(result, SH.sourceConstraintComponent)  # type: ignore[arg-type]
+def _describe(report: Graph, result: Node) -> str:
+    component = report.value(result, SH.sourceConstraintComponent)
     name = str(component).rsplit("#", 1)[-1] if component is not None else "constraint"
     return f"fails {name}"
 
