@@ -6,8 +6,10 @@ this module only decides what may be shown. The rule (default minimum cell size 
 * **Counts** (numberOfRecords, numberOfUniqueIndividuals): a count under k is not published as a
   number (the RDF property is omitted, people read "fewer than 10"); a count of k or more is
   rounded to the nearest multiple of 10 (half up), never below k.
-* **Typical ages**: published only when at least k individuals contribute; the 5th and 95th
-  percentiles (nearest rank) rather than the extremes, so no single child's age is exposed.
+* **Typical ages**: published only when at least k individuals contribute. The minimum is the
+  larger of the 5th percentile (nearest rank) and the k-th smallest age, the maximum the smaller
+  of the 95th percentile and the k-th largest age: at least k children share each bound or lie
+  beyond it, so no single child's age is exposed (if the bounds cross, none is published).
 * **Temporal coverage**: only with at least k dated records; start and end are coarsened to the
   first day of the first month and the last day of the last month.
 * **Coding systems**: a system is listed only if at least k records use it.
@@ -75,7 +77,10 @@ def safe_statistics(
     min_age = max_age = None
     if len(ages) >= min_cell:
         ordered = sorted(ages)
-        min_age, max_age = _nearest_rank(ordered, 0.05), _nearest_rank(ordered, 0.95)
+        min_age = max(_nearest_rank(ordered, 0.05), ordered[min_cell - 1])
+        max_age = min(_nearest_rank(ordered, 0.95), ordered[-min_cell])
+        if min_age > max_age:  # fewer than 2k children: the bounds would cross, publish none
+            min_age = max_age = None
     start = end = None
     if len(dates) >= min_cell:
         first, last = min(dates), max(dates)
