@@ -8,9 +8,12 @@ module only shapes JSON. Terms follow the DSP 2025-1 context (`Catalog`, `Datase
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
+from catalog.cache import RenderCache
 from catalog.model import Catalog, DataService, Dataset
 
 DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
@@ -57,3 +60,28 @@ def dsp_catalog(
     if catalog.service:
         body["service"] = [_service(catalog.service)]
     return body
+
+
+def _fragment(ds: Dataset) -> bytes:
+    return json.dumps(dsp_dataset(ds), separators=(",", ":")).encode()
+
+
+def dsp_catalog_bytes(
+    catalog: Catalog,
+    datasets: Sequence[Dataset],
+    *,
+    participant_id: str,
+    cache: RenderCache,
+) -> bytes:
+    """`dsp_catalog` as UTF-8 JSON, reusing each dataset's cached JSON fragment."""
+    head = dsp_catalog(catalog, [], participant_id=participant_id)
+    del head["dataset"]
+    fragments = [
+        cache.get_or_render(
+            (d.iri, d.modified, "application/dsp+json"),
+            partial(_fragment, d),
+        )
+        for d in datasets
+    ]
+    prefix = json.dumps(head, separators=(",", ":")).encode()[:-1]
+    return prefix + b',"dataset":[' + b",".join(fragments) + b"]}"

@@ -95,8 +95,10 @@ def matches(ds: Dataset, query: Query) -> bool:
 
 def search(datasets: Sequence[Dataset], query: Query) -> list[Dataset]:
     """Datasets matching every part of `query`; text matches in the title rank first."""
-    found = [ds for ds in datasets if matches(ds, query)]
+    found = list(datasets) if query == Query() else [ds for ds in datasets if matches(ds, query)]
     terms = _terms(query.text)
+    if not terms:
+        return sorted(found, key=lambda ds: (ds.title.casefold(), ds.iri))
     return sorted(
         found,
         key=lambda ds: (-sum(t in ds.title.casefold() for t in terms), ds.title.casefold(), ds.iri),

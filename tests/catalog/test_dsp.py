@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from catalog.dsp import DSP_CONTEXT, dsp_catalog, dsp_dataset
+import json
+
+from catalog.cache import RenderCache
+from catalog.dsp import DSP_CONTEXT, dsp_catalog, dsp_catalog_bytes, dsp_dataset
 from catalog.model import Catalog, Dataset
 
 
@@ -25,3 +28,14 @@ def test_dsp_catalog(catalog: Catalog, several: list[Dataset]) -> None:
     assert [d["@id"] for d in body["dataset"]] == [several[0].identifier, several[1].identifier]
     assert body["service"][0]["@type"] == "DataService"
     assert "@context" not in body["dataset"][0]
+
+
+def test_dsp_catalog_bytes_equal_the_dict_and_reuse_fragments(
+    catalog: Catalog, several: list[Dataset]
+) -> None:
+    cache = RenderCache()
+    raw = dsp_catalog_bytes(catalog, several, participant_id="did:web:x", cache=cache)
+    assert json.loads(raw) == dsp_catalog(catalog, several, participant_id="did:web:x")
+    assert (cache.misses, cache.hits) == (5, 0)
+    assert dsp_catalog_bytes(catalog, several[:2], participant_id="did:web:x", cache=cache)
+    assert (cache.misses, cache.hits) == (5, 2)
