@@ -390,7 +390,20 @@ def _py_datetime(v: Node | None) -> dt.datetime | None:
 
 
 def from_graph(g: Graph, dataset_iri: str) -> Dataset:
-    """Read the dataset `dataset_iri` back from `g` (inverse of `to_graph` for datasets)."""
+    """Read the dataset `dataset_iri` back from `g` (inverse of `to_graph` for datasets).
+
+    Raises `GraphError` (a ValueError) naming what is missing or not understood, e.g. a
+    health category or coding system outside the known vocabularies.
+    """
+    try:
+        return _read_dataset(g, dataset_iri)
+    except GraphError:
+        raise
+    except ValueError as exc:  # unknown codes, pydantic validation errors
+        raise GraphError(f"{dataset_iri}: {exc}") from exc
+
+
+def _read_dataset(g: Graph, dataset_iri: str) -> Dataset:
     s = URIRef(dataset_iri)
     if (s, RDF.type, DCAT.Dataset) not in g:
         raise GraphError(f"{dataset_iri} is not a dcat:Dataset in this graph")

@@ -28,6 +28,7 @@ from pathlib import Path
 import pyshacl
 from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.term import Node
+from rdflib.util import guess_format
 
 from catalog.vocab import DCAT, DCTERMS, RDF, SKOS
 
@@ -149,8 +150,6 @@ def _describe(report: Graph, result: Node) -> str:
 
 def validate_file(path: str | Path, *, nal_stand_in_vocabularies: bool = False) -> ValidationReport:
     """Validate an RDF file (format guessed from its extension; Turtle by default)."""
-    from rdflib.util import guess_format
-
     g = Graph().parse(str(path), format=guess_format(str(path)) or "turtle")
     return validate(g, nal_stand_in_vocabularies=nal_stand_in_vocabularies)
 

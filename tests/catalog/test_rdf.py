@@ -9,11 +9,11 @@ import pytest
 from rdflib import Graph, URIRef
 from rdflib.compare import isomorphic, to_isomorphic
 
-from catalog.codes import LABELS
+from catalog.codes import LABELS, HealthCategory
 from catalog.model import Catalog, Dataset
 from catalog.rdf import GraphError, dataset_iris, from_graph, to_graph
 from catalog.serialize import JSON_LD, RDF_XML, TURTLE, serialize
-from catalog.vocab import DCAT, DCTERMS, SKOS
+from catalog.vocab import DCAT, DCTERMS, HEALTHDCATAP, SKOS
 
 GOLDEN = Path(__file__).parent / "golden" / "example_dataset.ttl"
 
@@ -25,6 +25,25 @@ def test_turtle_model_turtle_is_isomorphic(dataset: Dataset) -> None:
     g2 = Graph().parse(data=serialize(to_graph(model), TURTLE), format="turtle")
     assert isomorphic(g1, g2)
     assert model.policies and model.number_of_records == dataset.number_of_records
+
+
+def test_golden_turtle_model_turtle_is_isomorphic() -> None:
+    g1 = Graph().parse(GOLDEN, format="turtle")
+    (iri,) = dataset_iris(g1)
+    assert isomorphic(g1, to_graph(from_graph(g1, iri)))
+
+
+def test_unknown_health_category_cannot_be_read_into_the_model(dataset: Dataset) -> None:
+    g = to_graph(dataset)
+    g.add(
+        (
+            URIRef(dataset.iri),
+            HEALTHDCATAP.healthCategory,
+            URIRef(str(HealthCategory.EHRS.iri)[:-4] + "XYZW"),
+        )
+    )
+    with pytest.raises(GraphError, match="XYZW"):
+        from_graph(g, dataset.iri)
 
 
 def test_json_ld_expands_to_the_same_graph(dataset: Dataset) -> None:
