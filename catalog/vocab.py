@@ -15,6 +15,7 @@ __all__ = [
     "CV",
     "DCAT",
     "DCATAP",
+    "DCAT_VERSION",
     "DCTERMS",
     "DPV",
     "DPV_PD",
@@ -81,6 +82,7 @@ ADMS = Namespace("http://www.w3.org/ns/adms#")
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 ODRL = Namespace("http://www.w3.org/ns/odrl/2/")
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
+DCAT_VERSION = URIRef(str(DCAT) + "version")  # DCAT 3 term, absent from rdflib's DCAT 2
 
 PREFIXES: dict[str, Namespace] = {
     "dcat": Namespace(str(DCAT)),
