@@ -1,1 +1,1 @@
-"""HealthDCAT-AP catalog model, serialisations and validation (pure RDF; imports nothing of ours)."""
+"""HealthDCAT-AP catalog: model, RDF, serialisations, validation, HTML (imports nothing of ours)."""

@@ -1,0 +1,1 @@
+"""Bundled JSON-LD contexts (never fetched from the network)."""

@@ -1,0 +1,87 @@
+"""Datasets in DSP 2025-1 compact JSON (the body of the DSP catalog), from the same model.
+
+The HTTP layer adds filtering by what the caller may use, paging and `Link` headers; this
+module only shapes JSON. Terms follow the DSP 2025-1 context (`Catalog`, `Dataset`,
+`Distribution`, `DataService`, `hasPolicy`, `format`, `accessService`, `endpointURL`,
+`participantId`); the offers are the model's ODRL dicts, minus any `@context` of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from catalog.cache import RenderCache
+from catalog.model import Catalog, DataService, Dataset
+
+DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
+
+
+def _service(svc: DataService) -> dict[str, Any]:
+    return {"@id": svc.iri, "@type": "DataService", "endpointURL": svc.endpoint_url}
+
+
+def _offer(policy: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in policy.items() if k != "@context"}
+
+
+def dsp_dataset(ds: Dataset, *, with_context: bool = False) -> dict[str, Any]:
+    """One dataset as DSP `Dataset` (also the body of `GET .../catalog/datasets/{id}`)."""
+    out: dict[str, Any] = {"@context": [DSP_CONTEXT]} if with_context else {}
+    out |= {
+        "@id": ds.identifier,
+        "@type": "Dataset",
+        "hasPolicy": [_offer(p) for p in ds.policies],
+        "distribution": [
+            {
+                "@type": "Distribution",
+                "format": d.dsp_format,
+                **({"accessService": _service(d.access_service)} if d.access_service else {}),
+            }
+            for d in ds.distributions
+        ],
+    }
+    return out
+
+
+def dsp_catalog(
+    catalog: Catalog, datasets: Sequence[Dataset], *, participant_id: str
+) -> dict[str, Any]:
+    """A DSP `Catalog` holding `datasets` (already filtered and paged by the caller)."""
+    body: dict[str, Any] = {
+        "@context": [DSP_CONTEXT],
+        "@id": catalog.iri,
+        "@type": "Catalog",
+        "participantId": participant_id,
+        "dataset": [dsp_dataset(d) for d in datasets],
+    }
+    if catalog.service:
+        body["service"] = [_service(catalog.service)]
+    return body
+
+
+def _fragment(ds: Dataset) -> bytes:
+    return json.dumps(dsp_dataset(ds), separators=(",", ":")).encode()
+
+
+def dsp_catalog_bytes(
+    catalog: Catalog,
+    datasets: Sequence[Dataset],
+    *,
+    participant_id: str,
+    cache: RenderCache,
+) -> bytes:
+    """`dsp_catalog` as UTF-8 JSON, reusing each dataset's cached JSON fragment."""
+    head = dsp_catalog(catalog, [], participant_id=participant_id)
+    del head["dataset"]
+    fragments = [
+        cache.get_or_render(
+            (d.iri, d.modified, "application/dsp+json"),
+            partial(_fragment, d),
+        )
+        for d in datasets
+    ]
+    prefix = json.dumps(head, separators=(",", ":")).encode()[:-1]
+    return prefix + b',"dataset":[' + b",".join(fragments) + b"]}"
