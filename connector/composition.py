@@ -13,8 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.audit import AuditLog
 from connector.clock import SystemClock
+from connector.datasets import DatasetStore
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
+from connector.dsp.catalog_service import CatalogService
+from connector.dsp.negotiations import NegotiationService
+from connector.dsp.sender import OutboxSender
+from connector.dsp.store import DspStore
+from connector.dsp.transfers import TransferService
 from connector.errors import ConfigurationError
 from connector.identity.credentials import read_credential_files
 from connector.identity.did import build_did_document, did_from_url
@@ -41,6 +47,12 @@ class Services:
     tokens: TokenIssuer
     verifier: TokenVerifier
     management_api_key: str
+    dsp_store: DspStore
+    datasets: DatasetStore
+    catalog: CatalogService
+    negotiations: NegotiationService
+    transfers: TransferService
+    sender: OutboxSender
 
     @property
     def public_url(self) -> str:
@@ -106,23 +118,39 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         timeout_seconds=settings.http_timeout_seconds,
     )
     replay = SqlReplayGuard(engine, clock)
+    public_url = settings.effective_public_url
+    dsp_base = public_url + DSP_PATH
+    audit = AuditLog(engine, clock)
+    tokens = TokenIssuer(
+        did,
+        keys,
+        settings.token_lifetime_seconds,
+        read_credential_files(settings.effective_credentials_dir),
+        clock,
+    )
+    store = DspStore(engine)
+    datasets = DatasetStore()
+    trusted = list(settings.trusted_issuers)
+    sender = OutboxSender(
+        store=store,
+        tokens=tokens,
+        http=http,
+        clock=clock,
+        audit=audit,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    store.on_enqueued = sender.wake
     return Services(
         settings=settings,
         clock=clock,
         engine=engine,
         keys=keys,
         did=did,
-        did_document=build_did_document(did, keys, settings.effective_public_url + DSP_PATH),
+        did_document=build_did_document(did, keys, dsp_base),
         http=http,
         resolver=resolver,
-        audit=AuditLog(engine, clock),
-        tokens=TokenIssuer(
-            did,
-            keys,
-            settings.token_lifetime_seconds,
-            read_credential_files(settings.effective_credentials_dir),
-            clock,
-        ),
+        audit=audit,
+        tokens=tokens,
         verifier=TokenVerifier(
             resolver,
             replay,
@@ -131,4 +159,37 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             clock=clock,
         ),
         management_api_key=api_key,
+        dsp_store=store,
+        datasets=datasets,
+        catalog=CatalogService(
+            store=store,
+            datasets=datasets,
+            clock=clock,
+            did=did,
+            dsp_base=dsp_base,
+            trusted_issuers=trusted,
+        ),
+        negotiations=NegotiationService(
+            store=store,
+            datasets=datasets,
+            audit=audit,
+            clock=clock,
+            did=did,
+            keys=keys,
+            resolver=resolver,
+            trusted_issuers=trusted,
+            dsp_base=dsp_base,
+        ),
+        transfers=TransferService(
+            store=store,
+            datasets=datasets,
+            audit=audit,
+            clock=clock,
+            did=did,
+            keys=keys,
+            trusted_issuers=trusted,
+            dsp_base=dsp_base,
+            public_url=public_url,
+        ),
+        sender=sender,
     )

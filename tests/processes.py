@@ -79,7 +79,7 @@ def start_connector(
     data_dir.mkdir(parents=True, exist_ok=True)
     env = connector_env(data_dir, port, extra_env)
     log_path = data_dir / f"connector-{port}.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the process
+    log = open(log_path, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector", "serve"],
         env=env,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import health, wellknown
+from connector.api import health, management, wellknown
 from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import install_error_handlers
 from connector.composition import build_services
+from connector.dataplane import routes as dataplane
+from connector.dsp import routes as dsp
 from connector.ports import Clock
 from connector.settings import Settings
 
@@ -22,9 +26,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings, clock=clock)
         app.state.services = services
+        sender = asyncio.create_task(services.sender.run(), name="outbox-sender")
         try:
             yield
         finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
             await services.aclose()
 
     app = FastAPI(
@@ -38,4 +46,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(wellknown.router)
+    app.include_router(dsp.router)
+    app.include_router(management.router)
+    app.include_router(dataplane.router)
     return app

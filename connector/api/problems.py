@@ -66,7 +66,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status >= 500:
             log.error("request failed: %s", exc.detail)
         if _is_dsp(request):
-            return dsp_error(request, exc.status, str(exc.status), exc.detail)
+            reason = exc.detail if exc.status < 500 else exc.title
+            return dsp_error(request, exc.status, exc.code, reason)
         return problem(
             exc.status, exc.title, exc.detail, type_=f"https://w3id.org/phems/problems/{exc.code}"
         )

@@ -27,7 +27,7 @@ from connector.dsp.messages import (
     ContractRequestMessage,
     dump,
 )
-from connector.dsp.negotiation import Negotiation, apply, event_of, next_state
+from connector.dsp.negotiation import Negotiation, apply, is_repeat
 from connector.dsp.policy_context import context_for
 from connector.dsp.states import NegotiationEventType, NegotiationState, Role
 from connector.dsp.store import AgreementRecord, DspStore
@@ -42,7 +42,6 @@ from connector.errors import (
 )
 from connector.identity.agreements import (
     SIGNATURE_PROPERTY,
-    agreement_payload,
     sign_agreement,
     verify_agreement_signature,
     with_signature,
@@ -61,6 +60,8 @@ NegotiationMessage = (
     | ContractNegotiationEventMessage
     | ContractNegotiationTerminationMessage
 )
+
+_AFTER_AGREED = frozenset({NegotiationState.VERIFIED, NegotiationState.FINALIZED})
 
 # Where each of our messages goes: path segments after the counterparty's base address;
 # "{pid}" is the counterparty's process id, filled in when the message is sent.
@@ -465,35 +466,25 @@ class NegotiationService:
             raise InvalidMessageError(exc.detail) from None
 
     def _already_applied(self, n: Negotiation, message: NegotiationMessage, sender: Role) -> bool:
-        """Idempotency: a message re-sent after we applied it changes nothing (200)."""
-        if n.state.is_terminal and isinstance(message, ContractNegotiationTerminationMessage):
-            return n.state is NegotiationState.TERMINATED
-        try:
-            next_state(n.state, event_of(message), sender)
-            return False
-        except InvalidTransitionError:
-            pass
-        repeats = {
-            ContractAgreementMessage: (
-                NegotiationState.AGREED,
-                NegotiationState.VERIFIED,
-                NegotiationState.FINALIZED,
-            ),
-            ContractAgreementVerificationMessage: (
-                NegotiationState.VERIFIED,
-                NegotiationState.FINALIZED,
-            ),
-        }
-        for cls, states in repeats.items():
-            if isinstance(message, cls) and n.state in states:
-                return True
-        if isinstance(message, ContractNegotiationEventMessage):
-            target = (
-                NegotiationState.FINALIZED
-                if message.event_type is NegotiationEventType.FINALIZED
-                else NegotiationState.ACCEPTED
+        """Idempotency: a message re-sent after we applied it changes nothing (200). Our own
+        immediate reply may already have moved the negotiation one step further."""
+        if is_repeat(n, message, sender_role=sender):
+            return True
+        if isinstance(message, ContractAgreementMessage):
+            return n.state in _AFTER_AGREED and message.agreement == n.agreement
+        if isinstance(message, ContractAgreementVerificationMessage):
+            return (
+                n.state is NegotiationState.FINALIZED and message.signature == n.consumer_signature
             )
-            return n.state is target
+        if n.role is Role.PROVIDER and (
+            isinstance(message, ContractRequestMessage)
+            or (
+                isinstance(message, ContractNegotiationEventMessage)
+                and message.event_type is NegotiationEventType.ACCEPTED
+            )
+        ):
+            # Answered at once by our agreement in the same transaction.
+            return n.state in _AFTER_AGREED | {NegotiationState.AGREED}
         return False
 
     async def _send(
@@ -564,7 +555,3 @@ class NegotiationService:
             details={"state": str(n.state), "role": str(n.role), **details},
             conn=conn,
         )
-
-
-def agreement_signing_payload(agreement: dict[str, Any]) -> bytes:
-    return agreement_payload(agreement)

@@ -8,9 +8,9 @@ Rows are locked with ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite serialises wr
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,11 +183,16 @@ class OutboxItem:
 class DspStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.on_enqueued: Callable[[], None] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as conn:
             yield conn
+            enqueued = conn.info.pop("enqueued", False)
+        # Committed: wake the sender for messages this transaction queued.
+        if enqueued and self.on_enqueued is not None:
+            self.on_enqueued()
 
     # negotiations
     async def get_negotiation(
@@ -324,6 +329,7 @@ class DspStore:
         body: dict[str, Any],
         now: datetime,
     ) -> None:
+        conn.info["enqueued"] = True
         await conn.execute(
             outbox.insert().values(
                 process_kind=process_kind,
@@ -429,6 +435,3 @@ def _agreement(row: sa.Row[Any]) -> AgreementRecord:
         epsilon_spent=row.epsilon_spent,
         created_at=_utc(row.created_at),
     )
-
-
-__all__ = ["AgreementRecord", "DspStore", "OutboxItem", "replace"]

@@ -1,0 +1,315 @@
+"""Management API (``/management``): datasets and offers, negotiations, agreements, transfers.
+
+Authenticated with the management API key; errors are RFC 9457 problem+json.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.api.deps import ManagementAuth, ServicesDep
+from connector.api.remote import fetch_catalog
+from connector.datasets import DatasetRecord
+from connector.dsp.negotiation import Negotiation
+from connector.dsp.states import Role
+from connector.dsp.transfer import Transfer
+from connector.errors import NotFoundError
+from connector.identity.did import did_from_url
+
+router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
+ACTOR = "management-api"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DatasetIn(Model):
+    id: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:~/-]+$")
+    title: str = Field(min_length=1, max_length=512)
+    description: str = ""
+    formats: list[str] = Field(default_factory=lambda: ["FHIR-Aggregate-PULL"])
+    offers: list[dict[str, Any]] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class NegotiationIn(Model):
+    counterparty_address: str = Field(alias="counterpartyAddress")
+    counterparty_id: str | None = Field(default=None, alias="counterpartyId")
+    offer: dict[str, Any]
+
+
+class OfferIn(Model):
+    counterparty_address: str = Field(alias="counterpartyAddress")
+    counterparty_id: str | None = Field(default=None, alias="counterpartyId")
+    dataset_id: str = Field(alias="datasetId")
+    offer_id: str = Field(alias="offerId")
+
+
+class CatalogRequestIn(Model):
+    counterparty_address: str = Field(alias="counterpartyAddress")
+    counterparty_id: str | None = Field(default=None, alias="counterpartyId")
+
+
+class TransferIn(Model):
+    agreement_id: str = Field(alias="agreementId")
+    format: Literal["FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL", "FHIR-Anonymized-PULL"]
+
+
+class ReasonIn(Model):
+    reason: str = Field(default="terminated by the operator", max_length=2000)
+
+
+def counterparty_did(address: str, given: str | None) -> str:
+    """The counterparty's DID: given, or the did:web of the address' origin."""
+    if given:
+        return given
+    parts = urlsplit(address)
+    return did_from_url(f"{parts.scheme}://{parts.netloc}")
+
+
+def negotiation_json(n: Negotiation) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "role": str(n.role),
+        "state": str(n.state),
+        "providerPid": n.provider_pid,
+        "consumerPid": n.consumer_pid,
+        "counterpartyId": n.counterparty_did,
+        "counterpartyAddress": n.counterparty_address,
+        "offer": n.offer,
+        "agreement": n.agreement,
+        "providerSignature": n.provider_signature,
+        "consumerSignature": n.consumer_signature,
+        "terminationReason": list(n.termination_reason),
+        "createdAt": n.created_at.isoformat(),
+        "updatedAt": n.updated_at.isoformat(),
+    }
+
+
+def transfer_json(t: Transfer) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "role": str(t.role),
+        "state": str(t.state),
+        "providerPid": t.provider_pid,
+        "consumerPid": t.consumer_pid,
+        "agreementId": t.agreement_id,
+        "format": t.format,
+        "counterpartyId": t.counterparty_did,
+        "dataAddress": t.data_address.model_dump(by_alias=True, exclude_none=True)
+        if t.data_address
+        else None,
+        "reason": list(t.reason),
+        "createdAt": t.created_at.isoformat(),
+        "updatedAt": t.updated_at.isoformat(),
+    }
+
+
+# -- datasets ----------------------------------------------------------------------------
+
+
+@router.post("/datasets", status_code=201)
+async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    record = DatasetRecord(
+        id=body.id,
+        title=body.title,
+        description=body.description,
+        formats=tuple(body.formats),
+        offers=tuple(body.offers),
+        metadata=body.metadata,
+        created_at=now,
+        modified_at=now,
+    )
+    async with services.dsp_store.transaction() as conn:
+        await services.datasets.insert(conn, record)
+        await services.audit.append(
+            actor=ACTOR, event="dataset.created", details={"id": body.id}, conn=conn
+        )
+    return record.as_json()
+
+
+@router.get("/datasets")
+async def list_datasets(
+    services: ServicesDep, include_retired: bool = False
+) -> list[dict[str, Any]]:
+    async with services.dsp_store.transaction() as conn:
+        records = await services.datasets.list(
+            conn, status=None if include_retired else "published"
+        )
+    return [r.as_json() for r in records]
+
+
+@router.get("/datasets/{dataset_id:path}")
+async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
+    async with services.dsp_store.transaction() as conn:
+        record = await services.datasets.get(conn, dataset_id)
+    if record is None:
+        raise NotFoundError(f"no dataset {dataset_id}")
+    return record.as_json()
+
+
+@router.put("/datasets/{dataset_id:path}")
+async def update_dataset(dataset_id: str, body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
+    if body.id != dataset_id:
+        raise NotFoundError(f"body id {body.id} is not {dataset_id}")
+    async with services.dsp_store.transaction() as conn:
+        old = await services.datasets.get(conn, dataset_id)
+        if old is None:
+            raise NotFoundError(f"no dataset {dataset_id}")
+        record = DatasetRecord(
+            id=body.id,
+            title=body.title,
+            description=body.description,
+            formats=tuple(body.formats),
+            offers=tuple(body.offers),
+            metadata=body.metadata,
+            status=old.status,
+            created_at=old.created_at,
+            modified_at=datetime.now(UTC),
+        )
+        await services.datasets.update(conn, record)
+        await services.audit.append(
+            actor=ACTOR, event="dataset.updated", details={"id": body.id}, conn=conn
+        )
+    return record.as_json()
+
+
+@router.post("/datasets/{dataset_id:path}/retire")
+async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
+    async with services.dsp_store.transaction() as conn:
+        old = await services.datasets.get(conn, dataset_id)
+        if old is None:
+            raise NotFoundError(f"no dataset {dataset_id}")
+        record = DatasetRecord(
+            **{**old.__dict__, "status": "retired", "modified_at": datetime.now(UTC)}
+        )
+        await services.datasets.update(conn, record)
+        await services.audit.append(
+            actor=ACTOR, event="dataset.retired", details={"id": dataset_id}, conn=conn
+        )
+    return record.as_json()
+
+
+# -- a counterparty's catalog ------------------------------------------------------------
+
+
+@router.post("/catalog/request")
+async def request_catalog(body: CatalogRequestIn, services: ServicesDep) -> JSONResponse:
+    did = counterparty_did(body.counterparty_address, body.counterparty_id)
+    return JSONResponse(await fetch_catalog(services, body.counterparty_address, did))
+
+
+# -- negotiations --------------------------------------------------------------------------
+
+
+@router.post("/negotiations", status_code=201)
+async def start_negotiation(body: NegotiationIn, services: ServicesDep) -> dict[str, Any]:
+    n = await services.negotiations.request(
+        counterparty_address=body.counterparty_address,
+        counterparty_did=counterparty_did(body.counterparty_address, body.counterparty_id),
+        offer=body.offer,
+    )
+    return negotiation_json(n)
+
+
+@router.post("/negotiations/offers", status_code=201)
+async def offer_to_consumer(body: OfferIn, services: ServicesDep) -> dict[str, Any]:
+    n = await services.negotiations.offer(
+        counterparty_address=body.counterparty_address,
+        counterparty_did=counterparty_did(body.counterparty_address, body.counterparty_id),
+        dataset_id=body.dataset_id,
+        offer_id=body.offer_id,
+    )
+    return negotiation_json(n)
+
+
+@router.get("/negotiations")
+async def list_negotiations(
+    services: ServicesDep, role: Role | None = None, pending: bool = False
+) -> list[dict[str, Any]]:
+    return [
+        negotiation_json(n) for n in await services.negotiations.list(role=role, pending=pending)
+    ]
+
+
+@router.get("/negotiations/{nid}")
+async def get_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
+    return negotiation_json(await services.negotiations.get_local(nid))
+
+
+@router.post("/negotiations/{nid}/accept")
+async def accept_offer(nid: str, services: ServicesDep) -> dict[str, Any]:
+    return negotiation_json(await services.negotiations.accept(nid))
+
+
+@router.post("/negotiations/{nid}/approve")
+async def approve_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
+    return negotiation_json(await services.negotiations.approve(nid, approver=ACTOR))
+
+
+@router.post("/negotiations/{nid}/terminate")
+async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
+    return negotiation_json(
+        await services.negotiations.terminate(nid, reason=body.reason, actor=ACTOR)
+    )
+
+
+# -- agreements ----------------------------------------------------------------------------
+
+
+@router.get("/agreements")
+async def list_agreements(services: ServicesDep) -> list[dict[str, Any]]:
+    async with services.dsp_store.transaction() as conn:
+        return [a.as_json() for a in await services.dsp_store.list_agreements(conn)]
+
+
+@router.get("/agreements/{aid}")
+async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
+    async with services.dsp_store.transaction() as conn:
+        record = await services.dsp_store.get_agreement(conn, aid)
+    if record is None:
+        raise NotFoundError(f"no agreement {aid}")
+    return record.as_json()
+
+
+# -- transfers -----------------------------------------------------------------------------
+
+
+@router.post("/transfers", status_code=201)
+async def start_transfer(body: TransferIn, services: ServicesDep) -> dict[str, Any]:
+    return transfer_json(
+        await services.transfers.request(agreement_id=body.agreement_id, format=body.format)
+    )
+
+
+@router.get("/transfers")
+async def list_transfers(services: ServicesDep, role: Role | None = None) -> list[dict[str, Any]]:
+    return [transfer_json(t) for t in await services.transfers.list(role=role)]
+
+
+@router.get("/transfers/{tid}")
+async def get_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
+    return transfer_json(await services.transfers.get_local(tid))
+
+
+@router.post("/transfers/{tid}/complete")
+async def complete_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
+    return transfer_json(await services.transfers.complete(tid, actor=ACTOR))
+
+
+@router.post("/transfers/{tid}/suspend")
+async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
+    return transfer_json(await services.transfers.suspend(tid, reason=body.reason, actor=ACTOR))
+
+
+@router.post("/transfers/{tid}/terminate")
+async def terminate_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
+    return transfer_json(await services.transfers.terminate(tid, reason=body.reason, actor=ACTOR))

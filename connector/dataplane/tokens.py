@@ -1,0 +1,79 @@
+"""Short-lived bearer tokens for the data plane, bound to one agreement and one transfer.
+
+The provider signs them with its own signing key and is their only audience; the consumer
+receives one in the ``DataAddress`` of a TransferStartMessage (``endpointProperties``
+``authorization`` and ``authType`` = ``bearer``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from connector.errors import AuthenticationError
+from connector.identity.did import SIGNING_FRAGMENT
+from connector.identity.keys import ConnectorKeys
+from connector.identity.signing import sign_jws, verify_jws
+
+TOKEN_LIFETIME = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class DataPlaneClaims:
+    consumer: str
+    agreement_id: str
+    transfer_id: str
+    expires: datetime
+
+
+def issue_access_token(
+    *,
+    did: str,
+    keys: ConnectorKeys,
+    consumer: str,
+    agreement_id: str,
+    transfer_id: str,
+    now: datetime,
+) -> str:
+    claims = {
+        "iss": did,
+        "aud": did,
+        "sub": consumer,
+        "agreement": agreement_id,
+        "transfer": transfer_id,
+        "iat": int(now.timestamp()),
+        "exp": int((now + TOKEN_LIFETIME).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return sign_jws(
+        json.dumps(claims).encode(),
+        keys.signing,
+        f"{did}#{SIGNING_FRAGMENT}",
+        extra_header={"typ": "at+jwt"},
+    )
+
+
+def verify_access_token(
+    token: str, *, did: str, keys: ConnectorKeys, now: datetime
+) -> DataPlaneClaims:
+    header, payload = verify_jws(token, keys.signing.public_jwk())
+    if header.get("typ") != "at+jwt":
+        raise AuthenticationError("data plane token: not an access token")
+    try:
+        claims = json.loads(payload)
+        expires = datetime.fromtimestamp(int(claims["exp"]), now.tzinfo)
+        result = DataPlaneClaims(
+            consumer=str(claims["sub"]),
+            agreement_id=str(claims["agreement"]),
+            transfer_id=str(claims["transfer"]),
+            expires=expires,
+        )
+    except (ValueError, KeyError, TypeError):
+        raise AuthenticationError("data plane token: malformed claims") from None
+    if claims.get("iss") != did or claims.get("aud") != did:
+        raise AuthenticationError("data plane token: not issued by this connector")
+    if expires <= now:
+        raise AuthenticationError("data plane token: expired")
+    return result

@@ -1,0 +1,182 @@
+"""DSP 2025-1 HTTPS binding under ``/dsp/2025-1``: provider endpoints and consumer callbacks.
+
+Both roles share one base URL (our ``callbackAddress`` is our DSP base); a path with a process
+id is routed to that process whichever role we play in it. Every request is authenticated by
+the caller's self-issued token; a process the caller is not a party of is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from connector.api.deps import ServicesDep
+from connector.dsp.messages import (
+    CatalogRequestMessage,
+    ContractAgreementMessage,
+    ContractAgreementVerificationMessage,
+    ContractNegotiationEventMessage,
+    ContractNegotiationTerminationMessage,
+    ContractOfferMessage,
+    ContractRequestMessage,
+    DatasetRequestMessage,
+    TransferCompletionMessage,
+    TransferRequestMessage,
+    TransferStartMessage,
+    TransferSuspensionMessage,
+    TransferTerminationMessage,
+    dump,
+    parse_message,
+)
+from connector.dsp.wire import DspMessage
+from connector.errors import BadRequestError
+from connector.identity.tokens import VerifiedCaller, bearer_token
+
+router = APIRouter(prefix="/dsp/2025-1", tags=["dataspace protocol"])
+M = TypeVar("M", bound=DspMessage)
+
+
+async def authenticate(request: Request, services: ServicesDep) -> VerifiedCaller:
+    return await services.verifier.verify(bearer_token(request.headers.get("authorization")))
+
+
+Caller = Annotated[VerifiedCaller, Depends(authenticate)]
+
+
+async def _message(request: Request, expected: type[M]) -> M:
+    message = parse_message(await request.body(), expected)
+    pids = {k: v for k in ("providerPid", "consumerPid") if (v := getattr(message, _attr(k), None))}
+    request.state.dsp_pids = pids
+    return message
+
+
+def _attr(wire: str) -> str:
+    return "provider_pid" if wire == "providerPid" else "consumer_pid"
+
+
+def _json(message: DspMessage, status: int = 200) -> JSONResponse:
+    return JSONResponse(dump(message), status_code=status)
+
+
+# -- catalog --------------------------------------------------------------------------------
+
+
+@router.post("/catalog/request")
+async def catalog_request(request: Request, caller: Caller, services: ServicesDep) -> JSONResponse:
+    message = await _message(request, CatalogRequestMessage)
+    if message.filter:
+        raise BadRequestError("catalog filters are not supported; request the whole catalog")
+    datasets = await services.catalog.visible(caller)
+    return JSONResponse(services.catalog.catalog_json(datasets))
+
+
+@router.get("/catalog/datasets/{dataset_id:path}")
+async def catalog_dataset(dataset_id: str, caller: Caller, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(await services.catalog.dataset(caller, dataset_id))
+
+
+@router.post("/catalog/datasets/request", include_in_schema=False)
+async def catalog_dataset_request(
+    request: Request, caller: Caller, services: ServicesDep
+) -> JSONResponse:
+    message = await _message(request, DatasetRequestMessage)
+    return JSONResponse(await services.catalog.dataset(caller, message.dataset))
+
+
+# -- contract negotiation -------------------------------------------------------------------
+
+
+@router.post("/negotiations/request", status_code=201)
+async def negotiation_request(
+    request: Request, caller: Caller, services: ServicesDep
+) -> JSONResponse:
+    message = await _message(request, ContractRequestMessage)
+    if not message.is_initial:
+        raise BadRequestError(
+            "providerPid given: send a counter-offer to /negotiations/{pid}/request"
+        )
+    n, created = await services.negotiations.receive_request(caller, message)
+    return _json(n.ack(), 201 if created else 200)
+
+
+@router.post("/negotiations/offers", status_code=201)
+async def negotiation_initial_offer(
+    request: Request, caller: Caller, services: ServicesDep
+) -> JSONResponse:
+    message = await _message(request, ContractOfferMessage)
+    if not message.is_initial:
+        raise BadRequestError("consumerPid given: send to /negotiations/{pid}/offers")
+    n, created = await services.negotiations.receive_offer(caller, message)
+    return _json(n.ack(), 201 if created else 200)
+
+
+@router.get("/negotiations/{pid}")
+async def negotiation_get(pid: str, caller: Caller, services: ServicesDep) -> JSONResponse:
+    return _json((await services.negotiations.get(caller, pid)).ack())
+
+
+_NEGOTIATION_PATHS: dict[str, type[Any]] = {
+    "request": ContractRequestMessage,
+    "offers": ContractOfferMessage,
+    "agreement": ContractAgreementMessage,
+    "agreement/verification": ContractAgreementVerificationMessage,
+    "events": ContractNegotiationEventMessage,
+    "termination": ContractNegotiationTerminationMessage,
+}
+
+
+def _negotiation_route(action: str, expected: type[Any]) -> None:
+    async def handler(
+        pid: str, request: Request, caller: Caller, services: ServicesDep
+    ) -> JSONResponse:
+        message = await _message(request, expected)
+        n = await services.negotiations.receive(caller, pid, message)
+        return _json(n.ack())
+
+    handler.__name__ = f"negotiation_{action.replace('/', '_')}"
+    router.add_api_route(f"/negotiations/{{pid}}/{action}", handler, methods=["POST"])
+
+
+for _action, _expected in _NEGOTIATION_PATHS.items():
+    _negotiation_route(_action, _expected)
+
+
+# -- transfer process -----------------------------------------------------------------------
+
+
+@router.post("/transfers/request", status_code=201)
+async def transfer_request(request: Request, caller: Caller, services: ServicesDep) -> JSONResponse:
+    message = await _message(request, TransferRequestMessage)
+    t, created = await services.transfers.receive_request(caller, message)
+    return _json(t.ack(), 201 if created else 200)
+
+
+@router.get("/transfers/{pid}")
+async def transfer_get(pid: str, caller: Caller, services: ServicesDep) -> JSONResponse:
+    return _json((await services.transfers.get(caller, pid)).ack())
+
+
+_TRANSFER_PATHS: dict[str, type[Any]] = {
+    "start": TransferStartMessage,
+    "completion": TransferCompletionMessage,
+    "termination": TransferTerminationMessage,
+    "suspension": TransferSuspensionMessage,
+}
+
+
+def _transfer_route(action: str, expected: type[Any]) -> None:
+    async def handler(
+        pid: str, request: Request, caller: Caller, services: ServicesDep
+    ) -> JSONResponse:
+        message = await _message(request, expected)
+        t = await services.transfers.receive(caller, pid, message)
+        return _json(t.ack())
+
+    handler.__name__ = f"transfer_{action}"
+    router.add_api_route(f"/transfers/{{pid}}/{action}", handler, methods=["POST"])
+
+
+for _action, _expected in _TRANSFER_PATHS.items():
+    _transfer_route(_action, _expected)

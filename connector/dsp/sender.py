@@ -1,0 +1,217 @@
+"""The outbox loop: the only place that sends DSP messages (STYLE.md §3).
+
+It claims due messages (one per process, oldest first; ``FOR UPDATE SKIP LOCKED`` so replicas
+share the work), sends each with a fresh self-issued token, and records the outcome: sent
+(plus the counterparty's pid from a 201 ACK), retried with exponential back-off on a transport
+error, 408, 429 or 5xx, or, on any other refusal or after ``max_attempts``, failed, which
+terminates the process locally with the reason. A crash between sending and recording means
+the message is sent again; receivers treat repeats as no-ops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import quote
+
+import httpx
+
+from connector.audit import AuditLog
+from connector.dsp import negotiation as nsm
+from connector.dsp import transfer as tsm
+from connector.dsp.messages import ContractNegotiation, TransferProcess, parse_message
+from connector.dsp.store import DspStore, OutboxItem
+from connector.errors import InvalidMessageError, InvalidTransitionError
+from connector.identity.tokens import TokenIssuer
+from connector.ports import Clock
+
+log = logging.getLogger(__name__)
+
+PID_PLACEHOLDER = quote("{pid}", safe="")
+RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    max_attempts: int = 12
+    base_delay: float = 0.5
+    max_delay: float = 60.0
+    lease_seconds: float = 30.0
+    batch: int = 64
+
+    def delay(self, attempts: int) -> float:
+        capped: float = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+        return capped * (0.5 + random.random() / 2)  # jitter: replicas do not retry in step
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        *,
+        store: DspStore,
+        tokens: TokenIssuer,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        audit: AuditLog,
+        poll_seconds: float,
+        policy: SendPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.http = http
+        self.clock = clock
+        self.audit = audit
+        self.poll_seconds = poll_seconds
+        self.policy = policy or SendPolicy()
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: claim, send, record. Never raises (errors are logged)."""
+        while True:
+            try:
+                claimed = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox loop failed; retrying")
+                claimed = 0
+            if claimed == 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def run_once(self) -> int:
+        items = await self.store.claim(
+            now=self.clock.now(), lease_seconds=self.policy.lease_seconds, limit=self.policy.batch
+        )
+        if items:
+            await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        url = await self._resolve_url(item)
+        if url is None:
+            # The counterparty's pid is not known yet (its ACK is being recorded): soon.
+            await self.store.mark_retry(
+                item.id,
+                error="waiting for the counterparty's process id",
+                retry_at=self.clock.now() + timedelta(seconds=0.2),
+            )
+            return
+        try:
+            response = await self.http.post(
+                url,
+                json=item.body,
+                headers={"Authorization": f"Bearer {self.tokens.issue(item.audience)}"},
+            )
+        except httpx.HTTPError as exc:
+            await self._retry_or_fail(item, f"{type(exc).__name__}: {exc} ({url})")
+            return
+        if response.status_code in (200, 201, 202, 204):
+            await self._sent(item, response)
+        elif response.status_code in RETRYABLE:
+            await self._retry_or_fail(item, f"HTTP {response.status_code} from {url}")
+        else:
+            await self._fail(
+                item,
+                f"refused by the counterparty: HTTP {response.status_code} {_reason(response)}",
+            )
+
+    async def _resolve_url(self, item: OutboxItem) -> str | None:
+        if PID_PLACEHOLDER not in item.url:
+            return item.url
+        async with self.store.transaction() as conn:
+            process = (
+                await self.store.get_negotiation(conn, item.process_id)
+                if item.process_kind == "negotiation"
+                else await self.store.get_transfer(conn, item.process_id)
+            )
+        pid = process.counterparty_pid if process else None
+        if pid is None:
+            return None
+        return item.url.replace(PID_PLACEHOLDER, quote(pid, safe=":@!$&'()*+,;=-._~"))
+
+    async def _sent(self, item: OutboxItem, response: httpx.Response) -> None:
+        now = self.clock.now()
+        async with self.store.transaction() as conn:
+            await self.store.mark_sent(conn, item.id, now)
+            if not item.message_type.endswith(":initial"):
+                return
+            try:
+                if item.process_kind == "negotiation":
+                    ack = parse_message(response.content, ContractNegotiation)
+                    n = await self.store.get_negotiation(conn, item.process_id, lock=True)
+                    if n is not None:
+                        await self.store.update_negotiation(conn, nsm.record_ack(n, ack, now=now))
+                else:
+                    tack = parse_message(response.content, TransferProcess)
+                    t = await self.store.get_transfer(conn, item.process_id, lock=True)
+                    if t is not None:
+                        await self.store.update_transfer(conn, tsm.record_ack(t, tack, now=now))
+            except (InvalidMessageError, InvalidTransitionError) as exc:
+                log.warning("unusable ACK for %s %s: %s", item.process_kind, item.process_id, exc)
+
+    async def _retry_or_fail(self, item: OutboxItem, error: str) -> None:
+        if item.attempts >= self.policy.max_attempts:
+            await self._fail(item, f"gave up after {item.attempts} attempts: {error}")
+            return
+        delay = self.policy.delay(item.attempts)
+        log.info(
+            "retrying %s for %s in %.1fs: %s", item.message_type, item.process_id, delay, error
+        )
+        await self.store.mark_retry(
+            item.id, error=error, retry_at=self.clock.now() + timedelta(seconds=delay)
+        )
+
+    async def _fail(self, item: OutboxItem, error: str) -> None:
+        """The message cannot be delivered: terminate the process locally with the reason."""
+        log.warning("%s for %s failed: %s", item.message_type, item.process_id, error)
+        now = self.clock.now()
+        async with self.store.transaction() as conn:
+            await self.store.mark_failed(conn, item.id, error=error, now=now)
+            if item.message_type.endswith("TerminationMessage"):
+                return
+            if item.process_kind == "negotiation":
+                n = await self.store.get_negotiation(conn, item.process_id, lock=True)
+                if n is None or n.state.is_terminal:
+                    return
+                await self.store.update_negotiation(conn, nsm.abandon(n, reason=error, now=now))
+                await self.audit.append(
+                    actor=n.counterparty_did,
+                    event="negotiation.failed",
+                    negotiation_id=n.id,
+                    details={"reason": error},
+                    conn=conn,
+                )
+            else:
+                t = await self.store.get_transfer(conn, item.process_id, lock=True)
+                if t is None or t.state.is_terminal:
+                    return
+                await self.store.update_transfer(conn, tsm.abandon(t, reason=error, now=now))
+                await self.audit.append(
+                    actor=t.counterparty_did,
+                    event="transfer.failed",
+                    transfer_id=t.id,
+                    details={"reason": error},
+                    conn=conn,
+                )
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if isinstance(reason, list):
+        return "; ".join(str(r) for r in reason)[:500]
+    return str(body)[:500]

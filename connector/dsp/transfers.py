@@ -1,0 +1,315 @@
+"""Transfer process, both roles: handlers record, the outbox loop sends.
+
+The provider accepts a TransferRequestMessage only under an agreement whose consumer is the
+caller, for a format the dataset offers, and only when the agreement's policy holds at
+transfer scope; it then starts the transfer with a DataAddress carrying a short-lived bearer
+token bound to agreement and transfer (pull).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connector.audit import AuditLog
+from connector.dataplane.tokens import issue_access_token
+from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetStore
+from connector.dsp.messages import (
+    TransferCompletionMessage,
+    TransferRequestMessage,
+    TransferStartMessage,
+    TransferSuspensionMessage,
+    TransferTerminationMessage,
+    dump,
+)
+from connector.dsp.policy_context import context_for
+from connector.dsp.states import Role
+from connector.dsp.store import DspStore
+from connector.dsp.transfer import Transfer, apply, is_repeat
+from connector.dsp.urls import join_url
+from connector.errors import ConflictError, InvalidMessageError, NotFoundError
+from connector.identity.keys import ConnectorKeys
+from connector.identity.tokens import VerifiedCaller
+from connector.policy import Scope, evaluate, validate_policy
+from connector.ports import Clock
+
+TransferMessage = (
+    TransferRequestMessage
+    | TransferStartMessage
+    | TransferSuspensionMessage
+    | TransferCompletionMessage
+    | TransferTerminationMessage
+)
+HTTP_ENDPOINT_TYPE = "https://w3id.org/idsa/v4.1/HTTP"
+_SEGMENT = {
+    "TransferStartMessage": "start",
+    "TransferCompletionMessage": "completion",
+    "TransferSuspensionMessage": "suspension",
+    "TransferTerminationMessage": "termination",
+}
+
+
+class TransferService:
+    def __init__(
+        self,
+        *,
+        store: DspStore,
+        datasets: DatasetStore,
+        audit: AuditLog,
+        clock: Clock,
+        did: str,
+        keys: ConnectorKeys,
+        trusted_issuers: list[str],
+        dsp_base: str,
+        public_url: str,
+    ) -> None:
+        self.store = store
+        self.datasets = datasets
+        self.audit = audit
+        self.clock = clock
+        self.did = did
+        self.keys = keys
+        self.trusted_issuers = trusted_issuers
+        self.dsp_base = dsp_base
+        self.public_url = public_url
+
+    async def receive_request(
+        self, caller: VerifiedCaller, message: TransferRequestMessage
+    ) -> tuple[Transfer, bool]:
+        async with self.store.transaction() as conn:
+            existing = await self.store.find_transfer(
+                conn, Role.PROVIDER, caller.did, message.consumer_pid
+            )
+            if existing is not None:
+                return existing, False
+            agreement = await self.store.get_agreement(conn, message.agreement_id)
+            if (
+                agreement is None
+                or agreement.role is not Role.PROVIDER
+                or agreement.consumer_did != caller.did
+            ):
+                raise InvalidMessageError(f"unknown agreement {message.agreement_id}")
+            dataset = await self.datasets.get(conn, agreement.dataset_id)
+            if dataset is None or message.format not in dataset.formats:
+                offered = ", ".join(dataset.formats) if dataset else "none"
+                raise InvalidMessageError(
+                    f"format {message.format!r} is not offered for this dataset ({offered})"
+                )
+            now = self.clock.now()
+            t = Transfer.new(
+                id=f"urn:uuid:{uuid.uuid4()}",
+                role=Role.PROVIDER,
+                counterparty_did=caller.did,
+                now=now,
+            )
+            t = replace(t, provider_pid=t.id)
+            t = apply(t, message, sender_role=Role.CONSUMER, now=now)
+            await self.store.insert_transfer(conn, t)
+            await self._audit(conn, t, "transfer.requested")
+            decision = evaluate(
+                validate_policy(agreement.agreement),
+                context_for(
+                    caller,
+                    now=now,
+                    trusted_issuers=self.trusted_issuers,
+                    dataset_id=agreement.dataset_id,
+                    uses_so_far=agreement.uses,
+                    output_type=FORMAT_OUTPUT_TYPES.get(message.format),
+                ),
+                Scope.TRANSFER,
+            )
+            if not decision:
+                t = await self._send(conn, t, self._termination(t, "policy", decision.reason))
+                await self._audit(conn, t, "transfer.refused", reason=decision.reason)
+                return t, True
+            t = await self._start(conn, t)
+            return t, True
+
+    async def receive(self, caller: VerifiedCaller, pid: str, message: TransferMessage) -> Transfer:
+        async with self.store.transaction() as conn:
+            t = await self._owned(conn, caller, pid, lock=True)
+            sender = t.role.other
+            if is_repeat(t, message, sender_role=sender):
+                return t
+            if (
+                isinstance(message, TransferStartMessage)
+                and t.role is Role.CONSUMER
+                and message.data_address is None
+            ):
+                raise InvalidMessageError("a pull transfer's start needs a dataAddress")
+            t = apply(t, message, sender_role=sender, now=self.clock.now())
+            await self.store.update_transfer(conn, t)
+            await self._audit(conn, t, f"transfer.{t.state.lower()}")
+            return t
+
+    async def get(self, caller: VerifiedCaller, pid: str) -> Transfer:
+        async with self.store.transaction() as conn:
+            return await self._owned(conn, caller, pid)
+
+    # -- management ---------------------------------------------------------------------
+
+    async def request(self, *, agreement_id: str, format: str) -> Transfer:
+        async with self.store.transaction() as conn:
+            agreement = await self.store.get_agreement(conn, agreement_id)
+            if agreement is None or agreement.role is not Role.CONSUMER:
+                raise NotFoundError(f"no agreement {agreement_id} as consumer")
+            negotiation = await self.store.get_negotiation(conn, agreement.negotiation_id)
+            if negotiation is None or negotiation.counterparty_address is None:
+                raise ConflictError(f"agreement {agreement_id}: provider address unknown")
+            now = self.clock.now()
+            t = Transfer.new(
+                id=f"urn:uuid:{uuid.uuid4()}",
+                role=Role.CONSUMER,
+                counterparty_did=agreement.provider_did,
+                counterparty_address=negotiation.counterparty_address,
+                now=now,
+            )
+            t = replace(t, consumer_pid=t.id)
+            message = TransferRequestMessage.model_validate(
+                {
+                    "consumerPid": t.id,
+                    "agreementId": agreement_id,
+                    "format": format,
+                    "callbackAddress": self.dsp_base,
+                }
+            )
+            await self.store.insert_transfer(conn, t)
+            t = await self._send(conn, t, message, initial=True)
+            await self._audit(conn, t, "transfer.requested")
+            return t
+
+    async def complete(self, id: str, *, actor: str) -> Transfer:
+        return await self._local_message(
+            id,
+            actor,
+            "completed",
+            lambda t: TransferCompletionMessage.model_validate(
+                {"providerPid": t.provider_pid, "consumerPid": t.consumer_pid}
+            ),
+        )
+
+    async def suspend(self, id: str, *, reason: str, actor: str) -> Transfer:
+        return await self._local_message(
+            id,
+            actor,
+            "suspended",
+            lambda t: TransferSuspensionMessage.model_validate(
+                {
+                    "providerPid": t.provider_pid,
+                    "consumerPid": t.consumer_pid,
+                    "code": "suspended",
+                    "reason": [reason],
+                }
+            ),
+        )
+
+    async def terminate(self, id: str, *, reason: str, actor: str) -> Transfer:
+        return await self._local_message(
+            id, actor, "terminated", lambda t: self._termination(t, "terminated", reason)
+        )
+
+    async def list(self, *, role: Role | None = None) -> list[Transfer]:
+        async with self.store.transaction() as conn:
+            return await self.store.list_transfers(conn, role=role)
+
+    async def get_local(self, id: str) -> Transfer:
+        async with self.store.transaction() as conn:
+            t = await self.store.get_transfer(conn, id)
+            if t is None:
+                raise NotFoundError(f"no transfer {id}")
+            return t
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _local_message(self, id: str, actor: str, event: str, build: Any) -> Transfer:
+        async with self.store.transaction() as conn:
+            t = await self.store.get_transfer(conn, id, lock=True)
+            if t is None:
+                raise NotFoundError(f"no transfer {id}")
+            if t.provider_pid is None or t.consumer_pid is None:
+                raise ConflictError(f"transfer {id} has not been acknowledged yet; try again")
+            t = await self._send(conn, t, build(t))
+            await self._audit(conn, t, f"transfer.{event}", by=actor)
+            return t
+
+    async def _start(self, conn: AsyncConnection, t: Transfer) -> Transfer:
+        assert t.agreement_id is not None and t.provider_pid is not None
+        token = issue_access_token(
+            did=self.did,
+            keys=self.keys,
+            consumer=t.counterparty_did,
+            agreement_id=t.agreement_id,
+            transfer_id=t.id,
+            now=self.clock.now(),
+        )
+        message = TransferStartMessage.model_validate(
+            {
+                "providerPid": t.provider_pid,
+                "consumerPid": t.consumer_pid,
+                "dataAddress": {
+                    "endpointType": HTTP_ENDPOINT_TYPE,
+                    "endpoint": join_url(self.public_url, "dataplane", "transfers", t.id),
+                    "endpointProperties": [
+                        {"name": "authorization", "value": token},
+                        {"name": "authType", "value": "bearer"},
+                    ],
+                },
+            }
+        )
+        t = await self._send(conn, t, message)
+        await self._audit(conn, t, "transfer.started")
+        return t
+
+    def _termination(self, t: Transfer, code: str, reason: str) -> TransferTerminationMessage:
+        return TransferTerminationMessage.model_validate(
+            {
+                "providerPid": t.provider_pid,
+                "consumerPid": t.consumer_pid,
+                "code": code,
+                "reason": [reason],
+            }
+        )
+
+    async def _send(
+        self, conn: AsyncConnection, t: Transfer, message: TransferMessage, *, initial: bool = False
+    ) -> Transfer:
+        t = apply(t, message, sender_role=t.role, now=self.clock.now())
+        if t.counterparty_address is None:
+            raise ConflictError(f"transfer {t.id} has no counterparty address")
+        if initial:
+            url = join_url(t.counterparty_address, "transfers", "request")
+        else:
+            url = join_url(t.counterparty_address, "transfers", "{pid}", _SEGMENT[message.TYPE])
+        await self.store.update_transfer(conn, t)
+        await self.store.enqueue(
+            conn,
+            process_kind="transfer",
+            process_id=t.id,
+            message_type=message.TYPE + (":initial" if initial else ""),
+            url=url,
+            audience=t.counterparty_did,
+            body=dump(message),
+            now=self.clock.now(),
+        )
+        return t
+
+    async def _owned(
+        self, conn: AsyncConnection, caller: VerifiedCaller, pid: str, *, lock: bool = False
+    ) -> Transfer:
+        t = await self.store.get_transfer(conn, pid, lock=lock)
+        if t is None or t.counterparty_did != caller.did:
+            raise NotFoundError(f"no transfer process {pid}")
+        return t
+
+    async def _audit(self, conn: AsyncConnection, t: Transfer, event: str, **details: Any) -> None:
+        await self.audit.append(
+            actor=t.counterparty_did,
+            event=event,
+            transfer_id=t.id,
+            agreement_id=t.agreement_id,
+            details={"state": str(t.state), "role": str(t.role), "format": t.format, **details},
+            conn=conn,
+        )

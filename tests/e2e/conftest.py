@@ -1,0 +1,183 @@
+"""Two (or three) real connector processes on loopback, a data space authority, credentials."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from connector.clock import SystemClock
+from connector.identity.credentials import issue_credential
+from connector.identity.did import did_key_from_public_jwk
+from connector.identity.signing import PrivateKey, generate_key
+from tests.conftest import _admin, _in_thread, free_port
+from tests.processes import ConnectorProcess, start_connector, stop
+
+T = TypeVar("T")
+
+
+@dataclass
+class Authority:
+    key: PrivateKey
+    did: str
+
+    def credential(self, subject: str, kind: str = "MembershipCredential", **claims: Any) -> str:
+        now = datetime.now(UTC)
+        return issue_credential(
+            self.did,
+            self.key,
+            subject,
+            kind,
+            claims,  # type: ignore[arg-type]
+            now - timedelta(minutes=1),
+            now + timedelta(days=30),
+            SystemClock(),
+        )
+
+
+@pytest.fixture(scope="session")
+def authority() -> Authority:
+    key = generate_key("Ed25519")
+    return Authority(key, did_key_from_public_jwk(key.public_jwk()))
+
+
+def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float = 30) -> T:
+    """Poll ``fetch`` until ``done`` holds; fail with the last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout}s; last value: {value}")
+        time.sleep(0.05)
+        value = fetch()
+    return value
+
+
+class Api:
+    """The management API of one connector."""
+
+    def __init__(self, connector: ConnectorProcess) -> None:
+        self.c = connector
+        self.http = httpx.Client(
+            base_url=connector.url, headers={"X-Api-Key": connector.api_key}, timeout=30
+        )
+
+    def post(self, path: str, json: Any = None, expect: int | None = None) -> Any:
+        r = self.http.post("/management" + path, json=json)
+        if expect is not None:
+            assert r.status_code == expect, r.text
+        return r.json()
+
+    def get(self, path: str) -> Any:
+        r = self.http.get("/management" + path)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture
+def pg_db_factory(pg_url: str) -> Iterator[Callable[[], str]]:
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"phems_e2e_{uuid.uuid4().hex[:10]}"
+        _in_thread(_admin(pg_url, f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return pg_url.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    for name in created:
+        _in_thread(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass
+class Pair:
+    provider: ConnectorProcess
+    consumer: ConnectorProcess
+    papi: Api
+    capi: Api
+
+
+def launch(
+    tmp: Path,
+    name: str,
+    port: int,
+    ports: list[int],
+    authority: Authority,
+    credentials: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> ConnectorProcess:
+    data = tmp / name
+    (data / "credentials").mkdir(parents=True, exist_ok=True)
+    for filename, jwt in (credentials or {}).items():
+        (data / "credentials" / filename).write_text(jwt)
+    extra = {
+        "PHEMS_TRUSTED_ISSUERS": authority.did,
+        "PHEMS_INSECURE_DID_HOSTS": ",".join(f"127.0.0.1:{p}" for p in ports),
+        "PHEMS_OUTBOX_POLL_SECONDS": "0.1",
+        **(env or {}),
+    }
+    return start_connector(data, port, extra)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str]) -> Iterator[Pair]:
+    """A provider on PostgreSQL and a consumer (member of the data space) on SQLite."""
+    pp, pc = free_port(), free_port()
+    consumer_did = f"did:web:127.0.0.1%3A{pc}"
+    provider = launch(
+        tmp_path, "provider", pp, [pp, pc], authority, env={"PHEMS_DATABASE_URL": pg_db_factory()}
+    )
+    try:
+        consumer = launch(
+            tmp_path,
+            "consumer",
+            pc,
+            [pp, pc],
+            authority,
+            credentials={"membership.jwt": authority.credential(consumer_did)},
+        )
+    except BaseException:
+        stop(provider.proc)
+        raise
+    papi, capi = Api(provider), Api(consumer)
+    try:
+        yield Pair(provider, consumer, papi, capi)
+    finally:
+        papi.http.close()
+        capi.http.close()
+        stop(consumer.proc)
+        stop(provider.proc)
+
+
+RESEARCH_OFFER = {
+    "@id": "offer-research",
+    "@type": "Offer",
+    "permission": [
+        {
+            "action": "use",
+            "constraint": [
+                {"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"},
+                {"leftOperand": "phems:membership", "operator": "eq", "rightOperand": True},
+            ],
+        }
+    ],
+}
+
+
+def dataset(
+    id: str = "paediatric-asthma", offers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "title": "Paediatric asthma cohort",
+        "description": "Children 0-17 with asthma, 2015-2025",
+        "formats": ["FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL"],
+        "offers": offers if offers is not None else [RESEARCH_OFFER],
+    }
