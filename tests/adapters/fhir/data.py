@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,11 @@ def patient_refs(resource: dict[str, Any]) -> set[str]:
         if isinstance(value, dict) and str(value.get("reference", "")).startswith("Patient/"):
             refs.add(value["reference"])
     return refs
+
+
+async def collect(iterator: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r async for r in iterator]
+
+
+def keys(resources: list[dict[str, Any]]) -> list[str]:
+    return sorted(f"{r['resourceType']}/{r['id']}" for r in resources)

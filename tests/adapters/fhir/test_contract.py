@@ -6,24 +6,13 @@ from either source.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 
 from connector.errors import FhirSourceError
 from connector.ports import FhirSource
-from tests.adapters.fhir.data import by_key, expected, ids, patient_refs
+from tests.adapters.fhir.data import by_key, collect, expected, ids, keys, patient_refs
 
 TYPES = sorted(expected())
-
-
-async def collect(iterator: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r async for r in iterator]
-
-
-def keys(resources: list[dict[str, Any]]) -> list[str]:
-    return sorted(f"{r['resourceType']}/{r['id']}" for r in resources)
 
 
 async def test_resource_types_cover_the_data(source: FhirSource) -> None:
