@@ -76,8 +76,16 @@ def server_auth(keys: SmartKeys) -> dict[str, Any]:
         "users": {BASIC_USER: BASIC_PASSWORD},
         "tokens": [TOKEN],
         "smart_clients": [
-            {"client_id": RS_CLIENT, "public_key_path": str(keys.rsa_public), "scopes": "system/*.read"},
-            {"client_id": ES_CLIENT, "public_key_path": str(keys.es_public), "scopes": "system/*.read"},
+            {
+                "client_id": RS_CLIENT,
+                "public_key_path": str(keys.rsa_public),
+                "scopes": "system/*.read",
+            },
+            {
+                "client_id": ES_CLIENT,
+                "public_key_path": str(keys.es_public),
+                "scopes": "system/*.read",
+            },
         ],
     }
 

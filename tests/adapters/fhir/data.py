@@ -6,7 +6,6 @@ import copy
 import json
 from collections.abc import AsyncIterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import SHARED

@@ -50,7 +50,9 @@ def ensure_sekmet() -> Path:
 
 
 def _importable(python: Path) -> bool:
-    check = "import importlib.metadata as m, sekmet.main; assert m.version('sekmet-fhir') == '0.1.1'"
+    check = (
+        "import importlib.metadata as m, sekmet.main; assert m.version('sekmet-fhir') == '0.1.1'"
+    )
     return python.exists() and subprocess.run([str(python), "-c", check]).returncode == 0
 
 
@@ -138,7 +140,9 @@ class SekmetServer:
         present = sorted(p.name.split(".")[0] for p in directory.glob("*.ndjson"))
         present = [t for t in present if t[0].isupper()]
         wanted = set(types) if types is not None else set(present)
-        order = [t for t in LOAD_FIRST if t in present] + [t for t in present if t not in LOAD_FIRST]
+        order = [t for t in LOAD_FIRST if t in present] + [
+            t for t in present if t not in LOAD_FIRST
+        ]
         headers = {"Content-Type": "application/fhir+json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -80,7 +80,9 @@ async def test_smart_es384_jwk_with_explicit_token_endpoint(
     key = load_smart_key(smart_keys.es_jwk)
     assert (key.alg, key.kid) == ("ES384", "es384-test")
     token_url = sekmet.base_url.removesuffix("/fhir") + "/auth/token"
-    auth = SmartBackendAuth(client_id=ES_CLIENT, key=key, scope="system/*.read", token_url=token_url)
+    auth = SmartBackendAuth(
+        client_id=ES_CLIENT, key=key, scope="system/*.read", token_url=token_url
+    )
     assert await count_patients(FhirRestSource(sekmet.base_url, auth=auth)) == PATIENTS
 
 

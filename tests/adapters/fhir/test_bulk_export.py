@@ -28,7 +28,9 @@ async def test_system_export_round_trip_equals_the_file_source(
     rest_source: FhirRestSource, file_source: NdjsonFileSource
 ) -> None:
     exported = await collect(rest_source.export())
-    from_files = [r for t in await file_source.resource_types() async for r in file_source.search(t)]
+    from_files = [
+        r for t in await file_source.resource_types() async for r in file_source.search(t)
+    ]
     assert keys(exported) == keys(from_files)
     assert by_key(exported) == by_key(from_files)
 
@@ -36,7 +38,9 @@ async def test_system_export_round_trip_equals_the_file_source(
 async def test_export_to_directory_is_readable_by_the_file_source(
     rest_source: FhirRestSource, file_source: NdjsonFileSource, tmp_path: Path
 ) -> None:
-    result = await rest_source.export_to_directory(tmp_path / "export", types=["Patient", "Encounter"])
+    result = await rest_source.export_to_directory(
+        tmp_path / "export", types=["Patient", "Encounter"]
+    )
     assert sorted(p.name for p in result.files) == ["Encounter.000.ndjson", "Patient.000.ndjson"]
     assert result.counts == {t: len(expected()[t]) for t in ("Encounter", "Patient")}
     exported = NdjsonFileSource(tmp_path / "export")
@@ -76,7 +80,12 @@ async def test_patient_level_export(rest_source: FhirRestSource) -> None:
             assert f"{resource['resourceType']}/{resource['id']}" in got
     # ... and nothing outside the patients' compartments (no Organization, Practitioner ...)
     assert {r["resourceType"] for r in exported} <= {
-        "Patient", "Encounter", "Condition", "Immunization", "AllergyIntolerance", "Device",
+        "Patient",
+        "Encounter",
+        "Condition",
+        "Immunization",
+        "AllergyIntolerance",
+        "Device",
     }
 
 
@@ -103,9 +112,11 @@ async def test_group_level_export(rest_source: FhirRestSource, cohort_group: lis
     members = {f"Patient/{m}" for m in cohort_group}
     got = set(keys(exported))
     # The Group itself belongs to its members' Patient compartment (Group.member).
-    want = members | {"Group/phems-cohort"} | {
-        f"{r['resourceType']}/{r['id']}" for r in everything() if patient_refs(r) & members
-    }
+    want = (
+        members
+        | {"Group/phems-cohort"}
+        | {f"{r['resourceType']}/{r['id']}" for r in everything() if patient_refs(r) & members}
+    )
     assert got == want
 
 
