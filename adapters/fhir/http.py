@@ -74,7 +74,13 @@ class FhirHttp:
         self.base_url = base_url.rstrip("/")
         self.auth: FhirAuth = auth or NoAuth()
         self._ssl = ssl_context
-        self._timeouts = timeouts or Timeouts()
+        limits = timeouts or Timeouts()
+        self._request_timeout = aiohttp.ClientTimeout(
+            total=limits.request, sock_connect=limits.connect, sock_read=limits.read
+        )
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=limits.connect, sock_read=limits.read
+        )
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
         self._sleep = sleep
@@ -140,11 +146,7 @@ class FhirHttp:
         ok: tuple[int, ...] = (200,),
     ) -> HttpResult:
         what = self.describe(method, url)
-        timeout = aiohttp.ClientTimeout(
-            total=self._timeouts.request,
-            sock_connect=self._timeouts.connect,
-            sock_read=self._timeouts.read,
-        )
+        timeout = self._request_timeout
         refreshed = False
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
@@ -177,9 +179,7 @@ class FhirHttp:
     async def stream_lines(self, url: str, *, authenticate: bool = True) -> AsyncIterator[bytes]:
         """Non-empty lines of an NDJSON download, streamed; a broken transfer is resumed."""
         what = self.describe("GET", url)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._timeouts.connect, sock_read=self._timeouts.read
-        )
+        timeout = self._stream_timeout
         delivered = 0
         refreshed = False
         last = ""
