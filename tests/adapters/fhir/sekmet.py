@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -65,11 +66,14 @@ class SekmetServer:
         *,
         server_auth: dict[str, Any] | None = None,
         log_inbound: bool = False,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        """``tls``: (certificate, key, CA bundle that verifies the certificate)."""
         self.exe = exe
         self.workdir = workdir
         self.port = port
-        self.base_url = f"http://127.0.0.1:{port}/fhir"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/fhir"
+        self.ca_bundle = tls[2] if tls else None
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "sekmet.yaml"
@@ -84,6 +88,8 @@ class SekmetServer:
             "log_inbound": log_inbound,
             "server_auth": server_auth or {"types": ["none"]},
         }
+        if tls:
+            config |= {"tls_certfile": str(tls[0]), "tls_keyfile": str(tls[1])}
         # JSON is YAML: no YAML writer needed.
         self.config.write_text(json.dumps(config, indent=2))
 
@@ -98,12 +104,16 @@ class SekmetServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        verify: ssl.SSLContext | bool = True
+        if self.ca_bundle:
+            verify = ssl.create_default_context(cafile=str(self.ca_bundle))
         deadline = time.monotonic() + deadline_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"sekmet exited with {self.process.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(f"{self.base_url}/metadata", timeout=2).status_code == 200:
+                metadata = httpx.get(f"{self.base_url}/metadata", timeout=2, verify=verify)
+                if metadata.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
