@@ -60,12 +60,15 @@ class Sim:
             return None
         return math.floor(self.rng.uniform(lo, hi)) + self.rng.uniform(0.33, 0.75)
 
-    def in_window_age(self, min_age: float, max_age: float) -> float | None:
-        """A time in the lookback window when the child's age is within [min_age, max_age]."""
+    def in_window_age(
+        self, min_age: float, max_age: float, *, latest: float = -1.0
+    ) -> float | None:
+        """A time in the lookback window, no later than ``latest``, when the child's age is
+        within [min_age, max_age]. ``latest`` keeps whole episodes before the reference date."""
         c = self.child
         return self.random_time(
             max(self.window_start, c.birth + min_age * DAYS_PER_YEAR),
-            c.birth + max_age * DAYS_PER_YEAR,
+            min(latest, c.birth + max_age * DAYS_PER_YEAR),
         )
 
     def follow_ups(self, start: float, every_days: float) -> Iterator[float]:

@@ -79,11 +79,11 @@ def congenital_heart_disease(sim: Sim) -> None:
     last = dx
     for lo, hi, procs, open_heart in steps:
         when = max(last + 2.0, sim.at_age(rng.uniform(lo, hi)))
-        if when >= -3.0:
-            break
         stay = rng.uniform(3, 10) if open_heart else rng.uniform(0.8, 2)
         if kind == "hlhs" and procs[-1] == "norwood":
             stay = rng.uniform(14, 35)
+        if when + stay >= -1.0:  # not yet done on the reference date
+            break
         unit = "picu" if open_heart else "ward"
         adm = em.encounter(c.ref, unit, when, when + stay, reason=kind)
         for i, proc in enumerate(procs):

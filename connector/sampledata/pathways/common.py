@@ -22,7 +22,7 @@ def routine(sim: Sim) -> None:
 def otitis(sim: Sim) -> None:
     c, em, rng = sim.child, sim.em, sim.rng
     for _ in range(1 + sim.poisson(0.5)):
-        t = sim.in_window_age(0.4, 9.0)
+        t = sim.in_window_age(0.4, 9.0, latest=-15.0)
         if t is None:
             return
         unit = "emergency" if rng.random() < 0.3 else "outpatients"
@@ -36,7 +36,7 @@ def otitis(sim: Sim) -> None:
 
 def bronchiolitis(sim: Sim) -> None:
     c, em, rng = sim.child, sim.em, sim.rng
-    t = sim.in_window_age(0.05, 1.5)
+    t = sim.in_window_age(0.05, 1.5, latest=-22.0)
     if t is None:
         return
     enc = em.encounter(c.ref, "emergency", t, t + rng.uniform(0.1, 0.3), reason="bronchiolitis")

@@ -16,10 +16,10 @@ def sepsis(sim: Sim, profile: Profile) -> None:
     for _ in range(1 + (rng.random() < 0.1)):
         # Infants are over-represented among children with sepsis.
         if rng.random() < 0.4:
-            t = sim.in_window_age(0.02, 1.0)
+            t = sim.in_window_age(0.02, 1.0, latest=-30.0)
         else:
-            t = sim.in_window_age(0.02, 18.0)
-        if t is None or t > -16.0:
+            t = sim.in_window_age(0.02, 18.0, latest=-30.0)
+        if t is None:
             return
         _episode(sim, t, shock=rng.random() < profile.shock_share)
 
