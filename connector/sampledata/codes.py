@@ -84,7 +84,10 @@ DIAGNOSES: Final[dict[str, Diagnosis]] = {
     "septic_shock": Diagnosis("76571007", "Septic shock", "R57.2", "Septic shock"),
     "pneumonia": Diagnosis("233604007", "Pneumonia", "J18.9", "Pneumonia, unspecified"),
     "uti": Diagnosis(
-        "68566005", "Urinary tract infectious disease", "N39.0", "Urinary tract infection"
+        "68566005",
+        "Urinary tract infectious disease",
+        "N39.0",
+        "Urinary tract infection, site not specified",
     ),
     # Haemophilia
     "haemophilia_a": Diagnosis(

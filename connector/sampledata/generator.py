@@ -87,7 +87,7 @@ def generate(
 def _one_child(rng: Random, em: Emitter, prof: Profile, *, mrn: tuple[str, str]) -> None:
     sex = "male" if rng.random() < 0.52 else "female"
     # A children's hospital sees many infants: 15 % under one year, the rest spread to 17.
-    age_days = (rng.uniform(2.0, DAYS_PER_YEAR) if rng.random() < 0.15
+    age_days = (rng.uniform(3.0, DAYS_PER_YEAR) if rng.random() < 0.15
                 else rng.uniform(DAYS_PER_YEAR, MAX_AGE_DAYS))  # fmt: skip
     birth = -math.ceil(age_days)
     height_z = rng.gauss(0.0, 1.0)

@@ -223,3 +223,28 @@ def test_weight_tracks_a_centile_per_child(hospitals: Hospitals) -> None:
     assert abs(mean(zs)) < 0.25
     spreads = [max(v) - min(v) for v in per_child.values() if len(v) >= 3]
     assert spreads and mean(spreads) < 1.0
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_patient_has_care_with_growth_measurements(
+    hospitals: Hospitals, profile: str
+) -> None:
+    _, data = hospitals[profile]
+    with_encounter = {e["subject"]["reference"] for e in data["Encounter"]}
+    weighed = {
+        o["subject"]["reference"]
+        for o in data["Observation"]
+        if o["code"]["coding"][0]["code"] == "29463-7"
+    }
+    patients = {f"Patient/{p['id']}" for p in data["Patient"]}
+    assert with_encounter == patients
+    assert weighed == patients
+
+
+def test_profiles_are_documented() -> None:
+    import connector.sampledata as package
+
+    assert package.__doc__ is not None
+    for name, profile in PROFILES.items():
+        assert f"``{name}``" in package.__doc__
+        assert f"{profile.default_patients:,}" in package.__doc__
