@@ -24,7 +24,9 @@ Codes: SNOMED CT and ICD-10 on every Condition, LOINC with UCUM units on Observa
 on Procedures, ATC on MedicationRequests, v3 ActCode encounter classes (AMB, EMER, IMP; PICU
 stays are IMP encounters at the PICU Location with service type ``picu``).
 
-Profiles (``PROFILES``; size is the CLI default when ``--patients`` is not given):
+Profiles (``PROFILES``; size is the CLI default when ``--patients`` is not given). The shares
+are the profile's prevalence parameters; realised shares are somewhat lower for conditions
+that need a minimum age or a recent enough episode (e.g. asthma from 2.5 years):
 
 ================  ========  ==============================================================
 name              patients  case mix

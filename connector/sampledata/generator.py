@@ -91,7 +91,8 @@ def _one_child(rng: Random, em: Emitter, prof: Profile, *, mrn: tuple[str, str])
                 else rng.uniform(DAYS_PER_YEAR, MAX_AGE_DAYS))  # fmt: skip
     birth = -math.ceil(age_days)
     height_z = rng.gauss(0.0, 1.0)
-    weight_z = 0.6 * height_z + 0.8 * rng.gauss(0.0, 1.0)
+    # Weight tracks height (r = 0.6); the independent part is bounded so BMI stays plausible.
+    weight_z = 0.6 * height_z + 0.8 * max(-2.5, min(2.5, rng.gauss(0.0, 1.0)))
     patient: dict[str, Any] = {
         "identifier": [{"system": mrn[0], "value": mrn[1]}],
         "name": [{"family": FAMILY[rng.randrange(len(FAMILY))],
@@ -108,9 +109,10 @@ def _one_child(rng: Random, em: Emitter, prof: Profile, *, mrn: tuple[str, str])
     x_linked = 1.9 if sex == "male" else 0.04
     if rng.random() < prof.rate("chd"):
         congenital_heart_disease(sim)
-    if rng.random() < prof.rate("haemophilia_a") * x_linked:
+    r, rate_a = rng.random(), prof.rate("haemophilia_a") * x_linked
+    if r < rate_a:
         haemophilia(sim, "haemophilia_a")
-    elif rng.random() < prof.rate("haemophilia_b") * x_linked:
+    elif r < rate_a + prof.rate("haemophilia_b") * x_linked:
         haemophilia(sim, "haemophilia_b")
     if rng.random() < prof.rate("t1d"):
         type1_diabetes(sim)

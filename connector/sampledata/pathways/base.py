@@ -116,16 +116,11 @@ class Sim:
     ) -> None:
         c, em, g = self.child, self.em, self.rng.gauss
         age = c.age(t)
-        em.observation(
-            c.ref,
-            enc,
-            "heart_rate",
-            t,
-            round(growth.heart_rate(age) * hr_factor * (1 + g(0, 0.06))),
-        )
-        em.observation(
-            c.ref, enc, "resp_rate", t, round(growth.resp_rate(age) * rr_factor * (1 + g(0, 0.08)))
-        )
+        # Clipped to what monitors record in sick children (sinus tachycardia tops out ~220).
+        hr = min(220.0, growth.heart_rate(age) * hr_factor * (1 + g(0, 0.06)))
+        rr = min(80.0, growth.resp_rate(age) * rr_factor * (1 + g(0, 0.08)))
+        em.observation(c.ref, enc, "heart_rate", t, round(hr))
+        em.observation(c.ref, enc, "resp_rate", t, round(rr))
         em.observation(c.ref, enc, "temperature", t, round(temp + g(0, 0.15), 1))
         em.observation(c.ref, enc, "spo2", t, min(100, round(spo2 + g(0, 0.8))))
         sys_bp = growth.systolic(age) * bp_factor * (1 + g(0, 0.06))

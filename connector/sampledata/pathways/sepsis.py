@@ -44,7 +44,7 @@ def _episode(sim: Sim, t0: float, *, shock: bool) -> None:
     def vitals(enc: str, t: float) -> None:
         x = illness(t)
         sim.vitals(enc, t,
-                   hr_factor=1 + (0.3 + 0.25 * sev) * x,
+                   hr_factor=1 + (0.25 + 0.2 * sev) * x,
                    rr_factor=1 + (0.35 + 0.35 * sev) * x,
                    temp=37.0 + (peak_temp - 37.0) * x,
                    spo2=97.5 - (2 + 7 * sev) * x,
