@@ -248,3 +248,27 @@ def test_profiles_are_documented() -> None:
     for name, profile in PROFILES.items():
         assert f"``{name}``" in package.__doc__
         assert f"{profile.default_patients:,}" in package.__doc__
+
+
+def test_cardiac_pathways_match_the_lesion(hospitals: Hospitals) -> None:
+    _, data = hospitals["cardiac"]
+    by_patient: dict[str, set[str]] = defaultdict(set)
+    for proc in data["Procedure"]:
+        by_patient[proc["subject"]["reference"]].add(proc["code"]["coding"][0]["code"])
+    lesion_of = {d.snomed: k for k, d in DIAGNOSES.items() if k in CHD_KINDS}
+    repaired_tof = 0
+    for cond in data["Condition"]:
+        kind = lesion_of.get(cond["code"]["coding"][0]["code"])
+        if kind is None:
+            continue
+        procs = by_patient[cond["subject"]["reference"]]
+        assert "40701008" in procs  # every CHD patient had an echocardiogram
+        if kind == "hlhs" and "233139006" in procs:  # Norwood
+            assert cond["clinicalStatus"]["coding"][0]["code"] == "active"
+        if kind == "tof":
+            assert "abatementDateTime" not in cond  # repaired TOF is still TOF
+            repaired_tof += "76025005" in procs
+        if "abatementDateTime" in cond:
+            assert kind in ("vsd", "asd", "pda")
+            assert procs & {"76025005", "89814007", "112811009", "30123000", "441676000"}
+    assert repaired_tof > 0

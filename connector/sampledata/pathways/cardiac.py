@@ -91,7 +91,8 @@ def congenital_heart_disease(sim: Sim) -> None:
                 em.procedure(c.ref, adm, proc, when + 0.3, when + 0.3 + rng.uniform(0.05, 0.15))
             else:
                 em.procedure(c.ref, adm, proc, when + 0.3 + 0.01 * i)
-            if proc in CLOSES_DEFECT:
+            # A closed septal defect or duct is cured; a repaired TOF/CoA/HLHS stays a condition.
+            if proc in CLOSES_DEFECT and kind in {"vsd", "asd", "pda"}:
                 resolved = when + 0.3
         if open_heart:
             em.procedure(c.ref, adm, "ventilation", when + 0.3, when + 0.3 + rng.uniform(0.3, 3))
