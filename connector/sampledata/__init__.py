@@ -16,6 +16,8 @@ child keeps its centile) and, by the profile's case mix, care pathways for:
 - sepsis in paediatric intensive care: emergency presentation then PICU, with vitals (heart
   rate, respiratory rate, temperature, SpO2, blood pressure) and labs (lactate, CRP, white
   cells, procalcitonin) as time series, antibiotics, vasoactives and ventilation for shock;
+  some children die in the PICU (``Patient.deceasedDateTime``, discharge disposition
+  ``exp``), and nothing is recorded after death;
 - haemophilia A/B: factor VIII/IX activity by severity, factor concentrate or emicizumab
   prophylaxis, bleeds treated on demand;
 - asthma, RSV bronchiolitis, otitis media, type 1 diabetes (HbA1c) and epilepsy.

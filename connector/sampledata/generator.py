@@ -102,8 +102,9 @@ def _one_child(rng: Random, em: Emitter, prof: Profile, *, mrn: tuple[str, str])
         "address": [{"city": prof.city, "postalCode": f"{rng.randrange(10000, 99999)}",
                      "country": prof.country}],
     }  # fmt: skip
-    ref = em.patient(patient)
-    sim = Sim(rng, em, Child(ref, sex, float(birth), height_z, weight_z))
+    ref = em.begin_child()
+    child = Child(ref, sex, float(birth), height_z, weight_z)
+    sim = Sim(rng, em, child)
 
     # Haemophilia is X-linked: almost only boys (symptomatic carriers are rare).
     x_linked = 1.9 if sex == "male" else 0.04
@@ -127,3 +128,4 @@ def _one_child(rng: Random, em: Emitter, prof: Profile, *, mrn: tuple[str, str])
     if rng.random() < prof.rate("sepsis"):
         sepsis(sim, prof)
     routine(sim)
+    em.end_child(ref, patient, child.death)

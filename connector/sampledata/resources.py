@@ -30,6 +30,7 @@ from connector.sampledata.codes import (
     Json,
     concept,
 )
+from connector.sampledata.record import truncate_at_death
 from connector.sampledata.writer import NdjsonWriter
 
 _CLINICAL = {s: {"coding": [{"system": COND_CLINICAL, "code": s}]} for s in ("active", "resolved")}
@@ -42,6 +43,7 @@ _OBS_CATEGORIES = {
     c: [{"coding": [{"system": OBS_CATEGORY, "code": c}]}]
     for c in ("vital-signs", "laboratory", "exam")
 }
+_EXPIRED = concept("http://terminology.hl7.org/CodeSystem/discharge-disposition", "exp", "Expired")
 _OBS_CODES = {k: concept(LOINC, m.loinc, m.display) for k, m in MEASURES.items()}
 _PROC_CODES = {k: concept(SNOMED, code, display) for k, (code, display) in PROCEDURES.items()}
 _DIAG_CODES = {k: d.codeable() for k, d in DIAGNOSES.items()}
@@ -67,6 +69,8 @@ class Emitter:
         self.org_ref = ""
         self.unit_refs: dict[str, Json] = {}
         self._service: dict[str, Json] = {}
+        # The current child's clinical resources, written when the child is complete.
+        self._pending: list[dict[str, Any]] = []
 
     # -- ids and times ---------------------------------------------------------------------
     def new_id(self, rtype: str) -> str:
@@ -126,16 +130,35 @@ class Emitter:
             }
 
     # -- clinical resources ------------------------------------------------------------------
-    def patient(self, fields: dict[str, Any]) -> str:
-        """Writes a Patient with ``fields`` (demographics) and returns its reference."""
-        pid = self.new_id("Patient")
-        res = {"resourceType": "Patient", "id": pid, **fields,
-               "managingOrganization": {"reference": self.org_ref}}  # fmt: skip
+    def begin_child(self) -> str:
+        """Reserves the next Patient id; returns its reference."""
+        self._pending = []
+        return f"Patient/{self.new_id('Patient')}"
+
+    def end_child(self, patient: str, fields: dict[str, Any], death: float | None) -> None:
+        """Writes the Patient (``fields``: demographics) and its clinical resources, cut at
+        ``death`` if the child died."""
+        res = {"resourceType": "Patient", "id": patient.removeprefix("Patient/"), **fields}
+        pending = self._pending
+        if death is not None:
+            when = self.dt(death)
+            res["deceasedDateTime"] = when
+            pending = truncate_at_death(pending, when)
+        res["managingOrganization"] = {"reference": self.org_ref}
         self._writer.write(res)
-        return f"Patient/{pid}"
+        for r in pending:
+            self._writer.write(r)
+        self._pending = []
 
     def encounter(
-        self, patient: str, unit: str, start: float, end: float, reason: str | None = None
+        self,
+        patient: str,
+        unit: str,
+        start: float,
+        end: float,
+        reason: str | None = None,
+        *,
+        died: bool = False,
     ) -> str:
         eid = self.new_id("Encounter")
         cls = UNITS[unit][2]
@@ -155,10 +178,12 @@ class Emitter:
         }
         if reason is not None:
             res["reasonCode"] = [_DIAG_CODES[reason]]
+        if died:
+            res["hospitalization"] = {"dischargeDisposition": _EXPIRED}
         if cls == "IMP":
             res["length"] = {"value": round(end - start, 1), "unit": "days",
                              "system": UCUM, "code": "d"}  # fmt: skip
-        self._writer.write(res)
+        self._pending.append(res)
         return f"Encounter/{eid}"
 
     def condition(
@@ -183,13 +208,13 @@ class Emitter:
         }
         if abatement is not None:
             res["abatementDateTime"] = self.dt(abatement)
-        self._writer.write(res)
+        self._pending.append(res)
 
     def observation(
         self, patient: str, encounter: str, measure: str, t: float, value: float
     ) -> None:
         m = MEASURES[measure]
-        self._writer.write(
+        self._pending.append(
             {
                 "resourceType": "Observation",
                 "id": self.new_id("Observation"),
@@ -206,7 +231,7 @@ class Emitter:
     def blood_pressure(
         self, patient: str, encounter: str, t: float, systolic: int, diastolic: int
     ) -> None:
-        self._writer.write(
+        self._pending.append(
             {
                 "resourceType": "Observation",
                 "id": self.new_id("Observation"),
@@ -242,7 +267,7 @@ class Emitter:
             res["performedDateTime"] = self.dt(start)
         else:
             res["performedPeriod"] = {"start": self.dt(start), "end": self.dt(end)}
-        self._writer.write(res)
+        self._pending.append(res)
 
     def medication(
         self,
@@ -259,7 +284,7 @@ class Emitter:
         per_kg = "/kg" in d.dose_unit
         dose = d.dose_per_kg if per_kg else min(d.dose_per_kg * weight_kg, d.max_dose)
         dose = round(dose, 2) if dose < 10 else float(round(dose))
-        self._writer.write(
+        self._pending.append(
             {
                 "resourceType": "MedicationRequest",
                 "id": self.new_id("MedicationRequest"),

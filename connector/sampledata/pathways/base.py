@@ -26,6 +26,7 @@ class Child:
     birth: float
     height_z: float
     weight_z: float
+    death: float | None = None  # set by a pathway in which the child dies
 
     def age(self, t: float) -> float:
         return (t - self.birth) / DAYS_PER_YEAR

@@ -10,10 +10,15 @@ import math
 from connector.sampledata.pathways.base import Sim
 from connector.sampledata.profiles import Profile
 
+MORTALITY_SHOCK = 0.12
+MORTALITY_SEPSIS = 0.015
+
 
 def sepsis(sim: Sim, profile: Profile) -> None:
     rng = sim.rng
     for _ in range(1 + (rng.random() < 0.1)):
+        if sim.child.death is not None:
+            return
         # Infants are over-represented among children with sepsis.
         if rng.random() < 0.4:
             t = sim.in_window_age(0.02, 1.0, latest=-30.0)
@@ -72,9 +77,16 @@ def _episode(sim: Sim, t0: float, *, shock: bool) -> None:
         em.medication(c.ref, er, "gentamicin", t0 + 0.06, weight, active=False)
 
     stay = rng.uniform(4, 14) if shock else rng.uniform(2, 6)
+    # PICU mortality of paediatric sepsis: about 1 in 8 with septic shock, rare without.
+    died = rng.random() < (MORTALITY_SHOCK if shock else MORTALITY_SEPSIS)
+    if died:
+        stay *= rng.uniform(0.2, 1.0)
+        c.death = er_end + stay
     end = er_end + stay
-    picu = em.encounter(c.ref, "picu", er_end, end, reason="septic_shock" if shock else "sepsis")
-    em.condition(c.ref, er, "sepsis", t0, end)
+    picu = em.encounter(c.ref, "picu", er_end, end, reason="septic_shock" if shock else "sepsis",
+                        died=died)  # fmt: skip
+    em.observation(c.ref, picu, "weight", er_end + 0.02, round(weight, 2 if age < 2 else 1))
+    em.condition(c.ref, er, "sepsis", t0, None if died else end)
     if source is not None:
         em.condition(c.ref, er, source, t0 - rng.uniform(0.5, 3), end + rng.uniform(2, 10))
     if shock:
@@ -87,7 +99,7 @@ def _episode(sim: Sim, t0: float, *, shock: bool) -> None:
     em.medication(c.ref, picu, "paracetamol", er_end + 0.1, weight, active=False)
     if rng.random() < (0.7 if shock else 0.15):
         em.procedure(c.ref, picu, "ventilation", er_end + 0.05,
-                     er_end + min(stay - 0.5, rng.uniform(1, 2 * tau + 1)))  # fmt: skip
+                     er_end + max(0.1, min(stay - 0.3, rng.uniform(1, 2 * tau + 1))))  # fmt: skip
 
     # Vitals every 4 hours on the first day, then twice daily; lactate 6-hourly on day one.
     times = [er_end + k / 6 for k in range(7)]
