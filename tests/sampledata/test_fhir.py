@@ -28,7 +28,9 @@ def test_a_sample_of_every_type_validates_with_fhir_resources(
         model = get_fhir_model_class(rtype)
         # Every resource of the rare types, every 25th of the common ones, plus the last.
         step = 1 if len(resources) < 200 else 25
-        for res in [*resources[::step], resources[-1]]:
+        # ... and every resource carrying a rarer element (death, discharge disposition).
+        rare = [r for r in resources if "deceasedDateTime" in r or "hospitalization" in r]
+        for res in [*resources[::step], resources[-1], *rare]:
             parsed = model.model_validate(res)
             assert parsed.model_dump(mode="json")["id"] == res["id"]
             checked += 1
