@@ -3,7 +3,8 @@
 The HTTP layer adds filtering by what the caller may use, paging and `Link` headers; this
 module only shapes JSON. Terms follow the DSP 2025-1 context (`Catalog`, `Dataset`,
 `Distribution`, `DataService`, `hasPolicy`, `format`, `accessService`, `endpointURL`,
-`participantId`); the offers are the model's ODRL dicts, minus any `@context` of their own.
+`participantId`), plus `dct:title`, `dct:description` and `dct:modified` (the DSP context
+binds `dct`) so a harvester can tell changed datasets without fetching them; the offers are the model's ODRL dicts, minus any `@context` of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def dsp_dataset(ds: Dataset, *, with_context: bool = False) -> dict[str, Any]:
     out |= {
         "@id": ds.identifier,
         "@type": "Dataset",
+        "dct:title": ds.title,
+        "dct:description": ds.description,
+        **({"dct:modified": ds.modified.isoformat()} if ds.modified else {}),
         "hasPolicy": [_offer(p) for p in ds.policies],
         "distribution": [
             {
@@ -62,6 +66,11 @@ def dsp_catalog(
     return body
 
 
+def _offer_ids(ds: Dataset) -> str:
+    """Part of the cache key: the fragment depends on which offers (per caller) it holds."""
+    return "|".join(str(p.get("@id", "")) for p in ds.policies)
+
+
 def _fragment(ds: Dataset) -> bytes:
     return json.dumps(dsp_dataset(ds), separators=(",", ":")).encode()
 
@@ -78,7 +87,7 @@ def dsp_catalog_bytes(
     del head["dataset"]
     fragments = [
         cache.get_or_render(
-            (d.iri, d.modified, "application/dsp+json"),
+            (d.iri, d.modified, "application/dsp+json;" + _offer_ids(d)),
             partial(_fragment, d),
         )
         for d in datasets

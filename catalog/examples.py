@@ -50,7 +50,7 @@ def example_policies(dataset_id: str, *, base_url: str) -> tuple[dict[str, Any],
     membership = {
         "leftOperand": PHEMS_NS + "membership",
         "operator": "eq",
-        "rightOperand": "active",
+        "rightOperand": True,
     }
     research = {"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"}
     return (

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.fhir_factory import build_fhir_source
 from connector.audit import AuditLog
+from connector.catalog_bridge import Publisher
 from connector.clock import SystemClock
 from connector.datasets import DatasetStore
 from connector.db.engine import create_engine, migrate
@@ -27,7 +29,8 @@ from connector.identity.did import build_did_document, did_from_url
 from connector.identity.keys import ConnectorKeys, load_or_create_keys
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
-from connector.ports import Clock
+from connector.ports import Clock, FhirSource
+from connector.published import PublishedCatalog
 from connector.settings import Settings
 
 DSP_PATH = "/dsp/2025-1"
@@ -53,6 +56,8 @@ class Services:
     negotiations: NegotiationService
     transfers: TransferService
     sender: OutboxSender
+    published: PublishedCatalog
+    fhir: FhirSource
 
     @property
     def public_url(self) -> str:
@@ -63,6 +68,7 @@ class Services:
         return self.public_url + DSP_PATH
 
     async def aclose(self) -> None:
+        await self.fhir.aclose()
         await self.http.aclose()
         await self.engine.dispose()
 
@@ -140,6 +146,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         poll_seconds=settings.outbox_poll_seconds,
     )
     store.on_enqueued = sender.wake
+    published = PublishedCatalog(
+        store=store,
+        datasets=datasets,
+        publisher=Publisher(public_url=public_url, did=did, name=settings.participant_name),
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -162,12 +173,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         dsp_store=store,
         datasets=datasets,
         catalog=CatalogService(
-            store=store,
-            datasets=datasets,
-            clock=clock,
-            did=did,
-            dsp_base=dsp_base,
-            trusted_issuers=trusted,
+            published=published, clock=clock, did=did, trusted_issuers=trusted
         ),
         negotiations=NegotiationService(
             store=store,
@@ -192,4 +198,6 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             public_url=public_url,
         ),
         sender=sender,
+        published=published,
+        fhir=build_fhir_source(settings),
     )

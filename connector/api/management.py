@@ -5,6 +5,7 @@ Authenticated with the management API key; errors are RFC 9457 problem+json.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -14,8 +15,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.deps import ManagementAuth, ServicesDep
+from connector.catalog_bridge import (
+    STATISTICS_FIELDS,
+    check_operator_metadata,
+    check_publishable,
+    to_dataset,
+)
+from connector.catalog_ops import refresh_dataset_statistics
+from connector.composition import Services
 from connector.api.remote import fetch_catalog
-from connector.datasets import DatasetRecord
+from connector.datasets import DatasetRecord, check_dataset
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
@@ -115,8 +124,17 @@ def transfer_json(t: Transfer) -> dict[str, Any]:
 # -- datasets ----------------------------------------------------------------------------
 
 
+async def _publishable(services: Services, record: DatasetRecord) -> DatasetRecord:
+    """Check the record's offers and its HealthDCAT-AP graph (SHACL) before it is stored."""
+    check_dataset(record)
+    ds = to_dataset(record, services.published.publisher)
+    await asyncio.to_thread(check_publishable, ds)
+    return record
+
+
 @router.post("/datasets", status_code=201)
 async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
+    check_operator_metadata(body.metadata)
     now = datetime.now(UTC)
     record = DatasetRecord(
         id=body.id,
@@ -128,6 +146,7 @@ async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, An
         created_at=now,
         modified_at=now,
     )
+    await _publishable(services, record)
     async with services.dsp_store.transaction() as conn:
         await services.datasets.insert(conn, record)
         await services.audit.append(
@@ -160,25 +179,36 @@ async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
 async def update_dataset(dataset_id: str, body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
     if body.id != dataset_id:
         raise NotFoundError(f"body id {body.id} is not {dataset_id}")
+    check_operator_metadata(body.metadata)
     async with services.dsp_store.transaction() as conn:
         old = await services.datasets.get(conn, dataset_id)
-        if old is None:
-            raise NotFoundError(f"no dataset {dataset_id}")
-        record = DatasetRecord(
-            id=body.id,
-            title=body.title,
-            description=body.description,
-            formats=tuple(body.formats),
-            offers=tuple(body.offers),
-            metadata=body.metadata,
-            status=old.status,
-            created_at=old.created_at,
-            modified_at=datetime.now(UTC),
-        )
+    if old is None:
+        raise NotFoundError(f"no dataset {dataset_id}")
+    computed = {k: v for k, v in old.metadata.items() if k in STATISTICS_FIELDS}
+    record = DatasetRecord(
+        id=body.id,
+        title=body.title,
+        description=body.description,
+        formats=tuple(body.formats),
+        offers=tuple(body.offers),
+        metadata={**body.metadata, **computed},
+        status=old.status,
+        created_at=old.created_at,
+        modified_at=datetime.now(UTC),
+    )
+    await _publishable(services, record)
+    async with services.dsp_store.transaction() as conn:
         await services.datasets.update(conn, record)
         await services.audit.append(
             actor=ACTOR, event="dataset.updated", details={"id": body.id}, conn=conn
         )
+    return record.as_json()
+
+
+@router.post("/datasets/{dataset_id:path}/refresh-statistics")
+async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
+    """Recompute the dataset's statistics from the FHIR source (rounded, no small cells)."""
+    record = await refresh_dataset_statistics(services, dataset_id)
     return record.as_json()
 
 

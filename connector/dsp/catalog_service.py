@@ -1,95 +1,94 @@
-"""The DSP catalog of this connector: published datasets, each with the offers the caller may
-use (catalog scope of the policy engine); a dataset with none is not listed."""
+"""The DSP catalog of this connector, from the HealthDCAT-AP model (`catalog.dsp`).
+
+Published datasets, each with the offers the caller may use (catalog scope of the policy
+engine); a dataset with none is not listed. Paged by offset/limit: only as many datasets are
+evaluated as the page needs (plus one, to know whether a next page exists).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
-from connector.datasets import DatasetRecord, DatasetStore
-from connector.dsp.context import DSP_CONTEXT_URL
+from catalog.dsp import dsp_catalog_bytes, dsp_dataset
+from catalog.model import Dataset
 from connector.dsp.policy_context import context_for
-from connector.dsp.store import DspStore
 from connector.errors import NotFoundError
 from connector.identity.tokens import VerifiedCaller
-from connector.policy import Scope, evaluate, validate_policy
+from connector.policy import EvaluationContext, Scope, evaluate
 from connector.ports import Clock
+from connector.published import Entry, PublishedCatalog
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogPage:
+    body: bytes
+    offset: int
+    limit: int
+    has_next: bool
 
 
 class CatalogService:
     def __init__(
         self,
         *,
-        store: DspStore,
-        datasets: DatasetStore,
+        published: PublishedCatalog,
         clock: Clock,
         did: str,
-        dsp_base: str,
         trusted_issuers: list[str],
     ) -> None:
-        self.store = store
-        self.datasets = datasets
+        self.published = published
         self.clock = clock
         self.did = did
-        self.dsp_base = dsp_base
         self.trusted_issuers = trusted_issuers
 
-    def _visible_offers(
-        self, caller: VerifiedCaller, record: DatasetRecord
-    ) -> list[dict[str, Any]]:
-        context = context_for(
-            caller,
-            now=self.clock.now(),
-            trusted_issuers=self.trusted_issuers,
-            dataset_id=record.id,
+    def _context(self, caller: VerifiedCaller) -> EvaluationContext:
+        return context_for(caller, now=self.clock.now(), trusted_issuers=self.trusted_issuers)
+
+    @staticmethod
+    def _visible(entry: Entry, context: EvaluationContext) -> Dataset | None:
+        ctx = dataclasses.replace(context, dataset_id=entry.record.id)
+        offers = tuple(
+            {k: v for k, v in offer.items() if k != "target"}
+            for offer, policy in entry.offers
+            if evaluate(policy, ctx, Scope.CATALOG).permitted
         )
-        return [
-            offer
-            for offer in record.offers
-            if evaluate(validate_policy(offer), context, Scope.CATALOG)
-        ]
+        if not offers:
+            return None
+        if len(offers) == len(entry.dataset.policies):
+            return entry.dataset
+        return entry.dataset.model_copy(update={"policies": offers})
 
-    def _service(self) -> dict[str, Any]:
-        return {"@id": f"{self.did}#dsp", "@type": "DataService", "endpointURL": self.dsp_base}
-
-    def dataset_json(self, record: DatasetRecord, offers: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "@id": record.id,
-            "@type": "Dataset",
-            "title": record.title,
-            "description": record.description,
-            "hasPolicy": [{k: v for k, v in o.items() if k != "target"} for o in offers],
-            "distribution": [
-                {"@type": "Distribution", "format": f, "accessService": self._service()}
-                for f in record.formats
-            ],
-        }
-
-    async def visible(self, caller: VerifiedCaller) -> list[dict[str, Any]]:
-        async with self.store.transaction() as conn:
-            records = await self.datasets.list(conn)
-        out = []
-        for record in records:
-            offers = self._visible_offers(caller, record)
-            if offers:
-                out.append(self.dataset_json(record, offers))
-        return out
-
-    def catalog_json(self, datasets: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "@context": [DSP_CONTEXT_URL],
-            "@id": f"{self.did}#catalog",
-            "@type": "Catalog",
-            "participantId": self.did,
-            "service": [self._service()],
-            "dataset": datasets,
-        }
+    async def page(self, caller: VerifiedCaller, *, offset: int, limit: int) -> CatalogPage:
+        snap = await self.published.snapshot()
+        context = self._context(caller)
+        chosen: list[Dataset] = []
+        seen = 0
+        has_next = False
+        for entry in snap.entries:
+            ds = self._visible(entry, context)
+            if ds is None:
+                continue
+            seen += 1
+            if seen <= offset:
+                continue
+            if len(chosen) == limit:
+                has_next = True
+                break
+            chosen.append(ds)
+        body = dsp_catalog_bytes(
+            snap.catalog, chosen, participant_id=self.did, cache=self.published.cache
+        )
+        return CatalogPage(body, offset, limit, has_next)
 
     async def dataset(self, caller: VerifiedCaller, dataset_id: str) -> dict[str, Any]:
-        async with self.store.transaction() as conn:
-            record = await self.datasets.get(conn, dataset_id)
-        offers = (
-            self._visible_offers(caller, record) if record and record.status == "published" else []
-        )
-        if record is None or not offers:
+        snap = await self.published.snapshot()
+        entry = snap.by_id.get(dataset_id)
+        ds = self._visible(entry, self._context(caller)) if entry else None
+        if ds is None:
             raise NotFoundError(f"no dataset {dataset_id}")
-        return {"@context": [DSP_CONTEXT_URL], **self.dataset_json(record, offers)}
+        return dsp_dataset(ds, with_context=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from connector.api.deps import ServicesDep
+from connector.dsp.catalog_service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from connector.dsp.messages import (
     CatalogRequestMessage,
     ContractAgreementMessage,
@@ -63,13 +64,39 @@ def _json(message: DspMessage, status: int = 200) -> JSONResponse:
 # -- catalog --------------------------------------------------------------------------------
 
 
+def _page_window(page: int | None, offset: int | None, limit: int | None) -> tuple[int, int]:
+    size = DEFAULT_PAGE_SIZE if limit is None else limit
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise BadRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    if page is not None and page < 1 or offset is not None and offset < 0:
+        raise BadRequestError("page must be 1 or more and offset 0 or more")
+    return (offset if offset is not None else ((page or 1) - 1) * size), size
+
+
 @router.post("/catalog/request")
-async def catalog_request(request: Request, caller: Caller, services: ServicesDep) -> JSONResponse:
+async def catalog_request(
+    request: Request,
+    caller: Caller,
+    services: ServicesDep,
+    page: int | None = None,
+    offset: int | None = None,
+    limit: int | None = None,
+) -> Response:
+    """The catalog, one page at a time (``?page=N`` or ``?offset=&limit=``, default 100 a
+    page); ``Link`` headers (RFC 8288) point to the next and previous pages."""
     message = await _message(request, CatalogRequestMessage)
     if message.filter:
         raise BadRequestError("catalog filters are not supported; request the whole catalog")
-    datasets = await services.catalog.visible(caller)
-    return JSONResponse(services.catalog.catalog_json(datasets))
+    start, size = _page_window(page, offset, limit)
+    result = await services.catalog.page(caller, offset=start, limit=size)
+    url = f"{services.dsp_base}/catalog/request"
+    links = []
+    if result.has_next:
+        links.append(f'<{url}?offset={start + size}&limit={size}>; rel="next"')
+    if start > 0:
+        links.append(f'<{url}?offset={max(0, start - size)}&limit={size}>; rel="prev"')
+    headers = {"Link": ", ".join(links)} if links else {}
+    return Response(result.body, media_type="application/json", headers=headers)
 
 
 @router.get("/catalog/datasets/{dataset_id:path}")

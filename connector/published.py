@@ -1,0 +1,95 @@
+"""This connector's published catalog as HealthDCAT-AP models, kept as an in-memory snapshot.
+
+Every request (DSP catalog, `/catalog`, the UI) reads the snapshot; it is rebuilt only when the
+store's fingerprint (number of published datasets, newest `modified_at`) changes, so replicas
+sharing one database see each other's changes on their next request. Rendered bytes are cached
+per (dataset IRI, dct:modified, media type) in one `RenderCache`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from catalog.cache import RenderCache
+from catalog.model import Catalog, Dataset
+from connector.catalog_bridge import Publisher, to_catalog, to_dataset
+from connector.datasets import DatasetRecord, DatasetStore
+from connector.db.tables import datasets as datasets_table
+from connector.dsp.store import DspStore
+from connector.errors import PhemsError
+from connector.policy import Policy, validate_policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    record: DatasetRecord
+    dataset: Dataset
+    offers: tuple[tuple[dict[str, Any], Policy], ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    fingerprint: tuple[int, dt.datetime | None]
+    entries: tuple[Entry, ...]
+    catalog: Catalog
+    by_id: dict[str, Entry] = field(default_factory=dict)
+
+    @property
+    def datasets(self) -> tuple[Dataset, ...]:
+        return self.catalog.datasets
+
+    @property
+    def version(self) -> str:
+        count, newest = self.fingerprint
+        return f"{count}-{newest.isoformat() if newest else 'none'}"
+
+
+class PublishedCatalog:
+    def __init__(self, *, store: DspStore, datasets: DatasetStore, publisher: Publisher) -> None:
+        self.store = store
+        self.datasets = datasets
+        self.publisher = publisher
+        self.cache = RenderCache(max_entries=20_000)
+        self._snapshot: Snapshot | None = None
+        self._lock = asyncio.Lock()
+
+    async def snapshot(self) -> Snapshot:
+        query = sa.select(sa.func.count(), sa.func.max(datasets_table.c.modified_at)).where(
+            datasets_table.c.status == "published"
+        )
+        async with self.store.transaction() as conn:
+            count, newest = (await conn.execute(query)).one()
+        fingerprint = (int(count), newest)
+        current = self._snapshot
+        if current is not None and current.fingerprint == fingerprint:
+            return current
+        async with self._lock:
+            if self._snapshot is not None and self._snapshot.fingerprint == fingerprint:
+                return self._snapshot
+            async with self.store.transaction() as conn:
+                records = await self.datasets.list(conn)
+            self._snapshot = self._build(fingerprint, records)
+            return self._snapshot
+
+    def _build(
+        self, fingerprint: tuple[int, dt.datetime | None], records: list[DatasetRecord]
+    ) -> Snapshot:
+        entries = []
+        for record in records:
+            try:
+                ds = to_dataset(record, self.publisher)
+                offers = tuple((o, validate_policy(o)) for o in record.offers)
+            except PhemsError as exc:  # stored before metadata was checked: not served
+                log.warning("dataset %s not served: %s", record.id, exc.detail)
+                continue
+            entries.append(Entry(record, ds, offers))
+        catalog = to_catalog([e.dataset for e in entries], self.publisher)
+        return Snapshot(fingerprint, tuple(entries), catalog, {e.record.id: e for e in entries})
