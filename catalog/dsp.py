@@ -4,7 +4,8 @@ The HTTP layer adds filtering by what the caller may use, paging and `Link` head
 module only shapes JSON. Terms follow the DSP 2025-1 context (`Catalog`, `Dataset`,
 `Distribution`, `DataService`, `hasPolicy`, `format`, `accessService`, `endpointURL`,
 `participantId`), plus `dct:title`, `dct:description` and `dct:modified` (the DSP context
-binds `dct`) so a harvester can tell changed datasets without fetching them; the offers are the model's ODRL dicts, minus any `@context` of their own.
+binds `dct`) so a harvester can tell changed datasets without fetching them; the offers are
+the model's ODRL dicts, minus any `@context` of their own.
 """
 
 from __future__ import annotations

@@ -140,7 +140,9 @@ def to_catalog(datasets: Sequence[Dataset], pub: Publisher) -> Catalog:
         iri=pub.catalog_url,
         title=f"{pub.name}: health data catalogue",
         description=f"Datasets {pub.name} offers for secondary use through phems-connector.",
-        publisher=Agent(iri=pub.did, name=pub.name, contact=contact or ContactPoint(url=pub.catalog_url)),
+        publisher=Agent(
+            iri=pub.did, name=pub.name, contact=contact or ContactPoint(url=pub.catalog_url)
+        ),
         homepage=f"{pub.public_url}/",
         modified=max((d.modified for d in datasets if d.modified), default=None),
         datasets=tuple(datasets),

@@ -8,18 +8,23 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime
 
+from rdflib import Graph
+
 from catalog.examples import example_dataset, example_policies
+from catalog.rdf import to_graph
 from catalog.statistics import SafeStatistics
 from connector.catalog_bridge import (
     STATISTICS_FIELDS,
     check_publishable,
     metadata_of,
     statistics_metadata,
+    to_catalog,
     to_dataset,
 )
-from connector.composition import Services
+from connector.composition import Services, build_services
 from connector.datasets import DatasetRecord
-from connector.errors import NotFoundError
+from connector.errors import BadRequestError, NotFoundError
+from connector.settings import Settings
 from connector.statistics import compute_statistics
 
 ACTOR = "management-api"
@@ -92,3 +97,21 @@ async def ensure_sample_data(services: Services) -> DatasetRecord:
             actor="sample-data", event="dataset.created", details={"id": record.id}, conn=conn
         )
     return await refresh_dataset_statistics(services, record.id)
+
+
+async def own_catalog_graph(settings: Settings) -> tuple[Graph, list[str]]:
+    """The graph of this connector's published catalog, and the datasets whose metadata
+    cannot even be read into the model (in plain words)."""
+    services = await build_services(settings)
+    try:
+        async with services.dsp_store.transaction() as conn:
+            records = await services.datasets.list(conn)
+    finally:
+        await services.aclose()
+    datasets, problems = [], []
+    for record in records:
+        try:
+            datasets.append(to_dataset(record, services.published.publisher))
+        except BadRequestError as exc:
+            problems.append(exc.detail)
+    return to_graph(to_catalog(datasets, services.published.publisher)), problems

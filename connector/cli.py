@@ -28,7 +28,9 @@ keys_app = typer.Typer(help="The connector's keys and DID.", no_args_is_help=Tru
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+catalog_app = typer.Typer(help="The HealthDCAT-AP catalog.", no_args_is_help=True)
 app.add_typer(authority_app, name="authority")
+app.add_typer(catalog_app, name="catalog")
 
 T = TypeVar("T")
 
@@ -61,6 +63,13 @@ def _check_port_free(host: str, port: int) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (PHEMS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (PHEMS_PORT).")] = None,
+    with_sample_data: Annotated[
+        bool,
+        typer.Option(
+            "--with-sample-data",
+            help="Generate sample FHIR data (if absent) and publish an example dataset.",
+        ),
+    ] = False,
 ) -> None:
     """Run the connector (DSP endpoints, management API, catalog)."""
     import uvicorn
@@ -76,7 +85,13 @@ def serve(
     async def preflight() -> None:
         # Keys, data directory and database problems surface here as one clear line.
         services = await build_services(settings)
-        await services.aclose()
+        try:
+            if with_sample_data:
+                from connector.catalog_ops import ensure_sample_data
+
+                await ensure_sample_data(services)
+        finally:
+            await services.aclose()
 
     _run(preflight)
     config = uvicorn.Config(
@@ -179,6 +194,37 @@ def audit_export(
         raise CliError(f"--out: cannot write {out}: {exc.strerror}") from None
     if out:
         typer.echo(f"wrote {count} AuditEvent resources to {out}", err=True)
+
+
+@catalog_app.command("validate")
+def catalog_validate(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Turtle or JSON-LD file; default: this connector's own catalog."),
+    ] = None,
+) -> None:
+    """Check HealthDCAT-AP R8 (NON_PUBLIC) with the official shapes; exit 1 on violations."""
+    from catalog.validation import format_report, validate, validate_file
+
+    if file is not None:
+        if not file.is_file():
+            raise CliError(f"FILE: no such file: {file}")
+        try:
+            report = validate_file(file)
+        except Exception as exc:  # rdflib raises many types for unreadable RDF
+            raise CliError(f"FILE: cannot read {file} as RDF: {exc}") from None
+        problems: list[str] = []
+    else:
+        from connector.catalog_ops import own_catalog_graph
+
+        settings = _settings()
+        graph, problems = _run(lambda: own_catalog_graph(settings))
+        report = validate(graph)
+    for line in problems:
+        typer.echo(f"Violation: {line}")
+    typer.echo(format_report(report))
+    if problems or not report.conforms:
+        raise typer.Exit(1)
 
 
 def main() -> None:

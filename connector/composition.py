@@ -24,6 +24,7 @@ from connector.dsp.sender import OutboxSender
 from connector.dsp.store import DspStore
 from connector.dsp.transfers import TransferService
 from connector.errors import ConfigurationError
+from connector.harvest import HarvestService
 from connector.identity.credentials import read_credential_files
 from connector.identity.did import build_did_document, did_from_url
 from connector.identity.keys import ConnectorKeys, load_or_create_keys
@@ -58,6 +59,7 @@ class Services:
     sender: OutboxSender
     published: PublishedCatalog
     fhir: FhirSource
+    harvest: HarvestService
 
     @property
     def public_url(self) -> str:
@@ -172,9 +174,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         management_api_key=api_key,
         dsp_store=store,
         datasets=datasets,
-        catalog=CatalogService(
-            published=published, clock=clock, did=did, trusted_issuers=trusted
-        ),
+        catalog=CatalogService(published=published, clock=clock, did=did, trusted_issuers=trusted),
         negotiations=NegotiationService(
             store=store,
             datasets=datasets,
@@ -200,4 +200,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         sender=sender,
         published=published,
         fhir=build_fhir_source(settings),
+        harvest=HarvestService(
+            store=store,
+            http=http,
+            tokens=tokens,
+            clock=clock,
+            targets=list(settings.harvest_targets),
+        ),
     )

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated host:port values for which did:web may use plain http.",
     )
+    harvest_targets: CommaList = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated DSP base URLs (https://host/dsp/2025-1) of the hospital connectors "
+            "whose catalogs this connector harvests (data user role)."
+        ),
+    )
     credentials_dir: Path | None = Field(
         None,
         description=(
@@ -158,7 +165,7 @@ class Settings(BaseSettings):
                 raise SettingsError(f"PHEMS_CONFIG_FILE: expected .yaml, .yml or .toml: {path}")
         return tuple(sources)
 
-    @field_validator("trusted_issuers", "insecure_did_hosts", mode="before")
+    @field_validator("trusted_issuers", "insecure_did_hosts", "harvest_targets", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

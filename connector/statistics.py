@@ -113,7 +113,7 @@ async def compute_statistics(
             who = _subject(resource)
             if who is not None and (who not in latest or when > latest[who]):
                 latest[who] = when
-    system_counts: dict[CodingSystem | str, int] = {c: n for c, n in systems.items()}
+    system_counts: dict[CodingSystem | str, int] = dict(systems.items())
     ages = [_age(b, latest.get(pid, today)) for pid, b in births.items()]
     return safe_statistics(
         records=records,

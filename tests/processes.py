@@ -74,14 +74,18 @@ def wait_until_healthy(
 
 
 def start_connector(
-    data_dir: Path, port: int, extra_env: Mapping[str, str] | None = None
+    data_dir: Path,
+    port: int,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    args: tuple[str, ...] = (),
 ) -> ConnectorProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = connector_env(data_dir, port, extra_env)
     log_path = data_dir / f"connector-{port}.log"
     log = open(log_path, "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connector", "serve"],
+        [sys.executable, "-m", "connector", "serve", *args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import health, management, wellknown
+from connector.api import catalog_routes, catalog_ui, health, management, wellknown
 from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import install_error_handlers
@@ -49,4 +49,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(dsp.router)
     app.include_router(management.router)
     app.include_router(dataplane.router)
+    app.include_router(catalog_ui.router)
+    app.include_router(catalog_routes.router)
     return app

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.deps import ManagementAuth, ServicesDep
+from connector.api.remote import fetch_catalog
 from connector.catalog_bridge import (
     STATISTICS_FIELDS,
     check_operator_metadata,
@@ -23,12 +24,11 @@ from connector.catalog_bridge import (
 )
 from connector.catalog_ops import refresh_dataset_statistics
 from connector.composition import Services
-from connector.api.remote import fetch_catalog
 from connector.datasets import DatasetRecord, check_dataset
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
-from connector.errors import NotFoundError
+from connector.errors import BadRequestError, NotFoundError
 from connector.identity.did import did_from_url
 
 router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
@@ -234,7 +234,34 @@ async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, An
 @router.post("/catalog/request")
 async def request_catalog(body: CatalogRequestIn, services: ServicesDep) -> JSONResponse:
     did = counterparty_did(body.counterparty_address, body.counterparty_id)
-    return JSONResponse(await fetch_catalog(services, body.counterparty_address, did))
+    return JSONResponse(
+        await fetch_catalog(services.http, services.tokens, body.counterparty_address, did)
+    )
+
+
+# -- harvesting other connectors' catalogs ------------------------------------------------
+
+
+class HarvestIn(Model):
+    targets: list[str] | None = None  # DSP base URLs; default: the harvest_targets setting
+
+
+@router.post("/harvest")
+async def harvest(services: ServicesDep, body: HarvestIn | None = None) -> dict[str, Any]:
+    """Harvest the configured (or given) connectors now; the report names each failure."""
+    targets = (body.targets if body else None) or services.harvest.targets
+    if not targets:
+        raise BadRequestError("no harvest targets: set PHEMS_HARVEST_TARGETS or give 'targets'")
+    return (await services.harvest.harvest(targets)).as_json()
+
+
+@router.get("/harvest")
+async def harvest_progress(services: ServicesDep) -> dict[str, Any]:
+    """Progress of the running (or last) harvest."""
+    run = services.harvest.last_run
+    if run is None:
+        raise NotFoundError("no harvest has run yet")
+    return run.as_json()
 
 
 # -- negotiations --------------------------------------------------------------------------

@@ -1,29 +1,34 @@
 """Calls to other connectors made on an operator's request (not DSP state changes, which go
-through the outbox): fetching a counterparty's DSP catalog."""
+through the outbox): fetching a counterparty's DSP catalog, one page or all of it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
-from connector.composition import Services
 from connector.dsp.urls import join_url
 from connector.errors import UpstreamError
+from connector.identity.tokens import TokenIssuer
+
+CATALOG_REQUEST = {
+    "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+    "@type": "CatalogRequestMessage",
+}
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
-async def fetch_catalog(services: Services, address: str, did: str) -> dict[str, Any]:
-    url = join_url(address, "catalog", "request")
-    body = {
-        "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
-        "@type": "CatalogRequestMessage",
-    }
+async def fetch_catalog_page(
+    http: httpx.AsyncClient, tokens: TokenIssuer, url: str, did: str
+) -> tuple[dict[str, Any], str | None]:
+    """POST a signed CatalogRequestMessage to `url`; the catalog and its `rel="next"` URL."""
     try:
-        response = await services.http.post(
-            url, json=body, headers={"Authorization": f"Bearer {services.tokens.issue(did)}"}
+        response = await http.post(
+            url, json=CATALOG_REQUEST, headers={"Authorization": f"Bearer {tokens.issue(did)}"}
         )
     except httpx.HTTPError as exc:
-        raise UpstreamError(f"catalog request failed: {exc}", url=url) from None
+        raise UpstreamError(f"catalog request failed: {exc!r}", url=url) from None
     if response.status_code != 200:
         raise UpstreamError(
             f"catalog request refused with HTTP {response.status_code}: {response.text[:300]}",
@@ -33,4 +38,24 @@ async def fetch_catalog(services: Services, address: str, did: str) -> dict[str,
         result: dict[str, Any] = response.json()
     except ValueError:
         raise UpstreamError("catalog response is not JSON", url=url) from None
-    return result
+    match = _NEXT.search(response.headers.get("link", ""))
+    return result, match.group(1) if match else None
+
+
+async def fetch_catalog(
+    http: httpx.AsyncClient, tokens: TokenIssuer, address: str, did: str, *, max_pages: int = 1000
+) -> dict[str, Any]:
+    """The whole DSP catalog at `address` (a DSP base URL), following `Link` pages."""
+    url: str | None = join_url(address, "catalog", "request")
+    first: dict[str, Any] | None = None
+    datasets: list[Any] = []
+    for _ in range(max_pages):
+        if url is None:
+            break
+        page, url = await fetch_catalog_page(http, tokens, url, did)
+        first = first or page
+        items = page.get("dataset", [])
+        datasets += items if isinstance(items, list) else [items]
+    if first is None:
+        raise UpstreamError("catalog request returned nothing", url=address)
+    return {**first, "dataset": datasets}

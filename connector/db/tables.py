@@ -128,3 +128,15 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+# The merged index of other connectors' catalogs (data user role), one row per dataset.
+harvested_datasets = sa.Table(
+    "harvested_datasets",
+    metadata,
+    sa.Column("provider_did", sa.String(512), primary_key=True),
+    sa.Column("dataset_id", sa.String(512), primary_key=True),
+    sa.Column("provider_address", sa.String(2048), nullable=False),  # DSP base URL
+    sa.Column("modified", sa.String(64)),  # dct:modified as the provider wrote it
+    sa.Column("document", sa.Text, nullable=False),  # JSON: HealthDCAT-AP model + visible offers
+    sa.Column("harvested_at", _ts, nullable=False),
+)

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from catalog.examples import example_dataset
+from connector.catalog_bridge import metadata_of
 from connector.clock import SystemClock
 from connector.identity.credentials import issue_credential
 from connector.identity.did import did_key_from_public_jwk
@@ -112,6 +114,7 @@ def launch(
     authority: Authority,
     credentials: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> ConnectorProcess:
     data = tmp / name
     (data / "credentials").mkdir(parents=True, exist_ok=True)
@@ -123,7 +126,7 @@ def launch(
         "PHEMS_OUTBOX_POLL_SECONDS": "0.1",
         **(env or {}),
     }
-    return start_connector(data, port, extra)
+    return start_connector(data, port, extra, args=args)
 
 
 @pytest.fixture
@@ -174,10 +177,12 @@ RESEARCH_OFFER = {
 def dataset(
     id: str = "paediatric-asthma", offers: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
+    """A dataset with full HealthDCAT-AP metadata (the management API refuses less)."""
     return {
         "id": id,
         "title": "Paediatric asthma cohort",
         "description": "Children 0-17 with asthma, 2015-2025",
         "formats": ["FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL"],
         "offers": offers if offers is not None else [RESEARCH_OFFER],
+        "metadata": metadata_of(example_dataset()),
     }

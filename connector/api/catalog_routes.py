@@ -1,0 +1,152 @@
+"""`/catalog`: this connector's HealthDCAT-AP catalog for machines and the catalog UI for people.
+
+`GET /catalog` and `GET /catalog/datasets/{id}` negotiate the content: `text/turtle` (the
+default), `application/ld+json`, `application/rdf+xml` or `text/html`; anything else is a 406
+problem. The RDF catalog pages with `hydra:PagedCollection` (`?page=N`, 100 datasets a page),
+as CKAN ckanext-dcat harvesters expect. Rendered bytes are cached per `dct:modified`.
+
+The HTML list shows this connector's own datasets and those harvested from other hospitals,
+with free-text search and filters (`catalog.search`); a harvested dataset's page is
+`/catalog/datasets/{id}?provider=<DID>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from catalog.html import render_catalog_page, render_dataset_page
+from catalog.model import Dataset
+from catalog.paging import DEFAULT_PAGE_SIZE, catalog_page, page_count
+from catalog.rdf import to_graph
+from catalog.search import Query as SearchQuery
+from catalog.search import search
+from catalog.serialize import HTML, TURTLE, NotAcceptable, best_media_type, serialize
+from connector.api.deps import ServicesDep
+from connector.api.problems import problem
+from connector.api.ui_session import csrf_token, session_nonce
+from connector.composition import Services
+from connector.errors import BadRequestError, NotFoundError
+from connector.harvest import HarvestedDataset
+from connector.policy import describe_policy
+
+router = APIRouter(prefix="/catalog", tags=["catalog"])
+SITE_TITLE = "Health data catalogue"
+
+
+def _media(request: Request) -> str | Response:
+    try:
+        return best_media_type(request.headers.get("accept"), default=TURTLE)
+    except NotAcceptable as exc:
+        return problem(406, "Not acceptable", f"{exc}; ask for text/turtle, "
+                       "application/ld+json, application/rdf+xml or text/html")  # fmt: skip
+
+
+def _rdf(body: bytes, media: str) -> Response:
+    return Response(body, media_type=media, headers={"Vary": "Accept"})
+
+
+def _html(text: str) -> HTMLResponse:
+    return HTMLResponse(text, headers={"Vary": "Accept", "Cache-Control": "no-store"})
+
+
+def _dataset_url(services: Services, item: Dataset | HarvestedDataset) -> str:
+    if isinstance(item, HarvestedDataset):
+        from urllib.parse import quote
+
+        return f"/catalog/datasets/{item.dataset.identifier}?provider={quote(item.provider_did)}"
+    return f"/catalog/datasets/{item.identifier}"
+
+
+async def _everything(services: Services) -> tuple[list[Dataset], dict[int, str]]:
+    """Own and harvested datasets, and each one's page URL (keyed by object id)."""
+    own = list((await services.published.snapshot()).datasets)
+    harvested = await services.harvest.index()
+    urls = {id(d): _dataset_url(services, d) for d in own}
+    urls |= {id(h.dataset): _dataset_url(services, h) for h in harvested}
+    return own + [h.dataset for h in harvested], urls
+
+
+@router.get("", response_model=None)
+async def catalog(
+    request: Request, services: ServicesDep, page: Annotated[int | None, Query(ge=1)] = None
+) -> Response:
+    media = _media(request)
+    if isinstance(media, Response):
+        return media
+    if media == HTML:
+        everything, urls = await _everything(services)
+        query = SearchQuery.from_params(request.query_params.multi_items())
+        found = search(everything, query)
+        url_of: Callable[[Dataset], str] = lambda ds: urls[id(ds)]  # noqa: E731
+        return _html(
+            render_catalog_page(
+                found,
+                query=query,
+                all_datasets=everything,
+                dataset_url=url_of,
+                site_title=SITE_TITLE,
+            )  # fmt: skip
+        )
+    snap = await services.published.snapshot()
+    number = page or 1
+    if number > page_count(len(snap.datasets), DEFAULT_PAGE_SIZE):
+        raise NotFoundError(f"no catalog page {number}")
+    base = snap.catalog.iri
+    key = (f"{base}?page={number}&v={snap.version}", snap.catalog.modified, media)
+    body = services.published.cache.get_or_render(
+        key,
+        lambda: serialize(
+            catalog_page(snap.catalog, snap.datasets, page=number, page_url_base=base), media
+        ),
+    )
+    return _rdf(body, media)
+
+
+async def _harvested(services: Services, provider: str, dataset_id: str) -> HarvestedDataset:
+    for item in await services.harvest.index():
+        if item.provider_did == provider and item.dataset.identifier == dataset_id:
+            return item
+    raise NotFoundError(f"no harvested dataset {dataset_id} of {provider}")
+
+
+def _dataset_html(request: Request, services: Services, ds: Dataset, provider: str) -> str:
+    nonce = session_nonce(request, services.management_api_key)
+    hidden = {"provider": provider}
+    if nonce:
+        hidden["csrf"] = csrf_token(nonce, services.management_api_key)
+    return render_dataset_page(
+        ds,
+        describe_policy=describe_policy,
+        request_access_url="/catalog/request-access",
+        hidden_fields=hidden,
+        site_title=SITE_TITLE,
+    )
+
+
+@router.get("/datasets/{dataset_id:path}", response_model=None)
+async def dataset(
+    dataset_id: str, request: Request, services: ServicesDep, provider: str | None = None
+) -> Response:
+    media = _media(request)
+    if isinstance(media, Response):
+        return media
+    if provider and provider != services.did:
+        if media != HTML:
+            raise BadRequestError("harvested datasets are served as HTML only; ask their owner")
+        item = await _harvested(services, provider, dataset_id)
+        return _html(_dataset_html(request, services, item.dataset, provider))
+    entry = (await services.published.snapshot()).by_id.get(dataset_id)
+    if entry is None:
+        raise NotFoundError(f"no dataset {dataset_id}")
+    ds = entry.dataset
+    if media == HTML:
+        return _html(_dataset_html(request, services, ds, services.did))
+    body = services.published.cache.get_or_render(
+        (ds.iri, ds.modified, media), partial(lambda d: serialize(to_graph(d), media), ds)
+    )
+    return _rdf(body, media)

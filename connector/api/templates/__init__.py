@@ -1,0 +1,1 @@
+"""Jinja2 templates of the connector's own UI pages (sign-in, negotiation progress)."""

@@ -1,0 +1,57 @@
+"""Operator sign-in for the catalog UI: a session cookie and a CSRF token, both stateless.
+
+The operator signs in once with the management API key. The cookie (HttpOnly,
+SameSite=Strict) holds a random nonce and an HMAC of it under a key derived from the
+management API key, so changing the API key signs everyone out and a restart does not. Every
+state-changing form carries the CSRF token, a second HMAC of the same nonce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from fastapi import Request, Response
+
+COOKIE = "phems_session"
+MAX_AGE_SECONDS = 8 * 3600
+
+
+def _mac(api_key: str, purpose: str, nonce: str) -> str:
+    key = hashlib.sha256(b"phems-ui-session:" + api_key.encode()).digest()
+    return hmac.new(key, f"{purpose}:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_session(api_key: str) -> str:
+    nonce = secrets.token_urlsafe(18)
+    return f"{nonce}.{_mac(api_key, 'session', nonce)}"
+
+
+def session_nonce(request: Request, api_key: str) -> str | None:
+    """The nonce of a valid session cookie, or None when not signed in."""
+    value = request.cookies.get(COOKIE, "")
+    nonce, _, mac = value.partition(".")
+    if nonce and hmac.compare_digest(mac, _mac(api_key, "session", nonce)):
+        return nonce
+    return None
+
+
+def csrf_token(nonce: str, api_key: str) -> str:
+    return _mac(api_key, "csrf", nonce)
+
+
+def check_csrf(nonce: str, api_key: str, supplied: str) -> bool:
+    return hmac.compare_digest(supplied, csrf_token(nonce, api_key))
+
+
+def set_session_cookie(response: Response, value: str, *, secure: bool) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=MAX_AGE_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/catalog",
+    )
