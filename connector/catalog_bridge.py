@@ -27,6 +27,7 @@ from catalog.model import Agent, Catalog, ContactPoint, Dataset, Distribution, O
 from catalog.rdf import to_graph
 from catalog.statistics import SafeStatistics
 from catalog.validation import validate
+from catalog.vocab import PREFIXES
 from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetRecord
 from connector.errors import BadRequestError
 
@@ -154,11 +155,19 @@ def check_publishable(ds: Dataset) -> None:
     """Refuse (400) a dataset whose graph violates the HealthDCAT-AP R8 NON_PUBLIC shapes."""
     report = validate(to_graph(ds))
     if not report.conforms:
-        lines = [f"{v.path or 'dataset'}: {v.message}" for v in report.violations]
+        lines = [f"{_compact(v.path) or 'dataset'}: {v.message}" for v in report.violations]
         raise BadRequestError(
             f"dataset {ds.identifier} violates HealthDCAT-AP R8 (NON_PUBLIC) in "
             f"{len(lines)} place(s): " + "; ".join(lines)
         )
+
+
+def _compact(iri: str | None) -> str | None:
+    """`dct:spatial` rather than the full IRI, for people."""
+    for prefix, ns in PREFIXES.items():
+        if iri and iri.startswith(str(ns)):
+            return f"{prefix}:{iri[len(str(ns)) :]}"
+    return iri
 
 
 def metadata_of(ds: Dataset) -> dict[str, Any]:

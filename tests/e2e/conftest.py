@@ -186,3 +186,55 @@ def dataset(
         "offers": offers if offers is not None else [RESEARCH_OFFER],
         "metadata": metadata_of(example_dataset()),
     }
+
+
+@dataclass
+class Federation:
+    """Two hospitals (one with sample data) and a data user harvesting them plus a dead one."""
+
+    north: ConnectorProcess  # serve --with-sample-data
+    south: ConnectorProcess  # datasets posted through the management API
+    user: ConnectorProcess  # data user: member of the data space, harvests the others
+    dead: str  # DSP base URL of a connector that is down
+    napi: Api
+    sapi: Api
+    uapi: Api
+
+
+@pytest.fixture(scope="module")
+def federation(
+    tmp_path_factory: pytest.TempPathFactory, authority: Authority
+) -> Iterator[Federation]:
+    tmp = tmp_path_factory.mktemp("federation")
+    pn, ps, pu, pd = free_port(), free_port(), free_port(), free_port()
+    ports = [pn, ps, pu, pd]
+    user_did = f"did:web:127.0.0.1%3A{pu}"
+    dead = f"http://127.0.0.1:{pd}/dsp/2025-1"
+    started: list[ConnectorProcess] = []
+    apis: list[Api] = []
+    try:
+        for name, port, env, args in (
+            ("north", pn, {"PHEMS_PARTICIPANT_NAME": "Kinderklinik Nord"}, ("--with-sample-data",)),
+            ("south", ps, {"PHEMS_PARTICIPANT_NAME": "Ospedale Pediatrico Sud"}, ()),
+        ):
+            started.append(launch(tmp, name, port, ports, authority, env=env, args=args))
+        targets = ",".join(f"http://127.0.0.1:{p}/dsp/2025-1" for p in (pn, ps)) + "," + dead
+        started.append(
+            launch(
+                tmp,
+                "user",
+                pu,
+                ports,
+                authority,
+                credentials={"membership.jwt": authority.credential(user_did)},
+                env={"PHEMS_HARVEST_TARGETS": targets, "PHEMS_PARTICIPANT_NAME": "Research Lab"},
+            )
+        )
+        apis = [Api(c) for c in started]
+        north, south, user = started
+        yield Federation(north, south, user, dead, apis[0], apis[1], apis[2])
+    finally:
+        for api in apis:
+            api.http.close()
+        for c in reversed(started):
+            stop(c.proc)
