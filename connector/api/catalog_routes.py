@@ -32,7 +32,7 @@ from connector.api.ui_session import csrf_token, session_nonce
 from connector.composition import Services
 from connector.errors import BadRequestError, NotFoundError
 from connector.harvest import HarvestedDataset
-from connector.policy import describe_policy
+from connector.api.plain_words import plain_policy
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 SITE_TITLE = "Health data catalogue"
@@ -121,7 +121,7 @@ def _dataset_html(request: Request, services: Services, ds: Dataset, provider: s
         hidden["csrf"] = csrf_token(nonce, services.management_api_key)
     return render_dataset_page(
         ds,
-        describe_policy=describe_policy,
+        describe_policy=plain_policy,
         request_access_url="/catalog/request-access",
         hidden_fields=hidden,
         site_title=SITE_TITLE,

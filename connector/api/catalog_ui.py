@@ -28,7 +28,7 @@ from connector.composition import Services
 from connector.dsp.negotiation import Negotiation
 from connector.errors import BadRequestError, ForbiddenError, NotFoundError
 from connector.harvest import HarvestedDataset
-from connector.policy import describe_policy
+from connector.api.plain_words import plain_policy
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], include_in_schema=False)
 SITE_TITLE = "Health data catalogue"
@@ -172,5 +172,5 @@ async def negotiation_page(nid: str, request: Request, services: ServicesDep) ->
         agreement_id=agreement.get("@id"),
         dataset_title=title,
         provider=provider,
-        conditions=describe_policy(n.offer) if n.offer else "unknown",
+        conditions=plain_policy(n.offer) if n.offer else "unknown",
     )

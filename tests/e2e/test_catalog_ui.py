@@ -72,7 +72,7 @@ def test_search_filter_open_request_access(federation: Federation, browser: Brow
         page.get_by_label("Ospedale Pediatrico Sud").uncheck()
         page.get_by_label("Kinderklinik Nord").check()
         page.get_by_role("spinbutton", name="From").fill("5")
-        page.get_by_role("spinbutton", name="To").fill("10")
+        page.get_by_role("spinbutton", name="to").fill("10")
         page.get_by_role("button", name="Search").click()
         expect(page.get_by_role("heading", name=re.compile("1 dataset found"))).to_be_visible()
         _shot(page, "03-filter")
@@ -82,7 +82,7 @@ def test_search_filter_open_request_access(federation: Federation, browser: Brow
             "Paediatric respiratory care cohort"
         )
         expect(page.get_by_role("table")).to_contain_text("age_at_encounter_years")
-        expect(page.get_by_text(re.compile("research only"))).to_have_count(2)
+        expect(page.get_by_text(re.compile("^Research only"))).to_have_count(2)
         expect(page.get_by_text("Kinderklinik Nord").first).to_be_visible()
         _shot(page, "04-dataset")
 
