@@ -19,8 +19,9 @@ from connector.clock import SystemClock
 from connector.identity.credentials import read_credential_files
 from connector.identity.keys import load_or_create_keys
 from connector.identity.tokens import TokenIssuer
-from tests.e2e.conftest import RESEARCH_OFFER, Federation, dataset, wait_for
-from tests.processes import REPO, ConnectorProcess
+from tests.conftest import free_port
+from tests.e2e.conftest import RESEARCH_OFFER, Api, Authority, Federation, dataset, launch, wait_for
+from tests.processes import REPO, ConnectorProcess, stop
 
 SAMPLE = "paediatric-respiratory-2019-2024"
 
@@ -234,3 +235,23 @@ def test_cli_catalog_validate(federation: Federation, tmp_path: Path) -> None:
     missing = _cli(str(tmp_path / "missing.ttl"))
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "no such file" in missing.stderr
+
+
+def test_sample_data_is_idempotent_on_restart(tmp_path: Path, authority: Authority) -> None:
+    port = free_port()
+
+    def run_once() -> tuple[list[dict[str, Any]], dict[str, float]]:
+        c = launch(tmp_path, "solo", port, [port], authority, args=("--with-sample-data",))
+        api = Api(c)
+        try:
+            files = {p.name: p.stat().st_mtime for p in (c.data_dir / "fhir").iterdir()}
+            return api.get("/datasets"), files
+        finally:
+            api.http.close()
+            stop(c.proc)
+
+    first, first_files = run_once()
+    second, second_files = run_once()
+    assert [d["id"] for d in first] == [SAMPLE]
+    assert second == first  # same record, same dct:modified: nothing republished
+    assert second_files == first_files and "Patient.000.ndjson" in first_files
