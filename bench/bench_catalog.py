@@ -1,4 +1,8 @@
-"""Catalog benchmark (run by hand): `python bench/bench_catalog.py [N_DATASETS]`.
+"""Catalog benchmark (run by hand): `python bench/bench_catalog.py [--http] [N_DATASETS]`.
+
+With `--http` (see `bench_http`): the same two requests against a running connector holding N
+datasets, over HTTP, against a uvicorn+FastAPI server returning the same bytes pre-built.
+Without: the pure-catalog cost only, as follows.
 
 Measures, in one run, the pure-catalog cost of the two requests of issue 5's benchmark against
 returning the same bytes pre-built:
@@ -95,4 +99,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--http" in sys.argv:
+        from bench_http import main as http_main
+
+        http_main([a for a in sys.argv[1:] if a != "--http"])
+    else:
+        main()

@@ -57,6 +57,7 @@ async def refresh_dataset_statistics(services: Services, dataset_id: str) -> Dat
             details={"id": dataset_id, **statistics_metadata(stats)},
             conn=conn,
         )
+    services.published.invalidate()
     return record
 
 

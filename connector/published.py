@@ -1,8 +1,10 @@
 """This connector's published catalog as HealthDCAT-AP models, kept as an in-memory snapshot.
 
 Every request (DSP catalog, `/catalog`, the UI) reads the snapshot; it is rebuilt only when the
-store's fingerprint (number of published datasets, newest `modified_at`) changes, so replicas
-sharing one database see each other's changes on their next request. Rendered bytes are cached
+store's fingerprint (number of published datasets, newest `modified_at`) changes. Changes made
+through this process invalidate it at once (`invalidate`); the fingerprint query itself (a scan
+of the datasets table) runs at most every `recheck_seconds`, so replicas sharing one database
+see each other's changes within that delay. Rendered bytes are cached
 per (dataset IRI, dct:modified, media type) in one `RenderCache`.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,23 +57,40 @@ class Snapshot:
 
 
 class PublishedCatalog:
-    def __init__(self, *, store: DspStore, datasets: DatasetStore, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        *,
+        store: DspStore,
+        datasets: DatasetStore,
+        publisher: Publisher,
+        recheck_seconds: float = 1.0,
+    ) -> None:
         self.store = store
+        self.recheck_seconds = recheck_seconds
+        self._checked_at = -math.inf
         self.datasets = datasets
         self.publisher = publisher
         self.cache = RenderCache(max_entries=20_000)
         self._snapshot: Snapshot | None = None
         self._lock = asyncio.Lock()
 
+    def invalidate(self) -> None:
+        """A dataset changed through this process: recheck on the next request."""
+        self._checked_at = -math.inf
+
     async def snapshot(self) -> Snapshot:
+        current = self._snapshot
+        if current is not None and time.monotonic() - self._checked_at < self.recheck_seconds:
+            return current
+        checked = time.monotonic()
         query = sa.select(sa.func.count(), sa.func.max(datasets_table.c.modified_at)).where(
             datasets_table.c.status == "published"
         )
         async with self.store.transaction() as conn:
             count, newest = (await conn.execute(query)).one()
         fingerprint = (int(count), newest)
-        current = self._snapshot
         if current is not None and current.fingerprint == fingerprint:
+            self._checked_at = checked
             return current
         async with self._lock:
             if self._snapshot is not None and self._snapshot.fingerprint == fingerprint:
@@ -77,6 +98,7 @@ class PublishedCatalog:
             async with self.store.transaction() as conn:
                 records = await self.datasets.list(conn)
             self._snapshot = self._build(fingerprint, records)
+            self._checked_at = checked
             return self._snapshot
 
     def _build(

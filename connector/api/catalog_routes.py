@@ -27,12 +27,12 @@ from catalog.search import Query as SearchQuery
 from catalog.search import search
 from catalog.serialize import HTML, TURTLE, NotAcceptable, best_media_type, serialize
 from connector.api.deps import ServicesDep
+from connector.api.plain_words import plain_policy
 from connector.api.problems import problem
 from connector.api.ui_session import csrf_token, session_nonce
 from connector.composition import Services
 from connector.errors import BadRequestError, NotFoundError
 from connector.harvest import HarvestedDataset
-from connector.api.plain_words import plain_policy
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 SITE_TITLE = "Health data catalogue"

@@ -18,6 +18,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader
 
 from catalog.html import environment
 from connector.api.deps import ServicesDep
+from connector.api.plain_words import plain_policy
 from connector.api.ui_session import (
     check_csrf,
     new_session,
@@ -28,7 +29,6 @@ from connector.composition import Services
 from connector.dsp.negotiation import Negotiation
 from connector.errors import BadRequestError, ForbiddenError, NotFoundError
 from connector.harvest import HarvestedDataset
-from connector.api.plain_words import plain_policy
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], include_in_schema=False)
 SITE_TITLE = "Health data catalogue"

@@ -152,6 +152,7 @@ async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, An
         await services.audit.append(
             actor=ACTOR, event="dataset.created", details={"id": body.id}, conn=conn
         )
+    services.published.invalidate()
     return record.as_json()
 
 
@@ -202,6 +203,7 @@ async def update_dataset(dataset_id: str, body: DatasetIn, services: ServicesDep
         await services.audit.append(
             actor=ACTOR, event="dataset.updated", details={"id": body.id}, conn=conn
         )
+    services.published.invalidate()
     return record.as_json()
 
 
@@ -225,6 +227,7 @@ async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, An
         await services.audit.append(
             actor=ACTOR, event="dataset.retired", details={"id": dataset_id}, conn=conn
         )
+    services.published.invalidate()
     return record.as_json()
 
 
