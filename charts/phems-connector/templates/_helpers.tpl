@@ -76,7 +76,7 @@ app.kubernetes.io/component: postgresql
 {{- end -}}
 
 {{- define "phems-connector.publicHost" -}}
-{{- (urlParse (include "phems-connector.publicUrl" .)).host | regexReplaceAll ":[0-9]+$" "" -}}
+{{- regexReplaceAll ":[0-9]+$" (urlParse (include "phems-connector.publicUrl" .)).host "" -}}
 {{- end -}}
 
 {{/*
