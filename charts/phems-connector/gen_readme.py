@@ -4,8 +4,8 @@
     python charts/phems-connector/gen_readme.py --check  # exit 1 when README.md is stale
 
 A schema object is split into its properties when every property carries a description or
-is itself split; otherwise (Kubernetes pass-through objects such as resources.requests or affinity) it is one
-row. Every row must have a description: an undocumented value is an error.
+is itself split; otherwise (Kubernetes pass-through objects such as resources.requests or
+affinity) it is one row. Every row must have a description: an undocumented value is an error.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -31,11 +32,14 @@ NOT_SET = {
 }
 # Optional paths: an empty environment variable would be read as Path("."), so the key is only
 # present when the feature is configured.
-ONLY_WHEN_SET = {
+Condition = Callable[[dict[str, Any]], bool]
+ONLY_WHEN_SET: dict[str, Condition] = {
     "fhir_smart_key_file": lambda v: v["fhir"]["auth"]["type"] == "smart",
-    "fhir_ca_bundle": lambda v: bool(v["fhir"]["caBundle"]["configMap"] or v["fhir"]["caBundle"]["secret"]),
-}  # fmt: skip
-SECRET_ONLY_WHEN = {
+    "fhir_ca_bundle": lambda v: bool(
+        v["fhir"]["caBundle"]["configMap"] or v["fhir"]["caBundle"]["secret"]
+    ),
+}
+SECRET_ONLY_WHEN: dict[str, Condition] = {
     "fhir_token": lambda v: v["fhir"]["auth"]["type"] == "bearer",
     "fhir_password": lambda v: v["fhir"]["auth"]["type"] == "basic",
 }
@@ -45,12 +49,14 @@ def env_name(field: str) -> str:
     return f"PHEMS_{field.upper()}"
 
 
-def merged_values(values_file: Path) -> dict[str, object]:
-    def merge(base: dict[str, object], over: dict[str, object]) -> dict[str, object]:
+def merged_values(values_file: Path) -> dict[str, Any]:
+    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         out = dict(base)
         for key, value in over.items():
             old = out.get(key)
-            out[key] = merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+            out[key] = (
+                merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+            )
         return out
 
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -66,7 +72,9 @@ def connector_container(docs: list[Manifest]) -> Manifest:
 def test_exceptions_name_real_fields() -> None:
     fields = set(Settings.model_fields)
     assert set(FROM_SECRETS) | set(NOT_SET) | set(ONLY_WHEN_SET) <= fields
-    secret_fields = {n for n, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)}
+    secret_fields = {
+        n for n, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)
+    }
     assert secret_fields <= set(FROM_SECRETS)
 
 
@@ -83,11 +91,14 @@ def test_configmap_keys_and_secret_env_are_exactly_the_settings(
     expected_configmap = {
         env_name(f)
         for f in Settings.model_fields
-        if f not in FROM_SECRETS and f not in NOT_SET
+        if f not in FROM_SECRETS
+        and f not in NOT_SET
         and (f not in ONLY_WHEN_SET or ONLY_WHEN_SET[f](values))
-    }  # fmt: skip
+    }
     expected_secret = {
-        env_name(f) for f in FROM_SECRETS if f not in SECRET_ONLY_WHEN or SECRET_ONLY_WHEN[f](values)
+        env_name(f)
+        for f in FROM_SECRETS
+        if f not in SECRET_ONLY_WHEN or SECRET_ONLY_WHEN[f](values)
     }
     assert set(configmap["data"]) == expected_configmap
     assert secret_env == expected_secret
@@ -102,7 +113,9 @@ def test_everything_values_render_every_configmap_setting(
     rendered: Callable[[Path], list[Manifest]],
 ) -> None:
     (configmap,) = find(rendered(CI / "everything-values.yaml"), "ConfigMap")
-    expected = {env_name(f) for f in Settings.model_fields if f not in FROM_SECRETS | NOT_SET.keys()}
+    expected = {
+        env_name(f) for f in Settings.model_fields if f not in FROM_SECRETS | NOT_SET.keys()
+    }
     assert set(configmap["data"]) == expected
 
 
@@ -144,7 +157,7 @@ def test_settings_class_accepts_the_rendered_environment(
     assert url.drivername == "postgresql+asyncpg"
     assert url.password and url.host and url.database
     assert str(settings.data_dir) == "/data"
-    assert settings.public_url == str(values["connector"]["publicUrl"]).rstrip("/")  # type: ignore[index]
+    assert settings.public_url == str(values["connector"]["publicUrl"]).rstrip("/")
     assert settings.management_api_key is not None
     assert settings.host == "0.0.0.0" and settings.port == 8080
     assert settings.signing_key_file is None and settings.key_agreement_key_file is None

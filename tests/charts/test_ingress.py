@@ -13,10 +13,24 @@ import yaml
 from tests.charts.conftest import CI_VALUES, Manifest, ci_ids, find
 
 PUBLIC_PATHS = {"/dsp/2025-1", "/.well-known"}
-INTERNAL_ONLY = ["/management", "/management/v3/assets", "/catalog", "/catalog/datasets",
-                 "/metrics", "/healthz", "/readyz", "/", "/dsp", "/dsp/2024-1/catalog"]  # fmt: skip
-PUBLIC_REQUESTS = ["/dsp/2025-1/catalog/request", "/dsp/2025-1/negotiations/abc",
-                   "/.well-known/did.json", "/.well-known/dspace-version"]  # fmt: skip
+INTERNAL_ONLY = [
+    "/management",
+    "/management/v3/assets",
+    "/catalog",
+    "/catalog/datasets",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/",
+    "/dsp",
+    "/dsp/2024-1/catalog",
+]
+PUBLIC_REQUESTS = [
+    "/dsp/2025-1/catalog/request",
+    "/dsp/2025-1/negotiations/abc",
+    "/.well-known/did.json",
+    "/.well-known/dspace-version",
+]
 
 
 def prefix_matches(prefix: str, request_path: str) -> bool:

@@ -15,11 +15,16 @@ CI = CHART / "ci"
 
 
 def egress_ports(policy: Manifest) -> list[set[Any]]:
-    return [{(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]} for rule in policy["spec"]["egress"]]  # fmt: skip
+    return [
+        {(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]}
+        for rule in policy["spec"]["egress"]
+    ]
 
 
 def connector_policy(docs: list[Manifest]) -> Manifest:
-    (policy,) = [p for p in find(docs, "NetworkPolicy") if "postgresql" not in p["metadata"]["name"]]
+    (policy,) = [
+        p for p in find(docs, "NetworkPolicy") if "postgresql" not in p["metadata"]["name"]
+    ]
     return policy
 
 
@@ -31,7 +36,9 @@ def test_every_egress_rule_is_limited_to_ports(
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     for rule in policy["spec"]["egress"]:
         assert rule.get("ports"), f"egress rule without ports allows everything: {rule}"
-    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "connector"
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "connector"
+    )
 
 
 def test_minimal_egress(rendered: Callable[[Path], list[Manifest]]) -> None:
@@ -70,9 +77,14 @@ def test_bundled_postgresql_is_isolated(rendered: Callable[[Path], list[Manifest
     policy = connector_policy(docs)
     (pg_policy,) = find(docs, "NetworkPolicy", "-postgresql")
     database = policy["spec"]["egress"][1]
-    assert database["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "postgresql"
+    assert (
+        database["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        == "postgresql"
+    )
     assert pg_policy["spec"]["egress"] == []
     (rule,) = pg_policy["spec"]["ingress"]
-    assert rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "connector"
+    assert (
+        rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "connector"
+    )
     # files source: no FHIR server rule
     assert len(policy["spec"]["egress"]) == 3

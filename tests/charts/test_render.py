@@ -3,16 +3,24 @@ Kubernetes (strict schema of a current version); NOTES.txt prints the DID and th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from tests.charts.conftest import CHART, CI_VALUES, KUBERNETES_VERSION, Helm, Manifest, ci_ids, helm_of
+from tests.charts.conftest import (
+    CHART,
+    CI_VALUES,
+    KUBERNETES_VERSION,
+    Helm,
+    Manifest,
+    ci_ids,
+    helm_of,
+)
 
 # Custom resources: kubernetes-validate knows only built-in kinds; checked in test_monitoring.py.
 CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
@@ -42,10 +50,20 @@ def test_manifests_are_valid_kubernetes(
 def test_every_kind_is_rendered_somewhere(rendered: Callable[[Path], list[Manifest]]) -> None:
     kinds = {d["kind"] for values_file in CI_VALUES for d in rendered(values_file)}
     assert kinds >= {
-        "Deployment", "Service", "ConfigMap", "Secret", "PersistentVolumeClaim", "Ingress",
-        "StatefulSet", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-        "ServiceAccount", "ServiceMonitor", "Pod",
-    }  # fmt: skip
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "Ingress",
+        "StatefulSet",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceAccount",
+        "ServiceMonitor",
+        "Pod",
+    }
 
 
 def expected_did(public_url: str) -> str:
@@ -72,9 +90,15 @@ def render_notes(helm: Helm, tmp_path: Path, *args: str) -> str:
     shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes-source.txt")
     (chart / "templates" / "notes-harness.yaml").write_text(NOTES_HARNESS)
     done = helm.run(
-        "template", "phems", str(chart), "-n", "hospital", *args,
-        "--show-only", "templates/notes-harness.yaml",
-    )  # fmt: skip
+        "template",
+        "phems",
+        str(chart),
+        "-n",
+        "hospital",
+        *args,
+        "--show-only",
+        "templates/notes-harness.yaml",
+    )
     return str(yaml.safe_load(done.stdout)["data"]["notes"])
 
 
@@ -91,9 +115,13 @@ def test_notes_print_did_and_public_urls(helm: Helm, values_file: Path, tmp_path
 
 def test_did_of_a_port_and_trailing_slash(helm: Helm, tmp_path: Path) -> None:
     notes = render_notes(
-        helm, tmp_path, "-f", str(CI_VALUES[0]),
-        "--set", "connector.publicUrl=https://dsp.klinik.example:8443/",
-    )  # fmt: skip
+        helm,
+        tmp_path,
+        "-f",
+        str(CI_VALUES[0]),
+        "--set",
+        "connector.publicUrl=https://dsp.klinik.example:8443/",
+    )
     assert "DID: did:web:dsp.klinik.example%3A8443\n" in notes
     assert expected_did("https://h.example:8443/a/b") == "did:web:h.example%3A8443:a:b"
 
@@ -101,7 +129,13 @@ def test_did_of_a_port_and_trailing_slash(helm: Helm, tmp_path: Path) -> None:
 def test_helm4_install_dry_run_prints_notes() -> None:
     """The real thing where it works offline: Helm 3's install --dry-run needs a cluster."""
     done = helm_of("4").run(
-        "install", "phems", str(CHART), "-n", "hospital", "-f", str(CI_VALUES[0]),
+        "install",
+        "phems",
+        str(CHART),
+        "-n",
+        "hospital",
+        "-f",
+        str(CI_VALUES[0]),
         "--dry-run=client",
-    )  # fmt: skip
+    )
     assert "DID: did:web:" in done.stdout.split("NOTES:", 1)[1]

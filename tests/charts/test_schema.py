@@ -44,15 +44,23 @@ def test_wrong_type_or_value_is_rejected(helm: Helm, sets: list[str], message: s
 
 @pytest.mark.parametrize(
     "key",
-    ["replicas", "connector.publicURL", "database.external.password", "ingress.public.host",
-     "networkPolicy.egress", "fhir.auth.smart.secret", "resources.requests.gpu"],
-)  # fmt: skip
+    [
+        "replicas",
+        "connector.publicURL",
+        "database.external.password",
+        "ingress.public.host",
+        "networkPolicy.egress",
+        "fhir.auth.smart.secret",
+        "resources.requests.gpu",
+    ],
+)
 def test_unknown_key_is_rejected(helm: Helm, key: str) -> None:
     done = helm.template(MINIMAL, sets=[f"{key}=1"], check=False)
     assert done.returncode != 0
     assert key.rsplit(".", 1)[-1] in done.stderr, done.stderr
-    lint = helm.run("lint", "--strict", str(CHART), "-f", str(MINIMAL), "--set", f"{key}=1",
-                    check=False)  # fmt: skip
+    lint = helm.run(
+        "lint", "--strict", str(CHART), "-f", str(MINIMAL), "--set", f"{key}=1", check=False
+    )
     assert lint.returncode != 0
 
 
@@ -62,8 +70,16 @@ def test_unknown_key_is_rejected(helm: Helm, key: str) -> None:
         (["connector.publicUrl="], "connector.publicUrl is required"),
         (["replicaCount=2"], "keys.existingSecret"),
         (["keys.existingSecret=k", "replicaCount=2"], "persistence"),
-        (["autoscaling.enabled=true", "keys.existingSecret=k", "persistence.enabled=false",
-          "autoscaling.minReplicas=4", "autoscaling.maxReplicas=2"], "maxReplicas"),
+        (
+            [
+                "autoscaling.enabled=true",
+                "keys.existingSecret=k",
+                "persistence.enabled=false",
+                "autoscaling.minReplicas=4",
+                "autoscaling.maxReplicas=2",
+            ],
+            "maxReplicas",
+        ),
         (["persistence.enabled=false"], "lost on every restart"),
         (["database.external.host="], "database.external.host is required"),
         (["database.external.existingSecret="], "database.external.existingSecret"),
@@ -72,13 +88,16 @@ def test_unknown_key_is_rejected(helm: Helm, key: str) -> None:
         (["fhir.auth.type=smart", "fhir.auth.existingSecret=s"], "clientId"),
         (["fhir.caBundle.configMap=a", "fhir.caBundle.secret=b"], "at most one"),
         (["ingress.internal.enabled=true"], "ingress.internal.host is required"),
-        (["ingress.internal.enabled=true", "ingress.internal.host=connector.kinderklinik.example"],
-         "must differ"),
+        (
+            [
+                "ingress.internal.enabled=true",
+                "ingress.internal.host=connector.kinderklinik.example",
+            ],
+            "must differ",
+        ),
     ],
-)  # fmt: skip
-def test_inconsistent_values_fail_with_a_message(
-    helm: Helm, sets: list[str], message: str
-) -> None:
+)
+def test_inconsistent_values_fail_with_a_message(helm: Helm, sets: list[str], message: str) -> None:
     done = helm.template(MINIMAL, sets=sets, check=False)
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
@@ -86,12 +105,16 @@ def test_inconsistent_values_fail_with_a_message(
 
 def test_ci_values_files_exist() -> None:
     assert {p.name for p in CI_VALUES} == {
-        "minimal-values.yaml", "bundled-postgresql-values.yaml", "ha-values.yaml",
+        "minimal-values.yaml",
+        "bundled-postgresql-values.yaml",
+        "ha-values.yaml",
         "everything-values.yaml",
-    }  # fmt: skip
+    }
 
 
-def objects(node: Mapping[str, Any], root: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def objects(
+    node: Mapping[str, Any], root: Mapping[str, Any], path: str
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
     if "$ref" in node:
         target: Any = root
         for part in str(node["$ref"]).removeprefix("#/").split("/"):
@@ -112,7 +135,9 @@ def test_every_object_in_the_schema_closes_its_keys() -> None:
     open_objects = []
     for path, node in objects(schema, schema, ""):
         closed = node.get("additionalProperties") is False
-        typed_map = isinstance(node.get("additionalProperties"), Mapping) and "properties" not in node
+        typed_map = (
+            isinstance(node.get("additionalProperties"), Mapping) and "properties" not in node
+        )
         if not (closed or typed_map) and path not in KUBERNETES_PASSTHROUGH:
             open_objects.append(path)
     assert open_objects == []

@@ -42,7 +42,9 @@ def test_every_container_is_restricted(
     expected = {"connector", "wait-for-database", "check"}
     if any(d["kind"] == "StatefulSet" for d in docs):
         expected.add("postgresql")
-    names = {c["name"] for _, s in pod_specs(docs) for c in s.get("initContainers", []) + s["containers"]}  # fmt: skip
+    names = {
+        c["name"] for _, s in pod_specs(docs) for c in s.get("initContainers", []) + s["containers"]
+    }
     assert names == expected
     assert seen >= len(expected)
 
@@ -52,7 +54,9 @@ def test_only_data_and_tmp_are_writable(
     rendered: Callable[[Path], list[Manifest]], values_file: Path
 ) -> None:
     for name, spec in pod_specs(rendered(values_file)):
-        writable_ok = WRITABLE_POSTGRES_MOUNTS if "postgresql" in name else WRITABLE_CONNECTOR_MOUNTS
+        writable_ok = (
+            WRITABLE_POSTGRES_MOUNTS if "postgresql" in name else WRITABLE_CONNECTOR_MOUNTS
+        )
         for container in spec.get("initContainers", []) + spec["containers"]:
             for mount in container.get("volumeMounts", []):
                 if not mount.get("readOnly", False):
@@ -66,7 +70,9 @@ def test_service_account_token_is_not_mounted(
     accounts = find(rendered(values_file), "ServiceAccount")
     assert len(accounts) == 1
     assert accounts[0]["automountServiceAccountToken"] is False
-    assert not find(rendered(values_file), "Role") and not find(rendered(values_file), "RoleBinding")
+    assert not find(rendered(values_file), "Role") and not find(
+        rendered(values_file), "RoleBinding"
+    )
 
 
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=ci_ids)
@@ -77,7 +83,11 @@ def test_test_pod_checks_discovery_and_readiness(
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = pod["spec"]["containers"][0]["command"][-1]
     assert "/.well-known/dspace-version" in script and "/readyz" in script
-    (service,) = [s for s in find(rendered(values_file), "Service") if "postgresql" not in s["metadata"]["name"]]  # fmt: skip
+    (service,) = [
+        s
+        for s in find(rendered(values_file), "Service")
+        if "postgresql" not in s["metadata"]["name"]
+    ]
     assert f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}" in script
 
 
