@@ -7,11 +7,12 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.charts.conftest import CHART, REPO
+from tests.charts.conftest import CHART, REPO, Helm
 
 
 def readme_keys() -> list[str]:
@@ -74,16 +75,53 @@ def test_every_default_in_values_yaml_is_documented() -> None:
     assert documented <= paths, documented - paths
 
 
-def test_install_guide_links_exist() -> None:
-    guide = (REPO / "docs" / "install.md").read_text()
+def test_install_guide_covers_the_steps() -> None:
+    guide = (REPO / "docs" / "install.md").read_text().lower()
     assert "charts/phems-connector" in guide
-    for heading in (
-        "Prerequisites",
-        "Minimal values",
-        "TLS",
-        "FHIR server",
-        "authority",
-        "Upgrading",
-        "Backup",
+    for topic in (
+        "prerequisites",
+        "minimal values",
+        "tls",
+        "fhir server",
+        "authority issue",
+        "upgrading",
+        "backup",
+        "$(database_password)",
     ):
-        assert heading in guide, heading
+        assert topic in guide, topic
+
+
+def yaml_blocks(text: str) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_documented_minimal_values_files_install(helm: Helm, tmp_path: Path) -> None:
+    guide = (REPO / "docs" / "install.md").read_text()
+    minimal_in_guide = yaml_blocks(guide.split("## 3.", 1)[1])[0]
+    minimal_in_readme = yaml_blocks((CHART / "README.md").read_text())[0]
+    for number, block in enumerate((minimal_in_guide, minimal_in_readme)):
+        values = tmp_path / f"doc-{number}.yaml"
+        values.write_text(block)
+        docs = helm.render(values)
+        assert any(d["kind"] == "Ingress" for d in docs)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        both = isinstance(old, dict) and isinstance(value, dict)
+        out[key] = deep_merge(old, value) if both else value  # type: ignore[arg-type]
+    return out
+
+
+def test_every_values_snippet_of_the_guide_renders(helm: Helm, tmp_path: Path) -> None:
+    """Each snippet, on top of the minimal values file, passes the schema and the templates."""
+    guide = (REPO / "docs" / "install.md").read_text()
+    blocks = [yaml.safe_load(b) for b in yaml_blocks(guide)]
+    assert len(blocks) >= 5
+    minimal = blocks[0]
+    for number, snippet in enumerate(blocks[1:]):
+        values = tmp_path / f"snippet-{number}.yaml"
+        values.write_text(yaml.safe_dump(deep_merge(minimal, snippet)))
+        assert helm.render(values), snippet
