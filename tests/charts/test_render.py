@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -151,3 +152,28 @@ def test_the_validator_catches_a_broken_manifest(
     broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRoot"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_kube_version_floor(helm: Helm) -> None:
+    values = ["-f", str(CI_VALUES[0])]
+    helm.run("template", "phems", str(CHART), *values, "--kube-version", "1.27.0")
+    old = helm.run(
+        "template", "phems", str(CHART), *values, "--kube-version", "1.26.0", check=False
+    )
+    assert old.returncode != 0 and "kubeVersion" in old.stderr
+
+
+def test_package_contains_the_chart_not_the_generator(helm: Helm, tmp_path: Path) -> None:
+    helm.run("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("phems-connector-*.tgz")
+    with tarfile.open(archive) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames()}
+    assert {
+        "Chart.yaml",
+        "values.yaml",
+        "values.schema.json",
+        "README.md",
+        "templates/NOTES.txt",
+        "templates/tests/test-connection.yaml",
+    } <= names
+    assert "gen_readme.py" not in names
