@@ -139,3 +139,41 @@ def test_image_tag_defaults_to_app_version(helm: Helm) -> None:
     (deployment,) = find(docs, "Deployment")
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "ghcr.io/phems/phems-connector:0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("sets", "secret_env", "mount"),
+    [
+        ([], set(), None),
+        (["fhir.auth.type=bearer"], {"PHEMS_FHIR_TOKEN"}, None),
+        (["fhir.auth.type=basic", "fhir.auth.username=phems"], {"PHEMS_FHIR_PASSWORD"}, None),
+        (
+            ["fhir.auth.type=smart", "fhir.auth.smart.clientId=c",
+             "fhir.auth.smart.tokenUrl=https://auth.example/token"],
+            set(),
+            "/fhir-auth",
+        ),
+        (["fhir.caBundle.secret=hospital-ca"], set(), "/fhir-ca"),
+    ],
+)  # fmt: skip
+def test_fhir_connection_variants(
+    helm: Helm, sets: list[str], secret_env: set[str], mount: str | None
+) -> None:
+    docs = helm.render(CI / "minimal-values.yaml", sets=[*sets, "fhir.auth.existingSecret=fhir"])
+    (deployment,) = find(docs, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in spec["containers"][0]["env"]}
+    assert {n for n in env if n.startswith("PHEMS_FHIR_")} == secret_env
+    for name in secret_env:
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "fhir"
+    mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts - {"/data", "/tmp"} == ({mount} if mount else set())
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    if mount == "/fhir-ca":
+        assert volumes["fhir-ca"]["secret"]["secretName"] == "hospital-ca"
+        (configmap,) = find(docs, "ConfigMap")
+        assert configmap["data"]["PHEMS_FHIR_CA_BUNDLE"] == "/fhir-ca/ca.crt"
+    if mount == "/fhir-auth":
+        assert volumes["fhir-auth"]["secret"]["items"] == [
+            {"key": "smart-key.jwk", "path": "smart-key.jwk"}
+        ]
