@@ -177,3 +177,10 @@ def test_package_contains_the_chart_not_the_generator(helm: Helm, tmp_path: Path
         "templates/tests/test-connection.yaml",
     } <= names
     assert "gen_readme.py" not in names
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=ci_ids)
+def test_rendered_text_is_tidy(helm: Helm, values_file: Path) -> None:
+    text = helm.template(values_file).stdout
+    untidy = [line for line in text.splitlines() if line != line.rstrip()]
+    assert untidy == []
