@@ -44,16 +44,15 @@ def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> dict[str, Any]
     return {**_resolve(target, root), **merged}
 
 
-def _type_name(node: Mapping[str, Any]) -> str:
+def _type_name(node: Mapping[str, Any], root: Mapping[str, Any]) -> str:
     if "enum" in node:
         return " \\| ".join(json.dumps(v) for v in node["enum"])
     kind = node.get("type", "any")
     if isinstance(kind, list):
         return " \\| ".join(str(k) for k in kind)
     if kind == "array":
-        items = node.get("items", {})
-        inner = items.get("type") or ("object" if "$ref" in items else "any")
-        return f"list of {inner}"
+        items = _resolve(node.get("items", {}), root)
+        return f"list of {_type_name(items, root)}"
     if kind == "object" and isinstance(node.get("additionalProperties"), Mapping):
         return "map of string"
     return str(kind)
@@ -81,7 +80,7 @@ def schema_rows(schema: Mapping[str, Any]) -> list[Row]:
             else:
                 if "description" not in child:
                     raise ValueError(f"value {key} has no description in values.schema.json")
-                yield Row(key, _type_name(child), str(child["description"]))
+                yield Row(key, _type_name(child, schema), str(child["description"]))
 
     return list(walk(schema, ""))
 
@@ -99,7 +98,7 @@ def render_table(rows: list[Row], values: Mapping[str, Any]) -> str:
     lines = ["| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
     for row in rows:
         default = json.dumps(default_of(values, row.key), ensure_ascii=False)
-        description = row.description.replace("|", "\\|")
+        description = row.description.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
         lines.append(f"| `{row.key}` | {row.type} | `{default}` | {description} |")
     return "\n".join(lines)
 
