@@ -15,6 +15,7 @@ import typer
 
 from connector.errors import PhemsError
 from connector.identity.authority_cli import app as authority_app
+from connector.sampledata.cli import app as sample_app
 from connector.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(authority_app, name="authority")
+app.add_typer(sample_app, name="sample")
 
 T = TypeVar("T")
 
