@@ -7,9 +7,9 @@ from typing import Any
 
 from connector.datasets import DatasetRecord, DatasetStore
 from connector.dsp.context import DSP_CONTEXT_URL
-from connector.dsp.policy_context import context_for
 from connector.dsp.store import DspStore
 from connector.errors import NotFoundError
+from connector.exchange.policy_context import context_for
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import Scope, evaluate, validate_policy
 from connector.ports import Clock

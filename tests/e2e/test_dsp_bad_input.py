@@ -125,7 +125,8 @@ def assert_dsp_error(r: httpx.Response, status: int, type_: str, *words: str) ->
     [
         (b"{not json", ["malformed JSON"]),
         (
-            b'{"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "ContractOfferMessage"}',
+            b'{"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],'
+            b' "@type": "ContractOfferMessage"}',
             ["wrong @type"],
         ),
     ],
