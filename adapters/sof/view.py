@@ -1,0 +1,227 @@
+"""Compile a SQL-on-FHIR v2 ViewDefinition into a row generator (the processing model of
+https://sql-on-fhir.org/ig/processing_model.html, done with compiled closures).
+
+Each selection compiles to ``proc(node, env) -> list[tuple]``: the rows it contributes, each a
+tuple of its columns in view order (its own columns, then nested selects, then unionAll).
+Parts are combined by a cross product, as the model says; rows become dicts only at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from adapters.sof import definition as d
+from adapters.sof.errors import ViewEvaluationError
+from adapters.sof.fhirpath import compile_path
+from adapters.sof.runtime import Coll, Env, Fn, Scope
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Row = tuple[Any, ...]
+Proc = Callable[[Any, Env], list[Row]]
+
+
+def _column_reader(fn: Fn, name: str, collection: bool) -> Callable[[Any, Env], Any]:
+    if collection:
+        return lambda node, env: fn([node], env)
+
+    def read(node: Any, env: Env) -> Any:
+        values = fn([node], env)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise ViewEvaluationError(
+                f"column {name!r} got {len(values)} values but is not a collection"
+            )
+        return values[0]
+
+    return read
+
+
+def _iterator(sel: dict[str, Any], scope: Scope) -> Fn | None:
+    """The foci of a selection: forEach / forEachOrNull items, or the repeat traversal."""
+    for key in ("forEach", "forEachOrNull"):
+        if key in sel:
+            return compile_path(sel[key], scope).fn
+    if "repeat" not in sel:
+        return None
+    paths = [compile_path(p, scope).fn for p in sel["repeat"]]
+
+    def repeat(focus: Coll, env: Env) -> Coll:
+        out: Coll = []
+
+        def visit(node: Any) -> None:  # depth first, pre-order: the order %rowIndex counts
+            for path in paths:
+                for child in path([node], env):
+                    out.append(child)
+                    visit(child)
+
+        for node in focus:
+            visit(node)
+        return out
+
+    return repeat
+
+
+def _cross(parts: list[list[Row]]) -> list[Row]:
+    acc = parts[0]
+    for part in parts[1:]:
+        acc = [a + b for a in acc for b in part]
+    return acc
+
+
+def compile_select(
+    sel: dict[str, Any], scope: Scope, where: str, seen: set[str]
+) -> tuple[Proc, list[d.Column]]:
+    d.check_select_keys(sel, where)
+    columns: list[d.Column] = []
+    readers = []
+    for i, raw in enumerate(d.require_list(sel.get("column", []), f"{where}.column")):
+        name, path, type_name, collection = d.check_column(raw, f"{where}.column[{i}]")
+        if name in seen:
+            raise d.fail(f"{where}.column[{i}]", f"column {name!r} is already defined")
+        seen.add(name)
+        compiled = compile_path(path, scope)
+        columns.append(d.Column(name, type_name or compiled.type_name, collection, path))
+        readers.append(_column_reader(compiled.fn, name, collection))
+    subs: list[Proc] = []
+    for i, raw in enumerate(d.require_list(sel.get("select", []), f"{where}.select")):
+        sub_where = f"{where}.select[{i}]"
+        proc, sub_cols = compile_select(d.require_object(raw, sub_where), scope, sub_where, seen)
+        subs.append(proc)
+        columns.extend(sub_cols)
+    unions: list[Proc] = []
+    branches: list[list[d.Column]] = []
+    for i, raw in enumerate(d.require_list(sel.get("unionAll", []), f"{where}.unionAll")):
+        u_where = f"{where}.unionAll[{i}]"
+        branch_seen = set(seen)  # branches share names with each other, not with the rest
+        proc, u_cols = compile_select(d.require_object(raw, u_where), scope, u_where, branch_seen)
+        unions.append(proc)
+        branches.append(u_cols)
+    if branches:
+        d.check_union(branches, f"{where}.unionAll")
+        columns.extend(branches[0])
+        seen.update(c.name for c in branches[0])
+    # The null row of an empty forEachOrNull is all nulls, except that %rowIndex is 0 there.
+    null_row = tuple(
+        0 if c.path.strip() == "%rowIndex" and i < len(readers) else None
+        for i, c in enumerate(columns)
+    )
+    return _make_proc(sel, scope, readers, subs, unions, null_row), columns
+
+
+def _make_proc(
+    sel: dict[str, Any],
+    scope: Scope,
+    readers: list[Callable[[Any, Env], Any]],
+    subs: list[Proc],
+    unions: list[Proc],
+    null_row: Row,
+) -> Proc:
+    iterate = _iterator(sel, scope)
+    or_null = "forEachOrNull" in sel
+
+    def rows_for(node: Any, env: Env) -> list[Row]:
+        own: Row = tuple(read(node, env) for read in readers)
+        if not subs and not unions:
+            return [own]
+        parts = [[own]]
+        for sub in subs:
+            rows = sub(node, env)
+            if not rows:
+                return []
+            parts.append(rows)
+        if unions:
+            urows = [row for union in unions for row in union(node, env)]
+            if not urows:
+                return []
+            parts.append(urows)
+        return _cross(parts)
+
+    if iterate is None:
+        return rows_for
+
+    def proc(node: Any, env: Env) -> list[Row]:
+        foci = iterate([node], env)
+        if not foci:
+            return [null_row] if or_null else []
+        out: list[Row] = []
+        resource = env.resource
+        for index, focus in enumerate(foci):
+            out.extend(rows_for(focus, Env(resource, index)))
+        return out
+
+    return proc
+
+
+class CompiledView:
+    """A ViewDefinition compiled once; run it over any number of resources."""
+
+    def __init__(self, view: dict[str, Any]) -> None:
+        self.resource, selects = d.check_view(view)
+        scope = Scope(d.check_constants(view))
+        self.wheres: list[tuple[str, Fn]] = []
+        for i, raw in enumerate(d.require_list(view.get("where", []), "ViewDefinition.where")):
+            path = d.require_string(d.require_object(raw, f"where[{i}]").get("path"), "path")
+            self.wheres.append((path, compile_path(path, scope).fn))
+        root = {"select": selects}
+        self._proc, self.columns = compile_select(root, scope, "ViewDefinition", set())
+        self.names = [c.name for c in self.columns]
+
+    def _keep(self, resource: dict[str, Any], env: Env) -> bool:
+        for path, fn in self.wheres:
+            result = fn([resource], env)
+            if not result:
+                return False
+            if len(result) != 1 or not isinstance(result[0], bool):
+                raise ViewEvaluationError(f"where path {path!r} returned {result!r}, not a boolean")
+            if not result[0]:
+                return False
+        return True
+
+    def process(self, resource: dict[str, Any]) -> list[Row]:
+        """The rows (tuples in column order) one resource contributes."""
+        if resource.get("resourceType") != self.resource:
+            return []
+        env = Env(resource)
+        if self.wheres and not self._keep(resource, env):
+            return []
+        return self._proc(resource, env)
+
+    def tuples(self, resources: Iterable[dict[str, Any]]) -> Iterator[Row]:
+        process = self.process
+        for resource in resources:
+            yield from process(resource)
+
+    def rows(self, resources: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        names = self.names
+        for row in self.tuples(resources):
+            yield dict(zip(names, row, strict=True))
+
+    def to_frame(self, resources: Iterable[dict[str, Any]]) -> pd.DataFrame:
+        from adapters.sof.frame import build_frame
+
+        return build_frame(self.columns, list(self.tuples(resources)))
+
+    async def arows(
+        self, resources: AsyncIterable[dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        names = self.names
+        async for resource in resources:
+            for row in self.process(resource):
+                yield dict(zip(names, row, strict=True))
+
+    async def ato_frame(self, resources: AsyncIterable[dict[str, Any]]) -> pd.DataFrame:
+        from adapters.sof.frame import build_frame
+
+        rows: list[Row] = []
+        async for resource in resources:
+            rows.extend(self.process(resource))
+        return build_frame(self.columns, rows)
+
+
+def compile_view(view: dict[str, Any]) -> CompiledView:
+    """Validate and compile ``view``; raise ``ViewDefinitionError`` (HTTP 400) if invalid."""
+    return CompiledView(view)
