@@ -101,7 +101,7 @@ def check_constants(view: dict[str, Any]) -> dict[str, tuple[list[Any], str]]:
         is_bool = isinstance(value, bool)
         if not isinstance(value, json_type) or (is_bool and json_type is not bool):
             raise fail(where, f"{key} has the wrong JSON type: {value!r}")
-        if type_name == "time":
+        if type_name == "time" and isinstance(value, str):
             value = value.removeprefix("T")
         constants[name] = ([value], type_name)
     return constants

@@ -31,7 +31,7 @@ def dtype_for(column: Column) -> str:
 def _series(column: Column, values: list[Any]) -> pd.Series:
     dtype = dtype_for(column)
     try:
-        return pd.Series(pd.array(values, dtype=dtype), name=column.name)
+        return pd.Series(values, dtype=dtype, name=column.name)
     except (TypeError, ValueError):  # data that does not fit the declared type stays as is
         return pd.Series(values, dtype="object", name=column.name)
 

@@ -152,7 +152,7 @@ def logic(op: str, left: bool | None, right: bool | None) -> Coll:
         return [True]
     if left is True:
         return [] if right is None else [right]
-    return [] if right is not True else [True]
+    return []  # left is empty and right is not true
 
 
 def union(left: Coll, right: Coll) -> Coll:
