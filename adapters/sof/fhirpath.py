@@ -25,6 +25,7 @@ from adapters.sof.parser import (
     TypeOp,
     Unary,
     parse,
+    type_argument,
 )
 from adapters.sof.runtime import Coll, Compiled, Env, Fn, Scope
 
@@ -205,7 +206,7 @@ def _type_op(node: TypeOp, scope: Scope) -> Compiled:
 def _call(node: Call, scope: Scope) -> Compiled:
     if node.name == "ofType" and isinstance(node.target, Member) and len(node.args) == 1:
         member = node.target
-        type_name = functions.type_argument(node.args[0], "ofType")
+        type_name = type_argument(node.args[0], "ofType")
         if member.name in CHOICE_NAMES:
             base = None if member.target is None else compile_node(member.target, scope)
             return Compiled(_then(base, _choice_of_type(member.name, type_name)), type_name)

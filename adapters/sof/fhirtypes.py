@@ -41,6 +41,7 @@ SUFFIX_TO_TYPE = {t[0].upper() + t[1:]: t for t in PRIMITIVES | COMPLEX_TYPES}
 
 DATE_RE = re.compile(r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$")
 DATETIME_RE = re.compile(r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?T")
+_REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 TIME_RE = re.compile(r"^[0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$")
 
 
@@ -85,3 +86,15 @@ def is_type(item: Any, type_name: str) -> bool:
             return bool(resource_type == type_name)
         return type_name in COMPLEX_TYPES or type_name in ("Element", "BackboneElement")
     return False
+
+
+def reference_key(item: Any, wanted: str | None) -> Any:
+    if type(item) is not dict:
+        return None
+    ref = item.get("reference")
+    if not isinstance(ref, str):
+        return None
+    match = _REFERENCE.search(ref)
+    if match is None or (wanted is not None and match.group(1) != wanted):
+        return None
+    return match.group(2)

@@ -14,12 +14,12 @@ from typing import Any
 from adapters.sof import operators
 from adapters.sof.boundaries import boundary
 from adapters.sof.errors import ViewDefinitionError
-from adapters.sof.fhirtypes import is_type
-from adapters.sof.parser import Literal, Member, Node
+from adapters.sof.fastpath import predicate
+from adapters.sof.fhirtypes import is_type, reference_key
+from adapters.sof.parser import Node, type_argument
 from adapters.sof.runtime import Coll, Compiled, Env, Fn, Scope
 
 CompileNode = Callable[[Node, Scope], Compiled]
-_REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 # name -> (min args, max args, result type)
 _ARITY: dict[str, tuple[int, int, str | None]] = {
@@ -63,28 +63,6 @@ _ARITY: dict[str, tuple[int, int, str | None]] = {
     "substring": (1, 2, "string"),
     "replace": (2, 2, "string"),
 }
-
-
-def type_argument(node: Node, function: str) -> str:
-    """The type named by a type-specifier argument: ``ofType(Quantity)``, ``(FHIR.Patient)``,
-    or the quoted form ``getReferenceKey('Patient')``."""
-    if isinstance(node, Member):
-        return node.name  # FHIR.Quantity parses as Member(Member(FHIR), Quantity)
-    if isinstance(node, Literal) and len(node.values) == 1 and isinstance(node.values[0], str):
-        return node.values[0]
-    raise ViewDefinitionError(f"{function}() expects a type name")
-
-
-def _reference_key(item: Any, wanted: str | None) -> Any:
-    if type(item) is not dict:
-        return None
-    ref = item.get("reference")
-    if not isinstance(ref, str):
-        return None
-    match = _REFERENCE.search(ref)
-    if match is None or (wanted is not None and match.group(1) != wanted):
-        return None
-    return match.group(2)
 
 
 def _resource_key(item: Any) -> Any:
@@ -131,7 +109,7 @@ def compile_function(
     if name == "getReferenceKey":
         wanted = type_argument(arg_nodes[0], name) if arg_nodes else None
         return Compiled(
-            lambda f, e: [k for x in src(f, e) if (k := _reference_key(x, wanted)) is not None],
+            lambda f, e: [k for x in src(f, e) if (k := reference_key(x, wanted)) is not None],
             result_type,
         )
     if name in ("lowBoundary", "highBoundary"):
@@ -145,21 +123,20 @@ def compile_function(
 
     args = [comp(a, scope).fn for a in arg_nodes]
     run: Fn
+    if name in ("where", "exists", "all") and args:
+        test = predicate(arg_nodes[0], scope, args[0])
     if name == "where":
-        crit = args[0]
-        run = lambda f, e: [x for x in src(f, e) if truth(crit([x], e)) is True]  # noqa: E731
+        run = lambda f, e: [x for x in src(f, e) if test(x, e) is True]  # noqa: E731
     elif name == "select":
         proj = args[0]
         run = lambda f, e: [y for x in src(f, e) for y in proj([x], e)]  # noqa: E731
     elif name == "exists":
         if args:
-            crit = args[0]
-            run = lambda f, e: [any(truth(crit([x], e)) is True for x in src(f, e))]  # noqa: E731
+            run = lambda f, e: [any(test(x, e) is True for x in src(f, e))]  # noqa: E731
         else:
             run = lambda f, e: [bool(src(f, e))]  # noqa: E731
     elif name == "all":
-        crit = args[0]
-        run = lambda f, e: [all(truth(crit([x], e)) is True for x in src(f, e))]  # noqa: E731
+        run = lambda f, e: [all(test(x, e) is True for x in src(f, e))]  # noqa: E731
     elif name == "empty":
         run = lambda f, e: [not src(f, e)]  # noqa: E731
     elif name == "not":

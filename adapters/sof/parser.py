@@ -230,3 +230,13 @@ def parse(src: str) -> Node:
     if not isinstance(src, str) or not src.strip():
         raise ViewDefinitionError(f"FHIRPath expression must be a non-empty string, got {src!r}")
     return _Parser(src).parse()
+
+
+def type_argument(node: Node, function: str) -> str:
+    """The type named by a type-specifier argument: ``ofType(Quantity)``, ``(FHIR.Patient)``,
+    or the quoted form ``getReferenceKey('Patient')``."""
+    if isinstance(node, Member):
+        return node.name  # FHIR.Quantity parses as Member(Member(FHIR), Quantity)
+    if isinstance(node, Literal) and len(node.values) == 1 and isinstance(node.values[0], str):
+        return node.values[0]
+    raise ViewDefinitionError(f"{function}() expects a type name")

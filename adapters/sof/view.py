@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.sof import definition as d
 from adapters.sof.errors import ViewEvaluationError
-from adapters.sof.fhirpath import compile_path
+from adapters.sof.fastpath import scalar_reader
+from adapters.sof.fhirpath import compile_node, compile_path
+from adapters.sof.parser import parse
 from adapters.sof.runtime import Coll, Env, Fn, Scope
 
 if TYPE_CHECKING:
@@ -83,9 +85,11 @@ def compile_select(
         if name in seen:
             raise d.fail(f"{where}.column[{i}]", f"column {name!r} is already defined")
         seen.add(name)
-        compiled = compile_path(path, scope)
+        ast = parse(path)
+        compiled = compile_node(ast, scope)
         columns.append(d.Column(name, type_name or compiled.type_name, collection, path))
-        readers.append(_column_reader(compiled.fn, name, collection))
+        reader = _column_reader(compiled.fn, name, collection)
+        readers.append(reader if collection else scalar_reader(ast, reader) or reader)
     subs: list[Proc] = []
     for i, raw in enumerate(d.require_list(sel.get("select", []), f"{where}.select")):
         sub_where = f"{where}.select[{i}]"
@@ -112,6 +116,25 @@ def compile_select(
     return _make_proc(sel, scope, readers, subs, unions, null_row), columns
 
 
+def _tuple_builder(readers: list[Callable[[Any, Env], Any]]) -> Callable[[Any, Env], Row]:
+    """One tuple of the readers' values; unrolled for small widths (the hot path)."""
+    if not readers:
+        return lambda node, env: ()
+    if len(readers) == 1:
+        (r0,) = readers
+        return lambda node, env: (r0(node, env),)
+    if len(readers) == 2:
+        r0, r1 = readers
+        return lambda node, env: (r0(node, env), r1(node, env))
+    if len(readers) == 3:
+        r0, r1, r2 = readers
+        return lambda node, env: (r0(node, env), r1(node, env), r2(node, env))
+    if len(readers) == 4:
+        r0, r1, r2, r3 = readers
+        return lambda node, env: (r0(node, env), r1(node, env), r2(node, env), r3(node, env))
+    return lambda node, env: tuple([read(node, env) for read in readers])
+
+
 def _make_proc(
     sel: dict[str, Any],
     scope: Scope,
@@ -123,10 +146,16 @@ def _make_proc(
     iterate = _iterator(sel, scope)
     or_null = "forEachOrNull" in sel
 
+    own_row = _tuple_builder(readers)
+    if not subs and not unions and iterate is None:
+        return lambda node, env: [own_row(node, env)]
+
     def rows_for(node: Any, env: Env) -> list[Row]:
-        own: Row = tuple(read(node, env) for read in readers)
+        own = own_row(node, env)
         if not subs and not unions:
             return [own]
+        if not readers and len(subs) == 1 and not unions:
+            return subs[0](node, env)
         parts = [[own]]
         for sub in subs:
             rows = sub(node, env)
@@ -166,8 +195,9 @@ class CompiledView:
         for i, raw in enumerate(d.require_list(view.get("where", []), "ViewDefinition.where")):
             path = d.require_string(d.require_object(raw, f"where[{i}]").get("path"), "path")
             self.wheres.append((path, compile_path(path, scope).fn))
-        root = {"select": selects}
-        self._proc, self.columns = compile_select(root, scope, "ViewDefinition", set())
+        root = selects[0] if len(selects) == 1 else {"select": selects}
+        where = "ViewDefinition.select[0]" if len(selects) == 1 else "ViewDefinition"
+        self._proc, self.columns = compile_select(root, scope, where, set())
         self.names = [c.name for c in self.columns]
 
     def _keep(self, resource: dict[str, Any], env: Env) -> bool:
@@ -203,7 +233,11 @@ class CompiledView:
     def to_frame(self, resources: Iterable[dict[str, Any]]) -> pd.DataFrame:
         from adapters.sof.frame import build_frame
 
-        return build_frame(self.columns, list(self.tuples(resources)))
+        rows: list[Row] = []
+        process = self.process
+        for resource in resources:
+            rows.extend(process(resource))
+        return build_frame(self.columns, rows)
 
     async def arows(
         self, resources: AsyncIterable[dict[str, Any]]
