@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from adapters.sof.fhirtypes import CHOICE_NAMES, choice_key, reference_key
-from adapters.sof.operators import item_equal
+from adapters.sof.fhirtypes import CHOICE_NAMES, choice_key
+from adapters.sof.operators import item_equal, truth
 from adapters.sof.parser import Binary, Call, External, Literal, Member, Node, type_argument
 from adapters.sof.runtime import Env, Fn, Scope
 
 _GENERAL = object()  # "ask the general path"
-Reader = Callable[[Any, Env], Any]
 
 
 def key_chain(node: Node) -> list[tuple[str, bool]] | None:
@@ -54,64 +53,6 @@ def key_chain(node: Node) -> list[tuple[str, bool]] | None:
     return keys
 
 
-def _walk(keys: list[tuple[str, bool]]) -> Callable[[Any], Any]:
-    """Follow ``keys`` through dicts; None when absent, _GENERAL when not the simple case."""
-    if len(keys) == 1:
-        ((only, exact),) = keys
-
-        def walk1(node: Any) -> Any:
-            if type(node) is not dict:
-                return _GENERAL
-            value = node.get(only)
-            if value is None:
-                return None if exact else _GENERAL
-            return _GENERAL if type(value) is list else value
-
-        return walk1
-
-    def walk(node: Any) -> Any:
-        value = node
-        for key, exact in keys:
-            if type(value) is not dict:
-                return _GENERAL
-            value = value.get(key)
-            if value is None:
-                return None if exact else _GENERAL
-        return _GENERAL if type(value) is list else value
-
-    return walk
-
-
-def scalar_reader(ast: Node, general: Callable[[Any, Env], Any]) -> Reader | None:
-    """A column reader for a single-valued column, or None when there is no fast path."""
-    keys = key_chain(ast)
-    if keys is not None:
-        walk = _walk(keys)
-
-        def read(node: Any, env: Env) -> Any:
-            value = walk(node)
-            return general(node, env) if value is _GENERAL else value
-
-        return read
-    if isinstance(ast, Call) and ast.name == "getResourceKey" and ast.target is None:
-        return lambda node, env: env.resource.get("id")
-    if isinstance(ast, Call) and ast.name == "getReferenceKey" and ast.target is not None:
-        target_keys = key_chain(ast.target)
-        if target_keys is None:
-            return None
-        walk_ref = _walk(target_keys)
-        wanted = type_argument(ast.args[0], "") if ast.args else None
-
-        def read_ref(node: Any, env: Env) -> Any:
-            ref = walk_ref(node)
-            if ref is _GENERAL:
-                return general(node, env)
-            return None if ref is None else reference_key(ref, wanted)
-
-        return read_ref
-    return None
-
-
 def _constant(node: Node, scope: Scope) -> tuple[bool, Any]:
     if isinstance(node, Literal) and len(node.values) == 1:
         return True, node.values[0]
@@ -129,66 +70,90 @@ def _constant(node: Node, scope: Scope) -> tuple[bool, Any]:
 Predicate = Callable[[Any, Env], "bool | None"]
 
 
-def predicate(ast: Node, scope: Scope, general: Fn) -> Predicate:
-    """``truth(criteria([item]))`` for a ``where``/``exists`` criteria, fast when possible."""
-    fast = _predicate(ast, scope)
-    if fast is None:
-        from adapters.sof.operators import truth
+class Source:
+    """Python source being generated, with the values it refers to bound by generated names."""
 
+    def __init__(self, **names: Any) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = dict(names)
+
+    def bind(self, prefix: str, value: Any) -> str:
+        name = f"{prefix}{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def add(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def function(self, name: str) -> Any:
+        namespace = dict(self.names)
+        exec(compile("\n".join(self.lines), "<sql-on-fhir view>", "exec"), namespace)
+        return namespace[name]
+
+
+def predicate(ast: Node, scope: Scope, general: Fn) -> Predicate:
+    """``truth(criteria([item]))`` for a ``where``/``exists`` criteria.
+
+    Criteria made of ``and``/``or`` over ``path = constant`` / ``path != constant`` compile to
+    one generated function; it answers GENERAL (and the general closure decides) whenever the
+    data is not the simple case.
+    """
+    src = Source(GENERAL=_GENERAL, EQ=item_equal)
+    src.add(0, "def fast(item):")
+    src.add(1, "if type(item) is not dict:")
+    src.add(2, "return GENERAL")
+    result = _emit_predicate(src, ast, scope)
+    if result is None:
         return lambda item, env: truth(general([item], env))
+    src.add(1, f"return {result}")
+    fast = src.function("fast")
 
     def run(item: Any, env: Env) -> bool | None:
-        result = fast(item)
-        if result is _GENERAL:
-            from adapters.sof.operators import truth
-
+        answer = fast(item)
+        if answer is _GENERAL:
             return truth(general([item], env))
-        return result  # type: ignore[no-any-return]
+        return answer  # type: ignore[no-any-return]
 
     return run
 
 
-def _predicate(ast: Node, scope: Scope) -> Callable[[Any], Any] | None:
+def _emit_predicate(src: Source, ast: Node, scope: Scope) -> str | None:
+    """Emit statements computing ``ast`` for ``item``; return the expression holding it."""
     if isinstance(ast, Binary) and ast.op in ("and", "or"):
-        left, right = _predicate(ast.left, scope), _predicate(ast.right, scope)
+        left = _emit_predicate(src, ast.left, scope)
+        right = _emit_predicate(src, ast.right, scope)
         if left is None or right is None:
             return None
+        var = src.bind("r", None)
         if ast.op == "and":
-
-            def both(item: Any) -> Any:
-                a = left(item)
-                if a is False or a is _GENERAL:
-                    return a
-                b = right(item)
-                if b is _GENERAL or b is False:
-                    return b
-                return True if a is True and b is True else None
-
-            return both
-
-        def either(item: Any) -> Any:
-            a = left(item)
-            if a is True or a is _GENERAL:
-                return a
-            b = right(item)
-            if b is _GENERAL or b is True:
-                return b
-            return False if a is False and b is False else None
-
-        return either
-    if isinstance(ast, Binary) and ast.op in ("=", "!="):
-        for side, other in ((ast.left, ast.right), (ast.right, ast.left)):
-            is_const, const = _constant(other, scope)
-            keys = key_chain(side)
-            if is_const and keys is not None:
-                walk = _walk(keys)
-                negate = ast.op == "!="
-
-                def compare(item: Any) -> Any:
-                    value = walk(item)
-                    if value is None or value is _GENERAL:
-                        return value
-                    return item_equal(value, const) is not negate
-
-                return compare
+            src.add(1, f"{var} = False if {left} is False or {right} is False else ")
+            src.lines[-1] += f"(True if {left} is True and {right} is True else None)"
+        else:
+            src.add(1, f"{var} = True if {left} is True or {right} is True else ")
+            src.lines[-1] += f"(False if {left} is False and {right} is False else None)"
+        return var
+    if not (isinstance(ast, Binary) and ast.op in ("=", "!=")):
+        return None
+    for side, other in ((ast.left, ast.right), (ast.right, ast.left)):
+        is_const, const = _constant(other, scope)
+        keys = key_chain(side)
+        if not is_const or keys is None:
+            continue
+        var = src.bind("r", None)
+        src.add(1, f"{var} = item")
+        for depth, (key, exact) in enumerate(keys):
+            src.add(1, f"if {var} is not None:")
+            if depth:
+                src.add(2, f"if type({var}) is not dict:")
+                src.add(3, "return GENERAL")
+            src.add(2, f"{var} = {var}.get({src.bind('K', key)})")
+            if not exact:
+                src.add(2, f"if {var} is None:")
+                src.add(3, "return GENERAL")
+        src.add(1, f"if type({var}) is list:")
+        src.add(2, "return GENERAL")
+        test = "is not" if ast.op == "!=" else "is"
+        src.add(1, f"if {var} is not None:")
+        src.add(2, f"{var} = EQ({var}, {src.bind('C', const)}) {test} True")
+        return var
     return None

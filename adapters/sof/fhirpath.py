@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from adapters.sof import functions, operators
 from adapters.sof.errors import ViewDefinitionError
+from adapters.sof.fastpath import Source
 from adapters.sof.fhirtypes import CHOICE_NAMES, choice_key, choice_values, is_type
 from adapters.sof.parser import (
     Binary,
@@ -34,42 +35,39 @@ def _identity(focus: Coll, env: Env) -> Coll:
     return focus
 
 
-def _nav_step(name: str) -> Callable[[Coll], Coll]:
-    choice = name in CHOICE_NAMES
-
-    def step(focus: Coll) -> Coll:
-        out: Coll = []
-        for item in focus:
-            if type(item) is dict:
-                value = item.get(name)
-                if value is None:
-                    if not choice or (value := choice_values(item, name)) is None:
-                        continue
-                if type(value) is list:
-                    out.extend(v for v in value if v is not None)
-                else:
-                    out.append(value)
-        return out
-
-    return step
-
-
 def _navigate(names: list[str]) -> Callable[[Coll], Coll]:
-    steps = [_nav_step(n) for n in names]
-    if len(steps) == 1:
-        return steps[0]
-    if len(steps) == 2:
-        first, second = steps
-        return lambda focus: second(first(focus))
-
-    def chain(focus: Coll) -> Coll:
-        for step in steps:
-            focus = step(focus)
-            if not focus:
-                break
-        return focus
-
-    return chain
+    """One generated loop nest for a chain of member steps (``code.coding.code``): flatten
+    lists, skip nulls, resolve choice elements stored under a typed key."""
+    src = Source(CHOICE=choice_values)
+    src.add(0, "def nav(focus):")
+    src.add(1, "out = []")
+    src.add(1, "for x0 in focus:")
+    depth = 2
+    for i, name in enumerate(names):
+        item, value = f"x{i}", f"v{i + 1}"
+        src.add(depth, f"if type({item}) is not dict:")
+        src.add(depth + 1, "continue")
+        key = src.bind("K", name)
+        src.add(depth, f"{value} = {item}.get({key})")
+        src.add(depth, f"if {value} is None:")
+        if name in CHOICE_NAMES:
+            src.add(depth + 1, f"{value} = CHOICE({item}, {key})")
+            src.add(depth + 1, f"if {value} is None:")
+            src.add(depth + 2, "continue")
+        else:
+            src.add(depth + 1, "continue")
+        if i + 1 == len(names):
+            src.add(depth, f"if type({value}) is list:")
+            src.add(depth + 1, f"out.extend({value} if None not in {value} else ")
+            src.lines[-1] += f"[y for y in {value} if y is not None])"
+            src.add(depth, "else:")
+            src.add(depth + 1, f"out.append({value})")
+        else:
+            src.add(depth, f"for x{i + 1} in ({value} if type({value}) is list else ({value},)):")
+            depth += 1
+    src.add(1, "return out")
+    nav: Callable[[Coll], Coll] = src.function("nav")
+    return nav
 
 
 def _choice_of_type(name: str, type_name: str) -> Callable[[Coll], Coll]:
@@ -204,6 +202,14 @@ def _type_op(node: TypeOp, scope: Scope) -> Compiled:
 
 
 def _call(node: Call, scope: Scope) -> Compiled:
+    where = node.target
+    if (
+        node.name == "exists"
+        and not node.args
+        and isinstance(where, Call)
+        and where.name == "where"
+    ):
+        node = Call(where.target, "exists", where.args)  # X.where(p).exists() is X.exists(p)
     if node.name == "ofType" and isinstance(node.target, Member) and len(node.args) == 1:
         member = node.target
         type_name = type_argument(node.args[0], "ofType")

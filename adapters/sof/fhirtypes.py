@@ -94,6 +94,10 @@ def reference_key(item: Any, wanted: str | None) -> Any:
     ref = item.get("reference")
     if not isinstance(ref, str):
         return None
+    kind, slash, ident = ref.partition("/")
+    if slash and kind.isalpha() and kind[:1].isupper() and 0 < len(ident) <= 64:
+        if ident.isascii() and ident.replace("-", "").replace(".", "").isalnum():
+            return ident if wanted is None or kind == wanted else None  # Type/id, the usual
     match = _REFERENCE.search(ref)
     if match is None or (wanted is not None and match.group(1) != wanted):
         return None

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.sof import definition as d
 from adapters.sof.errors import ViewEvaluationError
-from adapters.sof.fastpath import scalar_reader
 from adapters.sof.fhirpath import compile_node, compile_path
-from adapters.sof.parser import parse
+from adapters.sof.parser import Node, parse
+from adapters.sof.rowgen import RowBuilder, row_builder
 from adapters.sof.runtime import Coll, Env, Fn, Scope
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def compile_select(
 ) -> tuple[Proc, list[d.Column]]:
     d.check_select_keys(sel, where)
     columns: list[d.Column] = []
-    readers = []
+    readers: list[tuple[Node, Callable[[Any, Env], Any], bool]] = []
     for i, raw in enumerate(d.require_list(sel.get("column", []), f"{where}.column")):
         name, path, type_name, collection = d.check_column(raw, f"{where}.column[{i}]")
         if name in seen:
@@ -88,8 +88,7 @@ def compile_select(
         ast = parse(path)
         compiled = compile_node(ast, scope)
         columns.append(d.Column(name, type_name or compiled.type_name, collection, path))
-        reader = _column_reader(compiled.fn, name, collection)
-        readers.append(reader if collection else scalar_reader(ast, reader) or reader)
+        readers.append((ast, _column_reader(compiled.fn, name, collection), collection))
     subs: list[Proc] = []
     for i, raw in enumerate(d.require_list(sel.get("select", []), f"{where}.select")):
         sub_where = f"{where}.select[{i}]"
@@ -113,50 +112,29 @@ def compile_select(
         0 if c.path.strip() == "%rowIndex" and i < len(readers) else None
         for i, c in enumerate(columns)
     )
-    return _make_proc(sel, scope, readers, subs, unions, null_row), columns
-
-
-def _tuple_builder(readers: list[Callable[[Any, Env], Any]]) -> Callable[[Any, Env], Row]:
-    """One tuple of the readers' values; unrolled for small widths (the hot path)."""
-    if not readers:
-        return lambda node, env: ()
-    if len(readers) == 1:
-        (r0,) = readers
-        return lambda node, env: (r0(node, env),)
-    if len(readers) == 2:
-        r0, r1 = readers
-        return lambda node, env: (r0(node, env), r1(node, env))
-    if len(readers) == 3:
-        r0, r1, r2 = readers
-        return lambda node, env: (r0(node, env), r1(node, env), r2(node, env))
-    if len(readers) == 4:
-        r0, r1, r2, r3 = readers
-        return lambda node, env: (r0(node, env), r1(node, env), r2(node, env), r3(node, env))
-    return lambda node, env: tuple([read(node, env) for read in readers])
+    own_row = row_builder(readers)
+    return _make_proc(sel, scope, own_row, bool(readers), subs, unions, null_row), columns
 
 
 def _make_proc(
     sel: dict[str, Any],
     scope: Scope,
-    readers: list[Callable[[Any, Env], Any]],
+    own_row: RowBuilder,
+    has_columns: bool,
     subs: list[Proc],
     unions: list[Proc],
     null_row: Row,
 ) -> Proc:
     iterate = _iterator(sel, scope)
     or_null = "forEachOrNull" in sel
-
-    own_row = _tuple_builder(readers)
-    if not subs and not unions and iterate is None:
+    leaf = not subs and not unions
+    if leaf and iterate is None:
         return lambda node, env: [own_row(node, env)]
+    if not has_columns and len(subs) == 1 and not unions and iterate is None:
+        return subs[0]
 
     def rows_for(node: Any, env: Env) -> list[Row]:
-        own = own_row(node, env)
-        if not subs and not unions:
-            return [own]
-        if not readers and len(subs) == 1 and not unions:
-            return subs[0](node, env)
-        parts = [[own]]
+        parts = [[own_row(node, env)]] if has_columns else []
         for sub in subs:
             rows = sub(node, env)
             if not rows:
@@ -167,7 +145,7 @@ def _make_proc(
             if not urows:
                 return []
             parts.append(urows)
-        return _cross(parts)
+        return _cross(parts) if parts else [()]
 
     if iterate is None:
         return rows_for
@@ -176,8 +154,10 @@ def _make_proc(
         foci = iterate([node], env)
         if not foci:
             return [null_row] if or_null else []
-        out: list[Row] = []
         resource = env.resource
+        if leaf:
+            return [own_row(focus, Env(resource, i)) for i, focus in enumerate(foci)]
+        out: list[Row] = []
         for index, focus in enumerate(foci):
             out.extend(rows_for(focus, Env(resource, index)))
         return out

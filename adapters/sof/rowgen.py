@@ -1,0 +1,91 @@
+"""Generate the Python function that reads one selection's own columns into a tuple.
+
+Per column, a path of plain member steps (``subject.reference``, ``value.ofType(Quantity).value``,
+``subject.getReferenceKey(Patient)``) becomes inline ``dict.get`` code; anything else, and any
+data off the simple case (a list on the way, a choice element stored under another key), calls
+the column's general compiled reader, so the result is always that of the general path. This is
+what makes a view cost about as much as the hand-written loop it replaces.
+
+Only names we generate go into the source: keys and constants are passed in the namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adapters.sof.fastpath import Source, key_chain
+from adapters.sof.fhirtypes import reference_key
+from adapters.sof.parser import Call, External, Literal, Node, type_argument
+from adapters.sof.runtime import Env
+
+Reader = Callable[[Any, Env], Any]
+RowBuilder = Callable[[Any, Env], tuple[Any, ...]]
+
+
+def _emit_chain(
+    src: Source, depth: int, var: str, keys: list[tuple[str, bool]], general: str, post: str
+) -> None:
+    """Walk ``var`` down ``keys``; ``post`` (a format with {v}) maps the found value."""
+    key, exact = keys[0]
+    src.add(depth, f"{var} = {var}.get({src.bind('K', key)})")
+    if len(keys) == 1:
+        src.add(depth, f"if {var} is None:")
+        src.add(depth + 1, "pass" if exact else f"{var} = {general}(node, env)")
+        src.add(depth, f"elif type({var}) is list:")
+        src.add(depth + 1, f"{var} = {general}(node, env)")
+        if post:
+            src.add(depth, "else:")
+            src.add(depth + 1, f"{var} = {post.format(v=var)}")
+        return
+    src.add(depth, f"if type({var}) is dict:")
+    _emit_chain(src, depth + 1, var, keys[1:], general, post)
+    if exact:
+        src.add(depth, f"elif {var} is not None:")
+    else:
+        src.add(depth, "else:")
+    src.add(depth + 1, f"{var} = {general}(node, env)")
+
+
+def _emit_column(src: Source, var: str, ast: Node, reader: Reader) -> None:
+    general = src.bind("G", reader)
+    if isinstance(ast, Literal) and len(ast.values) == 1:
+        src.add(1, f"{var} = {src.bind('C', ast.values[0])}")
+        return
+    if isinstance(ast, External) and ast.name == "rowIndex":
+        src.add(1, f"{var} = env.row_index")
+        return
+    if isinstance(ast, Call) and ast.name == "getResourceKey" and ast.target is None:
+        src.add(1, f"{var} = env.resource.get('id')")
+        return
+    post = ""
+    keys = key_chain(ast)
+    if keys is None and isinstance(ast, Call) and ast.name == "getReferenceKey" and ast.target:
+        keys = key_chain(ast.target)
+        wanted = type_argument(ast.args[0], "getReferenceKey") if ast.args else None
+        post = "REFKEY({v}, " + src.bind("T", wanted) + ")"
+    if keys is None:
+        src.add(1, f"{var} = {general}(node, env)")
+        return
+    src.add(1, "if type(node) is dict:")
+    src.add(2, f"{var} = node")
+    _emit_chain(src, 2, var, keys, general, post)
+    src.add(1, "else:")
+    src.add(2, f"{var} = {general}(node, env)")
+
+
+def row_builder(columns: list[tuple[Node, Reader, bool]]) -> RowBuilder:
+    """``(node, env) -> tuple`` for columns given as (path AST, general reader, collection)."""
+    src = Source(REFKEY=reference_key)
+    src.add(0, "def build(node, env):")
+    names = []
+    for i, (ast, reader, collection) in enumerate(columns):
+        var = f"v{i}"
+        names.append(var)
+        if collection:
+            src.add(1, f"{var} = {src.bind('G', reader)}(node, env)")
+        else:
+            _emit_column(src, var, ast, reader)
+    src.add(1, f"return ({', '.join(names)}{',' if len(names) == 1 else ''})")
+    build: RowBuilder = src.function("build")
+    return build
