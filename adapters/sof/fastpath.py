@@ -18,8 +18,6 @@ from adapters.sof.operators import item_equal, truth
 from adapters.sof.parser import Binary, Call, External, Literal, Member, Node, type_argument
 from adapters.sof.runtime import Env, Fn, Scope
 
-_GENERAL = object()  # "ask the general path"
-
 
 def key_chain(node: Node) -> list[tuple[str, bool]] | None:
     """The JSON keys of a path made only of member steps from the focus (and ``ofType`` right
@@ -98,23 +96,20 @@ def predicate(ast: Node, scope: Scope, general: Fn) -> Predicate:
     one generated function; it answers GENERAL (and the general closure decides) whenever the
     data is not the simple case.
     """
-    src = Source(GENERAL=_GENERAL, EQ=item_equal)
-    src.add(0, "def fast(item):")
+
+    def slow(item: Any, env: Env) -> bool | None:
+        return truth(general([item], env))
+
+    src = Source(GENERAL=slow, EQ=item_equal)
+    src.add(0, "def test(item, env):")
     src.add(1, "if type(item) is not dict:")
-    src.add(2, "return GENERAL")
+    src.add(2, "return GENERAL(item, env)")
     result = _emit_predicate(src, ast, scope)
     if result is None:
-        return lambda item, env: truth(general([item], env))
+        return slow
     src.add(1, f"return {result}")
-    fast = src.function("fast")
-
-    def run(item: Any, env: Env) -> bool | None:
-        answer = fast(item)
-        if answer is _GENERAL:
-            return truth(general([item], env))
-        return answer  # type: ignore[no-any-return]
-
-    return run
+    test: Predicate = src.function("test")
+    return test
 
 
 def _emit_predicate(src: Source, ast: Node, scope: Scope) -> str | None:
@@ -145,15 +140,19 @@ def _emit_predicate(src: Source, ast: Node, scope: Scope) -> str | None:
             src.add(1, f"if {var} is not None:")
             if depth:
                 src.add(2, f"if type({var}) is not dict:")
-                src.add(3, "return GENERAL")
+                src.add(3, "return GENERAL(item, env)")
             src.add(2, f"{var} = {var}.get({src.bind('K', key)})")
             if not exact:
                 src.add(2, f"if {var} is None:")
-                src.add(3, "return GENERAL")
+                src.add(3, "return GENERAL(item, env)")
         src.add(1, f"if type({var}) is list:")
-        src.add(2, "return GENERAL")
+        src.add(2, "return GENERAL(item, env)")
         test = "is not" if ast.op == "!=" else "is"
         src.add(1, f"if {var} is not None:")
-        src.add(2, f"{var} = EQ({var}, {src.bind('C', const)}) {test} True")
+        name = src.bind("C", const)
+        if isinstance(const, str):  # item_equal, inlined for the usual string constant
+            src.add(2, f"{var} = ({var} == {name}) {test} True")
+        else:
+            src.add(2, f"{var} = EQ({var}, {name}) {test} True")
         return var
     return None

@@ -39,7 +39,7 @@ def _navigate(names: list[str]) -> Callable[[Coll], Coll]:
     """One generated loop nest for a chain of member steps (``code.coding.code``): flatten
     lists, skip nulls, resolve choice elements stored under a typed key."""
     src = Source(CHOICE=choice_values)
-    src.add(0, "def nav(focus):")
+    src.add(0, "def nav(focus, env=None):")
     src.add(1, "out = []")
     src.add(1, "for x0 in focus:")
     depth = 2
@@ -116,7 +116,10 @@ def _member(node: Member, scope: Scope) -> Compiled:
             return Compiled(_then(base, of_root), root)
         rest = _navigate(names)
         return Compiled(_then(base, lambda focus: rest(of_root(focus))), None)
-    return Compiled(_then(base, _navigate(names)), None)
+    nav = _navigate(names)
+    if base is None:  # the generated loop already takes (focus, env): no wrapper
+        return Compiled(nav, None)  # type: ignore[arg-type]
+    return Compiled(_then(base, nav), None)
 
 
 def _external(node: External, scope: Scope) -> Compiled:

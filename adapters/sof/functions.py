@@ -132,7 +132,13 @@ def compile_function(
         run = lambda f, e: [y for x in src(f, e) for y in proj([x], e)]  # noqa: E731
     elif name == "exists":
         if args:
-            run = lambda f, e: [any(test(x, e) is True for x in src(f, e))]  # noqa: E731
+
+            def run(f: Coll, e: Env) -> Coll:
+                for x in src(f, e):
+                    if test(x, e) is True:
+                        return [True]
+                return [False]
+
         else:
             run = lambda f, e: [bool(src(f, e))]  # noqa: E731
     elif name == "all":

@@ -23,6 +23,19 @@ Reader = Callable[[Any, Env], Any]
 RowBuilder = Callable[[Any, Env], tuple[Any, ...]]
 
 
+def _cached_reference_key(cache: dict[Any, Any], ref: Any, wanted: str | None) -> Any:
+    text = ref.get("reference") if type(ref) is dict else None
+    if type(text) is not str:
+        return reference_key(ref, wanted)
+    try:
+        return cache[text]
+    except KeyError:
+        if len(cache) > 100_000:
+            cache.clear()
+        key = cache[text] = reference_key(ref, wanted)
+        return key
+
+
 def _emit_chain(
     src: Source, depth: int, var: str, keys: list[tuple[str, bool]], general: str, post: str
 ) -> None:
@@ -63,7 +76,8 @@ def _emit_column(src: Source, var: str, ast: Node, reader: Reader) -> None:
     if keys is None and isinstance(ast, Call) and ast.name == "getReferenceKey" and ast.target:
         keys = key_chain(ast.target)
         wanted = type_argument(ast.args[0], "getReferenceKey") if ast.args else None
-        post = "REFKEY({v}, " + src.bind("T", wanted) + ")"
+        cache: dict[Any, Any] = {}  # references repeat (every Condition of one patient)
+        post = f"CACHED({src.bind('M', cache)}, {{v}}, {src.bind('T', wanted)})"
     if keys is None:
         src.add(1, f"{var} = {general}(node, env)")
         return
@@ -76,7 +90,7 @@ def _emit_column(src: Source, var: str, ast: Node, reader: Reader) -> None:
 
 def row_builder(columns: list[tuple[Node, Reader, bool]]) -> RowBuilder:
     """``(node, env) -> tuple`` for columns given as (path AST, general reader, collection)."""
-    src = Source(REFKEY=reference_key)
+    src = Source(CACHED=_cached_reference_key)
     src.add(0, "def build(node, env):")
     names = []
     for i, (ast, reader, collection) in enumerate(columns):

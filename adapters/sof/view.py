@@ -67,11 +67,14 @@ def _iterator(sel: dict[str, Any], scope: Scope) -> Fn | None:
     return repeat
 
 
-def _cross(parts: list[list[Row]]) -> list[Row]:
-    acc = parts[0]
-    for part in parts[1:]:
-        acc = [a + b for a in acc for b in part]
-    return acc
+def _cross(left: list[Row], right: list[Row]) -> list[Row]:
+    if len(right) == 1:
+        tail = right[0]
+        return [a + tail for a in left]
+    if len(left) == 1:
+        head = left[0]
+        return [head + b for b in right]
+    return [a + b for a in left for b in right]
 
 
 def compile_select(
@@ -127,6 +130,7 @@ def _make_proc(
 ) -> Proc:
     iterate = _iterator(sel, scope)
     or_null = "forEachOrNull" in sel
+    uses_index = "rowIndex" in repr(sel)  # else the items can share their parent's Env
     leaf = not subs and not unions
     if leaf and iterate is None:
         return lambda node, env: [own_row(node, env)]
@@ -134,18 +138,19 @@ def _make_proc(
         return subs[0]
 
     def rows_for(node: Any, env: Env) -> list[Row]:
-        parts = [[own_row(node, env)]] if has_columns else []
+        # The cross product of the parts, built as we go (most parts are a single row).
+        acc: list[Row] | None = [own_row(node, env)] if has_columns else None
         for sub in subs:
             rows = sub(node, env)
             if not rows:
                 return []
-            parts.append(rows)
+            acc = rows if acc is None else _cross(acc, rows)
         if unions:
             urows = [row for union in unions for row in union(node, env)]
             if not urows:
                 return []
-            parts.append(urows)
-        return _cross(parts) if parts else [()]
+            acc = urows if acc is None else _cross(acc, urows)
+        return [()] if acc is None else acc
 
     if iterate is None:
         return rows_for
@@ -155,6 +160,8 @@ def _make_proc(
         if not foci:
             return [null_row] if or_null else []
         resource = env.resource
+        if leaf and not uses_index:
+            return [own_row(focus, env) for focus in foci]
         if leaf:
             return [own_row(focus, Env(resource, i)) for i, focus in enumerate(foci)]
         out: list[Row] = []
@@ -179,8 +186,11 @@ class CompiledView:
         where = "ViewDefinition.select[0]" if len(selects) == 1 else "ViewDefinition"
         self._proc, self.columns = compile_select(root, scope, where, set())
         self.names = [c.name for c in self.columns]
+        #: The rows (tuples in column order) one resource contributes.
+        self.process = self._processor()
 
     def _keep(self, resource: dict[str, Any], env: Env) -> bool:
+        """Apply ``ViewDefinition.where``: each path must be true (empty is false)."""
         for path, fn in self.wheres:
             result = fn([resource], env)
             if not result:
@@ -191,14 +201,43 @@ class CompiledView:
                 return False
         return True
 
-    def process(self, resource: dict[str, Any]) -> list[Row]:
-        """The rows (tuples in column order) one resource contributes."""
-        if resource.get("resourceType") != self.resource:
-            return []
-        env = Env(resource)
-        if self.wheres and not self._keep(resource, env):
-            return []
-        return self._proc(resource, env)
+    def _processor(self) -> Callable[[dict[str, Any]], list[Row]]:
+        resource_type, proc, keep = self.resource, self._proc, self._keep
+
+        if not self.wheres:
+
+            def process(resource: dict[str, Any]) -> list[Row]:
+                if resource.get("resourceType") != resource_type:
+                    return []
+                return proc(resource, Env(resource))
+
+            return process
+
+        if len(self.wheres) == 1:
+            ((path, where),) = self.wheres
+
+            def process_one_where(resource: dict[str, Any]) -> list[Row]:
+                if resource.get("resourceType") != resource_type:
+                    return []
+                env = Env(resource)
+                result = where([resource], env)
+                if result == [True]:
+                    return proc(resource, env)
+                if result and result != [False]:
+                    raise ViewEvaluationError(
+                        f"where path {path!r} returned {result!r}, not a boolean"
+                    )
+                return []
+
+            return process_one_where
+
+        def process_where(resource: dict[str, Any]) -> list[Row]:
+            if resource.get("resourceType") != resource_type:
+                return []
+            env = Env(resource)
+            return proc(resource, env) if keep(resource, env) else []
+
+        return process_where
 
     def tuples(self, resources: Iterable[dict[str, Any]]) -> Iterator[Row]:
         process = self.process
