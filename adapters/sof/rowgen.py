@@ -77,7 +77,11 @@ def _emit_column(src: Source, var: str, ast: Node, reader: Reader) -> None:
         keys = key_chain(ast.target)
         wanted = type_argument(ast.args[0], "getReferenceKey") if ast.args else None
         cache: dict[Any, Any] = {}  # references repeat (every Condition of one patient)
-        post = f"CACHED({src.bind('M', cache)}, {{v}}, {src.bind('T', wanted)})"
+        memo, kind = src.bind("M", cache), src.bind("T", wanted)
+        post = (
+            f"{memo}[_r] if type({{v}}) is dict and type(_r := {{v}}.get('reference')) is str "
+            f"and _r in {memo} else CACHED({memo}, {{v}}, {kind})"
+        )
     if keys is None:
         src.add(1, f"{var} = {general}(node, env)")
         return

@@ -96,8 +96,12 @@ def compile_select(
     for i, raw in enumerate(d.require_list(sel.get("select", []), f"{where}.select")):
         sub_where = f"{where}.select[{i}]"
         proc, sub_cols = compile_select(d.require_object(raw, sub_where), scope, sub_where, seen)
-        subs.append(proc)
         columns.extend(sub_cols)
+        plain = getattr(proc, "plain_readers", None)
+        if plain is not None and not subs:  # one row, right after ours: read it with ours
+            readers.extend(plain)
+        else:
+            subs.append(proc)
     unions: list[Proc] = []
     branches: list[list[d.Column]] = []
     for i, raw in enumerate(d.require_list(sel.get("unionAll", []), f"{where}.unionAll")):
@@ -116,7 +120,14 @@ def compile_select(
         for i, c in enumerate(columns)
     )
     own_row = row_builder(readers)
-    return _make_proc(sel, scope, own_row, bool(readers), subs, unions, null_row), columns
+    proc = _make_proc(sel, scope, own_row, bool(readers), subs, unions, null_row)
+    if (
+        not subs
+        and not unions
+        and not any(k in sel for k in ("forEach", "forEachOrNull", "repeat"))
+    ):
+        proc.plain_readers = readers  # type: ignore[attr-defined]
+    return proc, columns
 
 
 def _make_proc(
@@ -133,7 +144,11 @@ def _make_proc(
     uses_index = "rowIndex" in repr(sel)  # else the items can share their parent's Env
     leaf = not subs and not unions
     if leaf and iterate is None:
-        return lambda node, env: [own_row(node, env)]
+
+        def plain(node: Any, env: Env) -> list[Row]:
+            return [own_row(node, env)]
+
+        return plain
     if not has_columns and len(subs) == 1 and not unions and iterate is None:
         return subs[0]
 
