@@ -95,7 +95,7 @@ class _Parser:
         self.i = 0
 
     def fail(self, what: str) -> ViewDefinitionError:
-        tok = self.tokens[self.i]
+        tok = self.tokens[min(self.i, len(self.tokens) - 1)]
         found = tok.text or "end of expression"
         return ViewDefinitionError(f"FHIRPath {self.src!r}: {what} at {tok.pos} (found {found!r})")
 
@@ -104,7 +104,8 @@ class _Parser:
 
     def take(self) -> Token:
         tok = self.tokens[self.i]
-        self.i += 1
+        if tok.kind is not Tok.EOF:  # never step past the end marker
+            self.i += 1
         return tok
 
     def expect_op(self, text: str) -> None:
@@ -192,6 +193,7 @@ class _Parser:
         return Member(target, name.text)
 
     def term(self) -> Node:
+        start = self.i
         tok = self.take()
         if tok.kind is Tok.STRING:
             return Literal((tok.text,), "string")
@@ -218,10 +220,10 @@ class _Parser:
             if not tok.quoted and tok.text in ("true", "false"):
                 return Literal((tok.text == "true",), "boolean")
             if not tok.quoted and tok.text in _WORD_OPS and self.peek().kind is not Tok.OP:
-                self.i -= 1
+                self.i = start
                 raise self.fail("operator without a left operand")
             return self.invocation(None, tok)
-        self.i -= 1
+        self.i = start
         raise self.fail("expected an expression")
 
 
