@@ -9,10 +9,11 @@ time, so evaluating a view does no parsing and little dispatch per resource.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from adapters.sof import functions, operators
 from adapters.sof.errors import ViewDefinitionError
-from adapters.sof.fastpath import Source
+from adapters.sof.fastpath import Source, predicate
 from adapters.sof.fhirtypes import CHOICE_NAMES, choice_key, choice_values, is_type
 from adapters.sof.parser import (
     Binary,
@@ -35,12 +36,18 @@ def _identity(focus: Coll, env: Env) -> Coll:
     return focus
 
 
-def _navigate(names: list[str]) -> Callable[[Coll], Coll]:
+def _navigate(names: list[str], test: Callable[[Any, Env], Any] | None = None) -> Any:
     """One generated loop nest for a chain of member steps (``code.coding.code``): flatten
-    lists, skip nulls, resolve choice elements stored under a typed key."""
-    src = Source(CHOICE=choice_values)
+    lists, skip nulls, resolve choice elements stored under a typed key.
+
+    Without ``test`` it returns ``nav(focus, env) -> collection``; with one, it returns
+    ``exists(focus, env) -> [bool]``, true at the first item the test holds for (``where``
+    criteria then ``exists()`` fused into one loop, no intermediate list).
+    """
+    src = Source(CHOICE=choice_values, TEST=test)
     src.add(0, "def nav(focus, env=None):")
-    src.add(1, "out = []")
+    if test is None:
+        src.add(1, "out = []")
     src.add(1, "for x0 in focus:")
     depth = 2
     for i, name in enumerate(names):
@@ -56,7 +63,7 @@ def _navigate(names: list[str]) -> Callable[[Coll], Coll]:
             src.add(depth + 2, "continue")
         else:
             src.add(depth + 1, "continue")
-        if i + 1 == len(names):
+        if i + 1 == len(names) and test is None:
             src.add(depth, f"if type({value}) is list:")
             src.add(depth + 1, f"out.extend({value} if None not in {value} else ")
             src.lines[-1] += f"[y for y in {value} if y is not None])"
@@ -65,9 +72,28 @@ def _navigate(names: list[str]) -> Callable[[Coll], Coll]:
         else:
             src.add(depth, f"for x{i + 1} in ({value} if type({value}) is list else ({value},)):")
             depth += 1
-    src.add(1, "return out")
-    nav: Callable[[Coll], Coll] = src.function("nav")
-    return nav
+    if test is None:
+        src.add(1, "return out")
+    else:
+        last = f"x{len(names)}"
+        src.add(depth, f"if {last} is not None and TEST({last}, env) is True:")
+        src.add(depth + 1, "return [True]")
+        src.add(1, "return [False]")
+    return src.function("nav")
+
+
+def _exists_over_chain(node: Call, scope: Scope) -> Compiled | None:
+    """``a.b.exists(criteria)`` as one generated loop, when ``a.b`` is plain member steps."""
+    names: list[str] = []
+    target = node.target
+    while isinstance(target, Member) and not target.name[:1].isupper():
+        names.append(target.name)
+        target = target.target
+    if target is not None or not names or len(node.args) != 1:
+        return None
+    names.reverse()
+    test = predicate(node.args[0], scope, compile_node(node.args[0], scope).fn)
+    return Compiled(_navigate(names, test), "boolean")
 
 
 def _choice_of_type(name: str, type_name: str) -> Callable[[Coll], Coll]:
@@ -118,7 +144,7 @@ def _member(node: Member, scope: Scope) -> Compiled:
         return Compiled(_then(base, lambda focus: rest(of_root(focus))), None)
     nav = _navigate(names)
     if base is None:  # the generated loop already takes (focus, env): no wrapper
-        return Compiled(nav, None)  # type: ignore[arg-type]
+        return Compiled(nav, None)
     return Compiled(_then(base, nav), None)
 
 
@@ -213,6 +239,8 @@ def _call(node: Call, scope: Scope) -> Compiled:
         and where.name == "where"
     ):
         node = Call(where.target, "exists", where.args)  # X.where(p).exists() is X.exists(p)
+    if node.name == "exists" and (fused := _exists_over_chain(node, scope)) is not None:
+        return fused
     if node.name == "ofType" and isinstance(node.target, Member) and len(node.args) == 1:
         member = node.target
         type_name = type_argument(node.args[0], "ofType")

@@ -9,6 +9,7 @@ Parts are combined by a cross product, as the model says; rows become dicts only
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from adapters.sof import definition as d
@@ -267,10 +268,7 @@ class CompiledView:
     def to_frame(self, resources: Iterable[dict[str, Any]]) -> pd.DataFrame:
         from adapters.sof.frame import build_frame
 
-        rows: list[Row] = []
-        process = self.process
-        for resource in resources:
-            rows.extend(process(resource))
+        rows = list(chain.from_iterable(map(self.process, resources)))
         return build_frame(self.columns, rows)
 
     async def arows(
