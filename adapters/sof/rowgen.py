@@ -20,6 +20,7 @@ from adapters.sof.parser import Call, External, Literal, Node, type_argument
 from adapters.sof.runtime import Env
 
 Reader = Callable[[Any, Env], Any]
+Column = tuple[Node, Reader, bool]  # path AST, general reader, collection
 RowBuilder = Callable[[Any, Env], tuple[Any, ...]]
 
 
@@ -39,14 +40,15 @@ def _cached_reference_key(cache: dict[Any, Any], ref: Any, wanted: str | None) -
 def _emit_chain(
     src: Source, depth: int, var: str, keys: list[tuple[str, bool]], general: str, post: str
 ) -> None:
+    # ``general`` is the call expression, e.g. "G3(node, env)"
     """Walk ``var`` down ``keys``; ``post`` (a format with {v}) maps the found value."""
     key, exact = keys[0]
     src.add(depth, f"{var} = {var}.get({src.bind('K', key)})")
     if len(keys) == 1:
         src.add(depth, f"if {var} is None:")
-        src.add(depth + 1, "pass" if exact else f"{var} = {general}(node, env)")
+        src.add(depth + 1, "pass" if exact else f"{var} = {general}")
         src.add(depth, f"elif type({var}) is list:")
-        src.add(depth + 1, f"{var} = {general}(node, env)")
+        src.add(depth + 1, f"{var} = {general}")
         if post:
             src.add(depth, "else:")
             src.add(depth + 1, f"{var} = {post.format(v=var)}")
@@ -57,19 +59,25 @@ def _emit_chain(
         src.add(depth, f"elif {var} is not None:")
     else:
         src.add(depth, "else:")
-    src.add(depth + 1, f"{var} = {general}(node, env)")
+    src.add(depth + 1, f"{var} = {general}")
 
 
-def _emit_column(src: Source, var: str, ast: Node, reader: Reader) -> None:
-    general = src.bind("G", reader)
+def _emit_column(
+    src: Source, depth: int, var: str, column: tuple[Node, Reader, bool], node: str, env: str
+) -> None:
+    ast, reader, collection = column
+    general = f"{src.bind('G', reader)}({node}, {env})"
+    if collection:
+        src.add(depth, f"{var} = {general}")
+        return
     if isinstance(ast, Literal) and len(ast.values) == 1:
-        src.add(1, f"{var} = {src.bind('C', ast.values[0])}")
+        src.add(depth, f"{var} = {src.bind('C', ast.values[0])}")
         return
     if isinstance(ast, External) and ast.name == "rowIndex":
-        src.add(1, f"{var} = env.row_index")
+        src.add(depth, f"{var} = {env}.row_index")
         return
     if isinstance(ast, Call) and ast.name == "getResourceKey" and ast.target is None:
-        src.add(1, f"{var} = env.resource.get('id')")
+        src.add(depth, f"{var} = {env}.resource.get('id')")
         return
     post = ""
     keys = key_chain(ast)
@@ -83,27 +91,58 @@ def _emit_column(src: Source, var: str, ast: Node, reader: Reader) -> None:
             f"and _r in {memo} else CACHED({memo}, {{v}}, {kind})"
         )
     if keys is None:
-        src.add(1, f"{var} = {general}(node, env)")
+        src.add(depth, f"{var} = {general}")
         return
-    src.add(1, "if type(node) is dict:")
-    src.add(2, f"{var} = node")
-    _emit_chain(src, 2, var, keys, general, post)
-    src.add(1, "else:")
-    src.add(2, f"{var} = {general}(node, env)")
+    src.add(depth, f"if type({node}) is dict:")
+    src.add(depth + 1, f"{var} = {node}")
+    _emit_chain(src, depth + 1, var, keys, general, post)
+    src.add(depth, "else:")
+    src.add(depth + 1, f"{var} = {general}")
 
 
-def row_builder(columns: list[tuple[Node, Reader, bool]]) -> RowBuilder:
+def _emit_row(src: Source, depth: int, columns: list[Column], node: str, env: str) -> str:
+    """Emit the columns' reads; return the tuple expression."""
+    names = []
+    for i, column in enumerate(columns):
+        names.append(f"v{i}")
+        _emit_column(src, depth, f"v{i}", column, node, env)
+    return f"({', '.join(names)}{',' if len(names) == 1 else ''})"
+
+
+def row_builder(columns: list[Column]) -> RowBuilder:
     """``(node, env) -> tuple`` for columns given as (path AST, general reader, collection)."""
     src = Source(CACHED=_cached_reference_key)
     src.add(0, "def build(node, env):")
-    names = []
-    for i, (ast, reader, collection) in enumerate(columns):
-        var = f"v{i}"
-        names.append(var)
-        if collection:
-            src.add(1, f"{var} = {src.bind('G', reader)}(node, env)")
-        else:
-            _emit_column(src, var, ast, reader)
-    src.add(1, f"return ({', '.join(names)}{',' if len(names) == 1 else ''})")
+    src.add(1, f"return {_emit_row(src, 1, columns, 'node', 'env')}")
     build: RowBuilder = src.function("build")
     return build
+
+
+def iterated_rows(
+    columns: list[Column],
+    foci: Callable[[list[Any], Env], list[Any]],
+    *,
+    or_null: bool,
+    uses_index: bool,
+    null_row: tuple[Any, ...],
+) -> Callable[[Any, Env], list[tuple[Any, ...]]]:
+    """The rows of a forEach / forEachOrNull / repeat selection without nested selections:
+    one generated loop over the foci instead of a row-builder call per item."""
+    src = Source(CACHED=_cached_reference_key, FOCI=foci, ENV=Env, NULL=null_row)
+    src.add(0, "def rows(node, env):")
+    src.add(1, "out = []")
+    if uses_index:
+        src.add(1, "resource = env.resource")
+        src.add(1, "for index, focus in enumerate(FOCI([node], env)):")
+        src.add(2, "item_env = ENV(resource, index)")
+        row = _emit_row(src, 2, columns, "focus", "item_env")
+    else:
+        src.add(1, "for focus in FOCI([node], env):")
+        row = _emit_row(src, 2, columns, "focus", "env")
+    src.add(2, f"out.append({row})")
+    if or_null:
+        src.add(1, "if not out:")
+        src.add(2, "return [NULL]")
+    src.add(1, "return out")
+    rows: Callable[[Any, Env], list[tuple[Any, ...]]] = src.function("rows")
+    return rows

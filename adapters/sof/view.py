@@ -13,10 +13,10 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from adapters.sof import definition as d
+from adapters.sof import rowgen
 from adapters.sof.errors import ViewEvaluationError
 from adapters.sof.fhirpath import compile_node, compile_path
 from adapters.sof.parser import Node, parse
-from adapters.sof.rowgen import RowBuilder, row_builder
 from adapters.sof.runtime import Coll, Env, Fn, Scope
 
 if TYPE_CHECKING:
@@ -120,8 +120,7 @@ def compile_select(
         0 if c.path.strip() == "%rowIndex" and i < len(readers) else None
         for i, c in enumerate(columns)
     )
-    own_row = row_builder(readers)
-    proc = _make_proc(sel, scope, own_row, bool(readers), subs, unions, null_row)
+    proc = _make_proc(sel, scope, readers, subs, unions, null_row)
     if (
         not subs
         and not unions
@@ -134,8 +133,7 @@ def compile_select(
 def _make_proc(
     sel: dict[str, Any],
     scope: Scope,
-    own_row: RowBuilder,
-    has_columns: bool,
+    readers: list[rowgen.Column],
     subs: list[Proc],
     unions: list[Proc],
     null_row: Row,
@@ -144,6 +142,12 @@ def _make_proc(
     or_null = "forEachOrNull" in sel
     uses_index = "rowIndex" in repr(sel)  # else the items can share their parent's Env
     leaf = not subs and not unions
+    own_row = rowgen.row_builder(readers)
+    has_columns = bool(readers)
+    if leaf and iterate is not None:
+        return rowgen.iterated_rows(
+            readers, iterate, or_null=or_null, uses_index=uses_index, null_row=null_row
+        )
     if leaf and iterate is None:
 
         def plain(node: Any, env: Env) -> list[Row]:
@@ -153,6 +157,38 @@ def _make_proc(
     if not has_columns and len(subs) == 1 and not unions and iterate is None:
         return subs[0]
 
+    rows_for: Proc
+    if has_columns and len(subs) == 1 and not unions:  # the usual: our columns + one forEach
+        (only,) = subs
+
+        def own_and_sub(node: Any, env: Env) -> list[Row]:
+            own = own_row(node, env)
+            return [own + row for row in only(node, env)]
+
+        if iterate is None:
+            return own_and_sub
+        rows_for = own_and_sub
+    else:
+        rows_for = _general_rows(own_row, has_columns, subs, unions)
+    if iterate is None:
+        return rows_for
+
+    def proc(node: Any, env: Env) -> list[Row]:
+        foci = iterate([node], env)
+        if not foci:
+            return [null_row] if or_null else []
+        resource = env.resource
+        out: list[Row] = []
+        for index, focus in enumerate(foci):
+            out.extend(rows_for(focus, Env(resource, index) if uses_index else env))
+        return out
+
+    return proc
+
+
+def _general_rows(
+    own_row: rowgen.RowBuilder, has_columns: bool, subs: list[Proc], unions: list[Proc]
+) -> Proc:
     def rows_for(node: Any, env: Env) -> list[Row]:
         # The cross product of the parts, built as we go (most parts are a single row).
         acc: list[Row] | None = [own_row(node, env)] if has_columns else None
@@ -168,24 +204,7 @@ def _make_proc(
             acc = urows if acc is None else _cross(acc, urows)
         return [()] if acc is None else acc
 
-    if iterate is None:
-        return rows_for
-
-    def proc(node: Any, env: Env) -> list[Row]:
-        foci = iterate([node], env)
-        if not foci:
-            return [null_row] if or_null else []
-        resource = env.resource
-        if leaf and not uses_index:
-            return [own_row(focus, env) for focus in foci]
-        if leaf:
-            return [own_row(focus, Env(resource, i)) for i, focus in enumerate(foci)]
-        out: list[Row] = []
-        for index, focus in enumerate(foci):
-            out.extend(rows_for(focus, Env(resource, index)))
-        return out
-
-    return proc
+    return rows_for
 
 
 class CompiledView:
