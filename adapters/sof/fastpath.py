@@ -89,42 +89,65 @@ class Source:
         return namespace[name]
 
 
+class Fallback(Exception):
+    """Raised inside generated criteria when the data is not the simple case."""
+
+
 def predicate(ast: Node, scope: Scope, general: Fn) -> Predicate:
     """``truth(criteria([item]))`` for a ``where``/``exists`` criteria.
 
     Criteria made of ``and``/``or`` over ``path = constant`` / ``path != constant`` compile to
-    one generated function; it answers GENERAL (and the general closure decides) whenever the
-    data is not the simple case.
+    generated code; when the data is not the simple case it raises ``Fallback`` and the
+    general closure decides (try/except costs nothing when nothing is raised).
     """
 
     def slow(item: Any, env: Env) -> bool | None:
         return truth(general([item], env))
 
-    src = Source(GENERAL=slow, EQ=item_equal)
+    src = Source(SLOW=slow)
     src.add(0, "def test(item, env):")
-    src.add(1, "if type(item) is not dict:")
-    src.add(2, "return GENERAL(item, env)")
-    result = _emit_predicate(src, ast, scope)
-    if result is None:
+    if not emit_predicate(src, ast, scope, item="item", result="answer", depth=1, slow="SLOW"):
         return slow
-    src.add(1, f"return {result}")
+    src.add(1, "return answer")
     test: Predicate = src.function("test")
+    test.slow = slow  # type: ignore[attr-defined]
     return test
 
 
-def _emit_predicate(src: Source, ast: Node, scope: Scope) -> str | None:
+def emit_predicate(
+    src: Source, ast: Node, scope: Scope, *, item: str, result: str, depth: int, slow: str
+) -> bool:
+    """Emit code setting ``result`` to the criteria's truth for ``item`` (with a fallback to
+    ``slow(item, env)``); False, and nothing emitted, if the criteria has no fast form."""
+    mark = len(src.lines)
+    src.names.setdefault("FALLBACK", Fallback)
+    src.names.setdefault("EQ", item_equal)
+    src.add(depth, "try:")
+    src.add(depth + 1, f"if type({item}) is not dict:")
+    src.add(depth + 2, "raise FALLBACK")
+    expr = _emit_predicate(src, ast, scope, item, depth + 1)
+    if expr is None:
+        del src.lines[mark:]
+        return False
+    src.add(depth + 1, f"{result} = {expr}")
+    src.add(depth, "except FALLBACK:")
+    src.add(depth + 1, f"{result} = {slow}({item}, env)")
+    return True
+
+
+def _emit_predicate(src: Source, ast: Node, scope: Scope, item: str, depth: int) -> str | None:
     """Emit statements computing ``ast`` for ``item``; return the expression holding it."""
     if isinstance(ast, Binary) and ast.op in ("and", "or"):
-        left = _emit_predicate(src, ast.left, scope)
-        right = _emit_predicate(src, ast.right, scope)
+        left = _emit_predicate(src, ast.left, scope, item, depth)
+        right = _emit_predicate(src, ast.right, scope, item, depth)
         if left is None or right is None:
             return None
         var = src.bind("r", None)
         if ast.op == "and":
-            src.add(1, f"{var} = False if {left} is False or {right} is False else ")
+            src.add(depth, f"{var} = False if {left} is False or {right} is False else ")
             src.lines[-1] += f"(True if {left} is True and {right} is True else None)"
         else:
-            src.add(1, f"{var} = True if {left} is True or {right} is True else ")
+            src.add(depth, f"{var} = True if {left} is True or {right} is True else ")
             src.lines[-1] += f"(False if {left} is False and {right} is False else None)"
         return var
     if not (isinstance(ast, Binary) and ast.op in ("=", "!=")):
@@ -135,24 +158,24 @@ def _emit_predicate(src: Source, ast: Node, scope: Scope) -> str | None:
         if not is_const or keys is None:
             continue
         var = src.bind("r", None)
-        src.add(1, f"{var} = item")
-        for depth, (key, exact) in enumerate(keys):
-            src.add(1, f"if {var} is not None:")
-            if depth:
-                src.add(2, f"if type({var}) is not dict:")
-                src.add(3, "return GENERAL(item, env)")
-            src.add(2, f"{var} = {var}.get({src.bind('K', key)})")
+        src.add(depth, f"{var} = {item}")
+        for step, (key, exact) in enumerate(keys):
+            src.add(depth, f"if {var} is not None:")
+            if step:
+                src.add(depth + 1, f"if type({var}) is not dict:")
+                src.add(depth + 2, "raise FALLBACK")
+            src.add(depth + 1, f"{var} = {var}.get({src.bind('K', key)})")
             if not exact:
-                src.add(2, f"if {var} is None:")
-                src.add(3, "return GENERAL(item, env)")
-        src.add(1, f"if type({var}) is list:")
-        src.add(2, "return GENERAL(item, env)")
+                src.add(depth + 1, f"if {var} is None:")
+                src.add(depth + 2, "raise FALLBACK")
+        src.add(depth, f"if type({var}) is list:")
+        src.add(depth + 1, "raise FALLBACK")
         test = "is not" if ast.op == "!=" else "is"
-        src.add(1, f"if {var} is not None:")
+        src.add(depth, f"if {var} is not None:")
         name = src.bind("C", const)
         if isinstance(const, str):  # item_equal, inlined for the usual string constant
-            src.add(2, f"{var} = ({var} == {name}) {test} True")
+            src.add(depth + 1, f"{var} = ({var} == {name}) {test} True")
         else:
-            src.add(2, f"{var} = EQ({var}, {name}) {test} True")
+            src.add(depth + 1, f"{var} = EQ({var}, {name}) {test} True")
         return var
     return None

@@ -13,7 +13,7 @@ from typing import Any
 
 from adapters.sof import functions, operators
 from adapters.sof.errors import ViewDefinitionError
-from adapters.sof.fastpath import Source, predicate
+from adapters.sof.fastpath import Source, emit_predicate, predicate
 from adapters.sof.fhirtypes import CHOICE_NAMES, choice_key, choice_values, is_type
 from adapters.sof.parser import (
     Binary,
@@ -36,7 +36,7 @@ def _identity(focus: Coll, env: Env) -> Coll:
     return focus
 
 
-def _navigate(names: list[str], test: Callable[[Any, Env], Any] | None = None) -> Any:
+def _navigate(names: list[str], test: tuple[Node, Scope, Fn] | None = None) -> Any:
     """One generated loop nest for a chain of member steps (``code.coding.code``): flatten
     lists, skip nulls, resolve choice elements stored under a typed key.
 
@@ -44,7 +44,7 @@ def _navigate(names: list[str], test: Callable[[Any, Env], Any] | None = None) -
     ``exists(focus, env) -> [bool]``, true at the first item the test holds for (``where``
     criteria then ``exists()`` fused into one loop, no intermediate list).
     """
-    src = Source(CHOICE=choice_values, TEST=test)
+    src = Source(CHOICE=choice_values)
     src.add(0, "def nav(focus, env=None):")
     if test is None:
         src.add(1, "out = []")
@@ -76,7 +76,17 @@ def _navigate(names: list[str], test: Callable[[Any, Env], Any] | None = None) -
         src.add(1, "return out")
     else:
         last = f"x{len(names)}"
-        src.add(depth, f"if {last} is not None and TEST({last}, env) is True:")
+        criteria, scope, general = test
+        checker = predicate(criteria, scope, general)
+        src.names["TEST"] = checker
+        src.names["SLOW"] = getattr(checker, "slow", checker)
+        src.add(depth, f"if {last} is None:")
+        src.add(depth + 1, "continue")
+        if not emit_predicate(
+            src, criteria, scope, item=last, result="hit", depth=depth, slow="SLOW"
+        ):
+            src.add(depth, f"hit = TEST({last}, env)")
+        src.add(depth, "if hit is True:")
         src.add(depth + 1, "return [True]")
         src.add(1, "return [False]")
     return src.function("nav")
@@ -92,7 +102,7 @@ def _exists_over_chain(node: Call, scope: Scope) -> Compiled | None:
     if target is not None or not names or len(node.args) != 1:
         return None
     names.reverse()
-    test = predicate(node.args[0], scope, compile_node(node.args[0], scope).fn)
+    test = (node.args[0], scope, compile_node(node.args[0], scope).fn)
     return Compiled(_navigate(names, test), "boolean")
 
 
