@@ -256,9 +256,9 @@ class CompiledView:
                     return []
                 env = Env(resource)
                 result = where([resource], env)
-                if result == [True]:
+                if len(result) == 1 and result[0] is True:
                     return proc(resource, env)
-                if result and result != [False]:
+                if result and (len(result) > 1 or result[0] is not False):
                     raise ViewEvaluationError(
                         f"where path {path!r} returned {result!r}, not a boolean"
                     )

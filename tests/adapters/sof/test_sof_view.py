@@ -197,3 +197,13 @@ def test_row_index_counts_items_of_each_iteration() -> None:
     )
     assert [(r["id"], r["i"]) for r in view.rows(RESOURCES)] == [("a", 0), ("a", 1)]
     assert view.columns[1].type == "integer"
+
+
+@pytest.mark.parametrize("path", ["1", "0", "'true'", "active | active.not()"])
+def test_where_must_be_a_single_boolean(path: str) -> None:
+    view = compile_view(_with_select([{"column": [ID]}], where=[{"path": path}]))
+    with pytest.raises(ViewEvaluationError, match="not a boolean"):
+        list(view.rows(RESOURCES))
+    two = compile_view(_with_select([{"column": [ID]}], where=[{"path": "true"}, {"path": path}]))
+    with pytest.raises(ViewEvaluationError, match="not a boolean"):
+        list(two.rows(RESOURCES))
