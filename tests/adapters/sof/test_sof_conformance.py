@@ -7,12 +7,14 @@ Also writes ``build/test-artifacts/sof-test-report.json`` in the suite's report 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from adapters.sof import compile_view
@@ -132,3 +134,24 @@ def test_suite_has_all_shareable_cases() -> None:
     assert not [
         k for k in KNOWN_FAILURES if any(c.shareable for c in CASES if (c.file, c.title) == k)
     ]
+
+
+def _plain(value: Any) -> Any:
+    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value  # numpy scalars
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=f"{c.file[:-5]}:{c.title}") for c in CASES if "expect" in c.test]
+)
+def test_conformance_case_as_frame(case: Case) -> None:
+    """The same cases through ``to_frame``: view column order, and the suite's expected rows."""
+    view = compile_view(case.test["view"])
+    frame = view.to_frame(case.resources)
+    assert list(frame.columns) == view.names
+    records = [
+        {name: _plain(value) for name, value in zip(view.names, row, strict=True)}
+        for row in frame.itertuples(index=False)
+    ]
+    assert _bag(records) == _bag(case.test["expect"])
