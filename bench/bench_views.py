@@ -16,6 +16,8 @@ body weight ``29463-7`` in kg).
 from __future__ import annotations
 
 import argparse
+import gzip
+import importlib
 import random
 import sys
 import tempfile
@@ -78,8 +80,12 @@ WEIGHT_VIEW = {
 
 
 def read_ndjson(data: Path, resource_type: str) -> Iterator[dict[str, Any]]:
-    for path in sorted(data.glob(f"{resource_type}.*ndjson")):
-        with path.open("rb") as fh:
+    """Stream one type's resources from ``Type.*.ndjson`` / ``Type.*.ndjson.gz`` files."""
+    paths = sorted(data.glob(f"{resource_type}.*ndjson")) + sorted(
+        data.glob(f"{resource_type}.*ndjson.gz")
+    )
+    for path in paths:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as fh:
             for line in fh:
                 if line.strip():
                     yield orjson.loads(line)
@@ -246,14 +252,13 @@ def fallback_generate(out: Path, *, patients: int, seed: int) -> dict[str, int]:
     return counts
 
 
-def generate(out: Path, *, patients: int, seed: int) -> tuple[dict[str, int], str]:
-    try:
-        from connector.sampledata import generate as sample_generate  # type: ignore[import-not-found]
+def generate(out: Path, *, patients: int, seed: int, profile: str) -> tuple[dict[str, int], str]:
+    try:  # imported by name: the module is being written on another branch
+        sampledata = importlib.import_module("connector.sampledata")
     except ImportError:
         return fallback_generate(out, patients=patients, seed=seed), "bench fallback generator"
-    return sample_generate(
-        out, patients=patients, seed=seed, profile="default"
-    ), "connector.sampledata"
+    counts: dict[str, int] = sampledata.generate(out, patients=patients, seed=seed, profile=profile)
+    return counts, f"connector.sampledata (profile {profile})"
 
 
 def timed(fn: Callable[[Path], list[pd.DataFrame]], data: Path) -> tuple[float, list[pd.DataFrame]]:
@@ -267,6 +272,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="directory of Bulk NDJSON (Type.*.ndjson)")
     parser.add_argument("--patients", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", default="default", help="connector.sampledata profile")
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs for each side")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-views-") as tmp:
@@ -274,7 +280,9 @@ def main() -> None:
         if data is None:
             data = Path(tmp)
             start = time.perf_counter()
-            counts, source = generate(data, patients=args.patients, seed=args.seed)
+            counts, source = generate(
+                data, patients=args.patients, seed=args.seed, profile=args.profile
+            )
             print(
                 f"generated {sum(counts.values()):,} resources {counts} with {source} "
                 f"in {time.perf_counter() - start:.1f}s"
