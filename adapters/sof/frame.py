@@ -6,6 +6,7 @@ holds without inventing a day; callers convert with ``pd.to_datetime`` when they
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import pandas as pd
@@ -37,9 +38,8 @@ def _series(column: Column, values: list[Any]) -> pd.Series:
 
 
 def build_frame(columns: list[Column], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    by_column: list[list[Any]] = (
-        [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in columns]
-    )
+    # One pass per column: zip(*rows) over many rows is several times slower.
+    by_column = [list(map(itemgetter(i), rows)) for i in range(len(columns))]
     return pd.DataFrame(
         {col.name: _series(col, values) for col, values in zip(columns, by_column, strict=True)}
     )
