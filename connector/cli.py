@@ -27,8 +27,10 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="The connector's keys and DID.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+agreements_app = typer.Typer(help="Signed contract agreements.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(agreements_app, name="agreements")
 app.add_typer(authority_app, name="authority")
 app.add_typer(sample_app, name="sample")
 
@@ -181,6 +183,31 @@ def audit_export(
         raise CliError(f"--out: cannot write {out}: {exc.strerror}") from None
     if out:
         typer.echo(f"wrote {count} AuditEvent resources to {out}", err=True)
+
+
+@agreements_app.command("verify")
+def agreements_verify(
+    file: Annotated[Path, typer.Argument(help="Agreement exported from the management API.")],
+) -> None:
+    """Check an exported agreement offline: both signatures against the parties' DID keys."""
+    from connector.errors import AuthenticationError
+    from connector.identity.agreement_proof import verify_proof
+
+    try:
+        proof = json.loads(file.read_text())
+    except OSError as exc:
+        raise CliError(f"FILE: cannot read {file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"FILE: {file} is not JSON: {exc}") from None
+    try:
+        result = verify_proof(proof if isinstance(proof, dict) else {})
+    except AuthenticationError as exc:
+        typer.echo(f"agreement NOT valid: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"agreement {result.agreement_id} valid: signed by provider {result.provider} "
+        f"and consumer {result.consumer}"
+    )
 
 
 def main() -> None:
