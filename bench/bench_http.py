@@ -49,7 +49,9 @@ OFFER = {
     "permission": [
         {
             "action": "use",
-            "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"}],
+            "constraint": [
+                {"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"}
+            ],
         }
     ],
 }
@@ -127,7 +129,9 @@ def main(argv: list[str]) -> None:
                 [sys.executable, str(REPO / "bench/prebuilt_server.py"), str(pb), str(files)]
             )
             _wait(http, f"http://127.0.0.1:{pb}/ttl")
-            times: dict[str, list[float]] = {k: [] for k in ("page", "page0", "ttl", "ttl0", "auth")}
+            times: dict[str, list[float]] = {
+                k: [] for k in ("page", "page0", "ttl", "ttl0", "auth")
+            }
             auth_url = provider.url + "/dsp/2025-1/negotiations/urn:uuid:none"
             for _ in range(rounds):
                 headers = _auth(issuer, provider.did)

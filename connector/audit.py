@@ -52,7 +52,7 @@ class AuditEntry:
             "details": self.details,
             "prev_hash": self.prev_hash,
         }
-        return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+        return hashlib.sha256(rfc8785.dumps(body)).hexdigest()  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

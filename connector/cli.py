@@ -15,6 +15,7 @@ import typer
 
 from connector.errors import PhemsError
 from connector.identity.authority_cli import app as authority_app
+from connector.sampledata.cli import app as sample_app
 from connector.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -26,10 +27,13 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="The connector's keys and DID.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+agreements_app = typer.Typer(help="Signed contract agreements.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 catalog_app = typer.Typer(help="The HealthDCAT-AP catalog.", no_args_is_help=True)
+app.add_typer(agreements_app, name="agreements")
 app.add_typer(authority_app, name="authority")
+app.add_typer(sample_app, name="sample")
 app.add_typer(catalog_app, name="catalog")
 
 T = TypeVar("T")
@@ -225,6 +229,31 @@ def catalog_validate(
     typer.echo(format_report(report))
     if problems or not report.conforms:
         raise typer.Exit(1)
+
+
+@agreements_app.command("verify")
+def agreements_verify(
+    file: Annotated[Path, typer.Argument(help="Agreement exported from the management API.")],
+) -> None:
+    """Check an exported agreement offline: both signatures against the parties' DID keys."""
+    from connector.errors import AuthenticationError
+    from connector.identity.agreement_proof import verify_proof
+
+    try:
+        proof = json.loads(file.read_text())
+    except OSError as exc:
+        raise CliError(f"FILE: cannot read {file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"FILE: {file} is not JSON: {exc}") from None
+    try:
+        result = verify_proof(proof if isinstance(proof, dict) else {})
+    except AuthenticationError as exc:
+        typer.echo(f"agreement NOT valid: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"agreement {result.agreement_id} valid: signed by provider {result.provider} "
+        f"and consumer {result.consumer}"
+    )
 
 
 def main() -> None:

@@ -19,11 +19,11 @@ from connector.datasets import DatasetStore
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
 from connector.dsp.catalog_service import CatalogService
-from connector.dsp.negotiations import NegotiationService
-from connector.dsp.sender import OutboxSender
 from connector.dsp.store import DspStore
-from connector.dsp.transfers import TransferService
 from connector.errors import ConfigurationError
+from connector.exchange.negotiations import NegotiationService
+from connector.exchange.sender import OutboxSender
+from connector.exchange.transfers import TransferService
 from connector.harvest import HarvestService
 from connector.identity.credentials import read_credential_files
 from connector.identity.did import build_did_document, did_from_url

@@ -20,7 +20,6 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import orjson
-from multidict import CIMultiDictProxy
 
 from adapters.fhir.auth import FhirAuth, NoAuth
 from adapters.fhir.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
@@ -44,7 +43,7 @@ class Timeouts:
 @dataclass(frozen=True)
 class HttpResult:
     status: int
-    headers: CIMultiDictProxy[str]
+    headers: Mapping[str, str]  # case-insensitive (aiohttp's CIMultiDictProxy)
     body: bytes
 
     def json(self) -> Any:

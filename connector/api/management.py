@@ -29,6 +29,7 @@ from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
 from connector.errors import BadRequestError, NotFoundError
+from connector.identity.agreement_proof import build_proof
 from connector.identity.did import did_from_url
 
 router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
@@ -338,6 +339,29 @@ async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     if record is None:
         raise NotFoundError(f"no agreement {aid}")
     return record.as_json()
+
+
+@router.get("/agreements/{aid}/export")
+async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
+    """The agreement with both signatures and both parties' DID documents, for
+    ``phems-connector agreements verify FILE`` (offline)."""
+    async with services.dsp_store.transaction() as conn:
+        record = await services.dsp_store.get_agreement(conn, aid)
+    if record is None:
+        raise NotFoundError(f"no agreement {aid}")
+
+    async def document(did: str) -> dict[str, Any]:
+        return (
+            services.did_document if did == services.did else await services.resolver.resolve(did)
+        )
+
+    return build_proof(
+        record.agreement,
+        provider_signature=record.provider_signature,
+        consumer_signature=record.consumer_signature,
+        provider_document=await document(record.provider_did),
+        consumer_document=await document(record.consumer_did),
+    )
 
 
 # -- transfers -----------------------------------------------------------------------------

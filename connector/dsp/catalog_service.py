@@ -13,8 +13,8 @@ from typing import Any
 
 from catalog.dsp import dsp_catalog_bytes, dsp_dataset
 from catalog.model import Dataset
-from connector.dsp.policy_context import context_for
 from connector.errors import NotFoundError
+from connector.exchange.policy_context import context_for
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import EvaluationContext, Scope, evaluate
 from connector.ports import Clock

@@ -109,7 +109,8 @@ def test_provider_initiated_offer(pair: Pair) -> None:
         lambda v: v["state"] in ("FINALIZED", "TERMINATED"),
     )
     assert final["state"] == "FINALIZED", final
-    assert len(pair.capi.get("/agreements")) == 1
+    # The provider records FINALIZED when it sends the event; the consumer when it arrives.
+    wait_for(lambda: pair.capi.get("/agreements"), lambda v: len(v) == 1)
 
 
 def test_policy_failure_terminates_with_reason(pair: Pair) -> None:

@@ -35,7 +35,11 @@ def _episode(sim: Sim, t0: float, *, shock: bool) -> None:
     weight = c.weight(t0)
     sev = rng.uniform(0.5, 1.0) if shock else rng.uniform(0.0, 0.5)
     source = "pneumonia" if rng.random() < 0.35 else ("uti" if rng.random() < 0.3 else None)
+    # PICU mortality of paediatric sepsis: about 1 in 8 with septic shock, rare without.
+    died = rng.random() < (MORTALITY_SHOCK if shock else MORTALITY_SEPSIS)
     tau = rng.uniform(1.5, 3.0) if shock else rng.uniform(0.7, 1.8)
+    if died:
+        tau *= 10.0  # refractory: the derangement persists
     peak_temp = 35.6 if rng.random() < 0.1 else rng.uniform(38.4, 40.3)
     lactate0 = rng.uniform(4.0, 9.5) if shock else rng.uniform(1.8, 4.0)
     crp_peak = rng.uniform(60, 320)
@@ -77,8 +81,6 @@ def _episode(sim: Sim, t0: float, *, shock: bool) -> None:
         em.medication(c.ref, er, "gentamicin", t0 + 0.06, weight, active=False)
 
     stay = rng.uniform(4, 14) if shock else rng.uniform(2, 6)
-    # PICU mortality of paediatric sepsis: about 1 in 8 with septic shock, rare without.
-    died = rng.random() < (MORTALITY_SHOCK if shock else MORTALITY_SEPSIS)
     if died:
         stay *= rng.uniform(0.2, 1.0)
         c.death = er_end + stay

@@ -260,3 +260,44 @@ async def test_export_file_shorter_than_the_manifest_count(
     fake.routes["files/p"] = file
     with pytest.raises(FhirSourceError, match="manifest says 3 resources, got 2"):
         await collect(source.export())
+
+
+async def test_smart_token_is_cached_and_renewed_after_a_401(fake: FakeServer) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from adapters.fhir.auth import SmartBackendAuth, SmartKey, jwk_thumbprint
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    tokens = iter(["first", "second"])
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        assert form["grant_type"] == "client_credentials"
+        assert (
+            form["client_assertion_type"]
+            == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        )
+        return web.json_response({"access_token": next(tokens), "expires_in": 300})
+
+    async def patient(request: web.Request) -> web.Response:
+        # the server revokes "first" after two uses
+        if request.headers["Authorization"] == "Bearer first" and len(fake.hits["Patient"]) > 2:
+            return json_response(b"{}", 401)
+        return json_response(bundle([], total=1))
+
+    fake.routes["token"] = token
+    fake.routes["Patient"] = patient
+    smart = SmartBackendAuth(
+        client_id="c",
+        key=SmartKey(key, "ES384", jwk_thumbprint(key)),
+        scope="system/*.read",
+        token_url=f"{fake.base}/token",
+    )
+    source = FhirRestSource(fake.base, auth=smart, retry=FAST)
+    try:
+        for _ in range(4):
+            assert await source.count("Patient") == 1
+    finally:
+        await source.aclose()
+    assert len(fake.hits["token"]) == 2  # cached for two calls, renewed once after the 401
+    assert len(fake.hits["Patient"]) == 5

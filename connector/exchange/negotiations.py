@@ -28,7 +28,6 @@ from connector.dsp.messages import (
     dump,
 )
 from connector.dsp.negotiation import Negotiation, apply, is_repeat
-from connector.dsp.policy_context import context_for
 from connector.dsp.states import NegotiationEventType, NegotiationState, Role
 from connector.dsp.store import AgreementRecord, DspStore
 from connector.dsp.urls import join_url
@@ -40,6 +39,7 @@ from connector.errors import (
     InvalidTransitionError,
     NotFoundError,
 )
+from connector.exchange.policy_context import context_for
 from connector.identity.agreements import (
     SIGNATURE_PROPERTY,
     sign_agreement,

@@ -25,12 +25,12 @@ from connector.dsp.messages import (
     TransferTerminationMessage,
     dump,
 )
-from connector.dsp.policy_context import context_for
 from connector.dsp.states import Role
 from connector.dsp.store import DspStore
 from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
 from connector.errors import ConflictError, InvalidMessageError, NotFoundError
+from connector.exchange.policy_context import context_for
 from connector.identity.keys import ConnectorKeys
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import Scope, evaluate, validate_policy

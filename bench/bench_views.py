@@ -1,0 +1,311 @@
+"""Benchmark: SQL-on-FHIR views vs a hand-written orjson loop over the same Bulk NDJSON files.
+
+Both sides stream ``Type.*.ndjson`` line by line, parse with orjson and build the same three
+DataFrames (patients: id, birth date, sex; conditions: patient, system, code; body weight
+observations: patient, value, unit, time); then the same pandas step joins them into one table
+(patient id, age, sex, condition codes, latest weight). Frames are checked equal.
+
+    python bench/bench_views.py --patients 50000          # ~1M resources, generated first
+    python bench/bench_views.py --data DIR                # existing Bulk NDJSON
+
+Data come from ``connector.sampledata.generate`` when that module exists, else from the small
+generator below (same resource shapes: references ``Patient/<id>``, SNOMED conditions, LOINC
+body weight ``29463-7`` in kg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
+
+from adapters.sof import compile_view
+
+REFERENCE_DAY = date(2026, 1, 1)
+WEIGHT = "29463-7"
+
+PATIENT_VIEW = {
+    "resource": "Patient",
+    "select": [
+        {
+            "column": [
+                {"name": "patient", "path": "getResourceKey()", "type": "id"},
+                {"name": "birth_date", "path": "birthDate", "type": "date"},
+                {"name": "sex", "path": "gender", "type": "code"},
+            ]
+        }
+    ],
+}
+CONDITION_VIEW = {
+    "resource": "Condition",
+    "select": [
+        {"column": [{"name": "patient", "path": "subject.getReferenceKey(Patient)", "type": "id"}]},
+        {
+            "forEach": "code.coding",
+            "column": [
+                {"name": "system", "path": "system", "type": "uri"},
+                {"name": "code", "path": "code", "type": "code"},
+            ],
+        },
+    ],
+}
+WEIGHT_VIEW = {
+    "resource": "Observation",
+    "constant": [{"name": "weight", "valueCode": WEIGHT}],
+    "where": [{"path": "code.coding.where(system = %loinc and code = %weight).exists()"}],
+    "select": [
+        {
+            "column": [
+                {"name": "patient", "path": "subject.getReferenceKey(Patient)", "type": "id"},
+                {"name": "value", "path": "value.ofType(Quantity).value", "type": "decimal"},
+                {"name": "unit", "path": "value.ofType(Quantity).code", "type": "code"},
+                {"name": "time", "path": "effective.ofType(dateTime)", "type": "dateTime"},
+            ]
+        }
+    ],
+}
+
+
+def read_ndjson(data: Path, resource_type: str) -> Iterator[dict[str, Any]]:
+    """Stream one type's resources from ``Type.*.ndjson`` / ``Type.*.ndjson.gz`` files."""
+    paths = sorted(data.glob(f"{resource_type}.*ndjson")) + sorted(
+        data.glob(f"{resource_type}.*ndjson.gz")
+    )
+    for path in paths:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as fh:
+            for line in fh:
+                if line.strip():
+                    yield orjson.loads(line)
+
+
+def with_views(data: Path) -> list[pd.DataFrame]:
+    views = [(compile_view(v), str(v["resource"])) for v in (PATIENT_VIEW, CONDITION_VIEW)]
+    views.append((compile_view(WEIGHT_VIEW), "Observation"))
+    return [view.to_frame(read_ndjson(data, rtype)) for view, rtype in views]
+
+
+def _patient_key(ref: dict[str, Any] | None) -> str | None:
+    text = (ref or {}).get("reference", "")
+    kind, _, ident = text.rpartition("/")
+    return ident if kind.endswith("Patient") and ident else None
+
+
+def by_hand(data: Path) -> list[pd.DataFrame]:
+    pid, birth, sex = [], [], []
+    for r in read_ndjson(data, "Patient"):
+        pid.append(r.get("id"))
+        birth.append(r.get("birthDate"))
+        sex.append(r.get("gender"))
+    c_pid, c_sys, c_code = [], [], []
+    for r in read_ndjson(data, "Condition"):
+        key = _patient_key(r.get("subject"))
+        for coding in (r.get("code") or {}).get("coding", []):
+            c_pid.append(key)
+            c_sys.append(coding.get("system"))
+            c_code.append(coding.get("code"))
+    o_pid, o_val, o_unit, o_time = [], [], [], []
+    for r in read_ndjson(data, "Observation"):
+        codings = (r.get("code") or {}).get("coding", [])
+        if not any(
+            c.get("system") == "http://loinc.org" and c.get("code") == WEIGHT for c in codings
+        ):
+            continue
+        qty = r.get("valueQuantity") or {}
+        o_pid.append(_patient_key(r.get("subject")))
+        o_val.append(qty.get("value"))
+        o_unit.append(qty.get("code"))
+        o_time.append(r.get("effectiveDateTime"))
+    s = "string"
+    return [
+        pd.DataFrame(
+            {
+                "patient": pd.Series(pid, dtype=s),
+                "birth_date": pd.Series(birth, dtype=s),
+                "sex": pd.Series(sex, dtype=s),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "patient": pd.Series(c_pid, dtype=s),
+                "system": pd.Series(c_sys, dtype=s),
+                "code": pd.Series(c_code, dtype=s),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "patient": pd.Series(o_pid, dtype=s),
+                "value": pd.Series(o_val, dtype="Float64"),
+                "unit": pd.Series(o_unit, dtype=s),
+                "time": pd.Series(o_time, dtype=s),
+            }
+        ),
+    ]
+
+
+def combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The analysis table: patient, age (years at REFERENCE_DAY), sex, condition codes, weight."""
+    patients, conditions, weights = frames
+    born = pd.to_datetime(patients["birth_date"], errors="coerce")
+    age = (pd.Timestamp(REFERENCE_DAY) - born).dt.days // 365
+    table = pd.DataFrame({"patient": patients["patient"], "age": age, "sex": patients["sex"]})
+    codes = conditions.groupby("patient")["code"].agg(lambda c: sorted(set(c)))
+    latest = weights.sort_values("time").groupby("patient")["value"].last()
+    table = table.join(codes.rename("condition_codes"), on="patient")
+    return table.join(latest.rename("weight_kg"), on="patient")
+
+
+def fallback_generate(out: Path, *, patients: int, seed: int) -> dict[str, int]:
+    """A small stand-in for connector.sampledata: children 0-17 with conditions and vitals."""
+    rng = random.Random(seed)
+    conditions = [
+        ("195967001", "J45.9"),
+        ("4740000", "J21.9"),
+        ("65363002", "H66.9"),
+        ("46635009", "E10.9"),
+        ("84757009", "G40.9"),
+        ("91302008", "A41.9"),
+        ("28144003", "D66"),
+        ("13213009", "Q24.9"),
+    ]
+    vitals = [
+        ("29463-7", "kg"),
+        ("8302-2", "cm"),
+        ("8867-4", "/min"),
+        ("8310-5", "Cel"),
+        ("2524-7", "mmol/L"),
+        ("1988-5", "mg/L"),
+    ]
+    counts = {"Patient": 0, "Condition": 0, "Observation": 0}
+    files = {t: (out / f"{t}.000.ndjson").open("wb") for t in counts}
+    try:
+        for i in range(patients):
+            pid = f"p{seed}-{i}"
+            age_days = rng.randrange(0, 18 * 365)
+            birth = REFERENCE_DAY - timedelta(days=age_days)
+            patient = {
+                "resourceType": "Patient",
+                "id": pid,
+                "gender": rng.choice(["male", "female"]),
+                "birthDate": birth.isoformat(),
+                "active": True,
+            }
+            files["Patient"].write(orjson.dumps(patient) + b"\n")
+            counts["Patient"] += 1
+            for j in range(rng.randint(3, 9)):
+                snomed, icd = rng.choice(conditions)
+                cond = {
+                    "resourceType": "Condition",
+                    "id": f"{pid}-c{j}",
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "code": {
+                        "coding": [
+                            {"system": "http://snomed.info/sct", "code": snomed},
+                            {"system": "http://hl7.org/fhir/sid/icd-10", "code": icd},
+                        ]
+                    },
+                    "onsetDateTime": (
+                        birth + timedelta(days=rng.randrange(age_days + 1))
+                    ).isoformat(),
+                }
+                files["Condition"].write(orjson.dumps(cond) + b"\n")
+                counts["Condition"] += 1
+            for j in range(rng.randint(8, 18)):
+                loinc, unit = rng.choice(vitals)
+                when = birth + timedelta(days=rng.randrange(age_days + 1))
+                value = (
+                    round(3.5 + age_days / 365 * 3.1 + rng.gauss(0, 1.5), 1)
+                    if unit == "kg"
+                    else round(rng.uniform(1, 200), 1)
+                )
+                obs = {
+                    "resourceType": "Observation",
+                    "id": f"{pid}-o{j}",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "effectiveDateTime": f"{when.isoformat()}T08:00:00Z",
+                    "valueQuantity": {
+                        "value": value,
+                        "unit": unit,
+                        "system": "http://unitsofmeasure.org",
+                        "code": unit,
+                    },
+                }
+                files["Observation"].write(orjson.dumps(obs) + b"\n")
+                counts["Observation"] += 1
+    finally:
+        for fh in files.values():
+            fh.close()
+    return counts
+
+
+def generate(out: Path, *, patients: int, seed: int, profile: str) -> tuple[dict[str, int], str]:
+    try:  # imported by name: the module is being written on another branch
+        sampledata = importlib.import_module("connector.sampledata")
+    except ImportError:
+        return fallback_generate(out, patients=patients, seed=seed), "bench fallback generator"
+    counts: dict[str, int] = sampledata.generate(out, patients=patients, seed=seed, profile=profile)
+    return counts, f"connector.sampledata (profile {profile})"
+
+
+def timed(fn: Callable[[Path], list[pd.DataFrame]], data: Path) -> tuple[float, list[pd.DataFrame]]:
+    start = time.perf_counter()
+    frames = fn(data)
+    return time.perf_counter() - start, frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="directory of Bulk NDJSON (Type.*.ndjson)")
+    parser.add_argument("--patients", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", default="default", help="connector.sampledata profile")
+    parser.add_argument("--repeat", type=int, default=1, help="best of N runs for each side")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-views-") as tmp:
+        data = args.data
+        if data is None:
+            data = Path(tmp)
+            start = time.perf_counter()
+            counts, source = generate(
+                data, patients=args.patients, seed=args.seed, profile=args.profile
+            )
+            print(
+                f"generated {sum(counts.values()):,} resources {counts} with {source} "
+                f"in {time.perf_counter() - start:.1f}s"
+            )
+        hand_s, view_s = float("inf"), float("inf")
+        for _ in range(args.repeat):
+            t, hand = timed(by_hand, data)
+            hand_s = min(hand_s, t)
+            t, viewed = timed(with_views, data)
+            view_s = min(view_s, t)
+        for a, b in zip(viewed, hand, strict=True):
+            pd.testing.assert_frame_equal(a, b, check_dtype=False)
+        table = combine(viewed)
+        pd.testing.assert_frame_equal(table, combine(hand))
+        rows = sum(len(f) for f in viewed)
+        print(
+            f"rows: {', '.join(str(len(f)) for f in viewed)} ({rows:,}); "
+            f"analysis table {table.shape}"
+        )
+        print(f"hand-written orjson loop: {hand_s:.2f}s")
+        print(f"SQL-on-FHIR views:        {view_s:.2f}s")
+        print(f"ratio views/hand: {view_s / hand_s:.2f}x (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Bad input on the DSP endpoints of a real provider process: clear DSP error bodies, the right
+status, and no change to stored state. Requests are crafted with the consumer's own keys."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connector.clock import FixedClock, SystemClock
+from connector.identity.keys import load_or_create_keys
+from connector.identity.tokens import TokenIssuer
+from tests.conftest import free_port
+from tests.e2e.conftest import RESEARCH_OFFER, Api, Authority, dataset, launch, wait_for
+from tests.processes import ConnectorProcess, stop
+
+CTX = ["https://w3id.org/dspace/2025/1/context.jsonld"]
+
+
+class Peer:
+    """Speaks DSP to the provider as a given connector, with that connector's keys."""
+
+    def __init__(self, me: ConnectorProcess, provider: ConnectorProcess) -> None:
+        self.me = me
+        self.provider = provider
+        self.keys = load_or_create_keys(me.data_dir / "keys")
+        creds = [p.read_text() for p in sorted((me.data_dir / "credentials").glob("*.jwt"))]
+        self.issuer = TokenIssuer(me.did, self.keys, 120, creds, SystemClock())
+        self.http = httpx.Client(base_url=provider.url + "/dsp/2025-1", timeout=20)
+
+    def token(self, **kw: Any) -> str:
+        return self.issuer.issue(kw.get("aud", self.provider.did))
+
+    def post(
+        self, path: str, body: Any, token: str | None = None, raw: bytes | None = None
+    ) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {token or self.token()}",
+            "Content-Type": "application/json",
+        }
+        if raw is not None:
+            return self.http.post(path, content=raw, headers=headers)
+        return self.http.post(path, json=body, headers=headers)
+
+    def get(self, path: str, token: str | None = None) -> httpx.Response:
+        return self.http.get(path, headers={"Authorization": f"Bearer {token or self.token()}"})
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, authority: Authority
+) -> Iterator[dict[str, Any]]:
+    tmp: Path = tmp_path_factory.mktemp("badinput")
+    pp, pc, pi = free_port(), free_port(), free_port()
+    ports = [pp, pc, pi]
+    procs: list[ConnectorProcess] = []
+    try:
+        provider = launch(tmp, "provider", pp, ports, authority)
+        procs.append(provider)
+        consumer = launch(
+            tmp,
+            "consumer",
+            pc,
+            ports,
+            authority,
+            credentials={"m.jwt": authority.credential(f"did:web:127.0.0.1%3A{pc}")},
+        )
+        procs.append(consumer)
+        intruder = launch(
+            tmp,
+            "intruder",
+            pi,
+            ports,
+            authority,
+            credentials={"m.jwt": authority.credential(f"did:web:127.0.0.1%3A{pi}")},
+        )
+        procs.append(intruder)
+        papi = Api(provider)
+        papi.post("/datasets", dataset(), expect=201)
+        yield {
+            "provider": provider,
+            "papi": papi,
+            "consumer": Peer(consumer, provider),
+            "intruder": Peer(intruder, provider),
+        }
+        papi.http.close()
+    finally:
+        for p in procs:
+            stop(p.proc)
+
+
+def request_body(consumer: Peer, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "@context": CTX,
+        "@type": "ContractRequestMessage",
+        "consumerPid": f"urn:uuid:test-{datetime.now(UTC).timestamp()}",
+        "offer": RESEARCH_OFFER | {"target": "paediatric-asthma"},
+        "callbackAddress": consumer.me.url + "/dsp/2025-1",
+    }
+    body.update(overrides)
+    return body
+
+
+def negotiation_count(world: dict[str, Any]) -> int:
+    return len(world["papi"].get("/negotiations"))
+
+
+def assert_dsp_error(r: httpx.Response, status: int, type_: str, *words: str) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["@type"] == type_
+    assert body["code"]
+    text = " ".join(body["reason"])
+    for w in words:
+        assert w in text, text
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b"{not json", ["malformed JSON"]),
+        (
+            b'{"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],'
+            b' "@type": "ContractOfferMessage"}',
+            ["wrong @type"],
+        ),
+    ],
+)
+def test_unparseable_requests(world: dict[str, Any], raw: bytes, words: list[str]) -> None:
+    before = negotiation_count(world)
+    r = world["consumer"].post("/negotiations/request", None, raw=raw)
+    assert_dsp_error(r, 400, "ContractNegotiationError", *words)
+    assert negotiation_count(world) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda b: b.pop("consumerPid"), ["consumerPid"]),
+        (lambda b: b.update(callbackAddress="not a url"), ["callbackAddress"]),
+        (lambda b: b.update(offer=b["offer"] | {"@id": "no-such-offer"}), ["no-such-offer"]),
+        (lambda b: b.update(offer=b["offer"] | {"target": "no-such-dataset"}), ["no-such-dataset"]),
+        (
+            lambda b: b["offer"]["permission"][0]["constraint"][0].update(rightOperand="marketing"),
+            ["differs"],
+        ),
+    ],
+    ids=["missing-field", "bad-callback", "unknown-offer", "unknown-dataset", "changed-offer"],
+)
+def test_invalid_requests_change_nothing(
+    world: dict[str, Any], change: Any, words: list[str]
+) -> None:
+    body = copy.deepcopy(request_body(world["consumer"]))
+    change(body)
+    before = negotiation_count(world)
+    r = world["consumer"].post("/negotiations/request", body)
+    assert_dsp_error(r, 400, "ContractNegotiationError", *words)
+    assert negotiation_count(world) == before
+
+
+def test_tokens_refused(world: dict[str, Any]) -> None:
+    consumer: Peer = world["consumer"]
+    body = request_body(consumer)
+    before = negotiation_count(world)
+    r = consumer.http.post("/negotiations/request", json=body)
+    assert r.status_code == 401
+    good = consumer.token()
+    forged = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
+    assert consumer.post("/negotiations/request", body, token=forged).status_code == 401
+    wrong_aud = consumer.token(aud="did:web:somebody.else")
+    r = consumer.post("/negotiations/request", body, token=wrong_aud)
+    assert r.status_code == 401 and "aud" in " ".join(r.json()["reason"])
+    old = TokenIssuer(
+        consumer.me.did, consumer.keys, 120, [], FixedClock(datetime.now(UTC) - timedelta(hours=1))
+    ).issue(world["provider"].did)
+    r = consumer.post("/negotiations/request", body, token=old)
+    assert r.status_code == 401 and "expired" in " ".join(r.json()["reason"])
+    assert negotiation_count(world) == before
+    # A replayed token: accepted once, refused the second time.
+    token = consumer.token()
+    assert consumer.get("/catalog/datasets/paediatric-asthma", token=token).status_code == 200
+    r = consumer.get("/catalog/datasets/paediatric-asthma", token=token)
+    assert r.status_code == 401 and "jti" in " ".join(r.json()["reason"])
+
+
+def test_third_party_cannot_see_or_touch_a_negotiation(world: dict[str, Any]) -> None:
+    consumer: Peer = world["consumer"]
+    r = consumer.post("/negotiations/request", request_body(consumer))
+    assert r.status_code == 201, r.text
+    pid = r.json()["providerPid"]
+    assert consumer.get(f"/negotiations/{pid}").status_code == 200
+    intruder: Peer = world["intruder"]
+    assert_dsp_error(intruder.get(f"/negotiations/{pid}"), 404, "ContractNegotiationError")
+    term = {
+        "@context": CTX,
+        "@type": "ContractNegotiationTerminationMessage",
+        "providerPid": pid,
+        "consumerPid": r.json()["consumerPid"],
+        "code": "x",
+        "reason": ["mine now"],
+    }
+    assert_dsp_error(
+        intruder.post(f"/negotiations/{pid}/termination", term), 404, "ContractNegotiationError"
+    )
+    # (The real consumer process never heard of this crafted negotiation, so the provider's
+    # agreement is refused and it ends TERMINATED on its own; but not by the intruder.)
+    n = world["papi"].get(f"/negotiations/{pid}")
+    assert "mine now" not in " ".join(n["terminationReason"])
+
+
+def test_invalid_transition_is_400_and_changes_nothing(world: dict[str, Any]) -> None:
+    consumer: Peer = world["consumer"]
+    r = consumer.post("/negotiations/request", request_body(consumer))
+    pid, cid = r.json()["providerPid"], r.json()["consumerPid"]
+    # The provider agrees at once; wait until it has, then send an out-of-order ACCEPTED event.
+    wait_for(lambda: consumer.get(f"/negotiations/{pid}").json()["state"], lambda s: s == "AGREED")
+    event = {
+        "@context": CTX,
+        "@type": "ContractNegotiationEventMessage",
+        "providerPid": pid,
+        "consumerPid": cid,
+        "eventType": "FINALIZED",
+    }
+    assert_dsp_error(
+        consumer.post(f"/negotiations/{pid}/events", event),
+        400,
+        "ContractNegotiationError",
+        "not allowed",
+    )
+    assert consumer.get(f"/negotiations/{pid}").json()["state"] == "AGREED"
+
+
+def test_catalog_filter_unsupported_and_unknown_dataset(world: dict[str, Any]) -> None:
+    consumer: Peer = world["consumer"]
+    r = consumer.post(
+        "/catalog/request",
+        {"@context": CTX, "@type": "CatalogRequestMessage", "filter": [{"x": 1}]},
+    )
+    assert_dsp_error(r, 400, "CatalogError", "filter")
+    assert_dsp_error(consumer.get("/catalog/datasets/nope"), 404, "CatalogError")
+
+
+def test_transfer_without_agreement_refused(world: dict[str, Any]) -> None:
+    consumer: Peer = world["consumer"]
+    body = {
+        "@context": CTX,
+        "@type": "TransferRequestMessage",
+        "consumerPid": "urn:uuid:t-1",
+        "agreementId": "urn:uuid:none",
+        "format": "FHIR-Aggregate-PULL",
+        "callbackAddress": consumer.me.url + "/dsp/2025-1",
+    }
+    assert_dsp_error(consumer.post("/transfers/request", body), 400, "TransferError", "agreement")
+    assert world["papi"].get("/transfers") == []

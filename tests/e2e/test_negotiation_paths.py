@@ -1,0 +1,146 @@
+"""More paths between two real connectors: approval by a person, termination from each state
+where it is allowed (by either side), transfer suspension, and offline agreement proofs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import RESEARCH_OFFER, Pair, dataset, wait_for
+from tests.processes import REPO
+
+APPROVAL_OFFER = RESEARCH_OFFER | {
+    "@id": "offer-with-approval",
+    "https://w3id.org/phems/ns/approvalRequired": True,
+}
+DSP = "/dsp/2025-1"
+
+
+def _request(pair: Pair, offer: dict[str, Any]) -> dict[str, Any]:
+    body = {"counterpartyAddress": pair.provider.url + DSP, "offer": offer | {"target": "ds"}}
+    return pair.capi.post("/negotiations", body, expect=201)  # type: ignore[no-any-return]
+
+
+def _state(api: Any, nid: str) -> str:
+    return str(api.get(f"/negotiations/{nid}")["state"])
+
+
+def _provider_twin(pair: Pair, consumer_pid: str) -> dict[str, Any]:
+    found = wait_for(
+        lambda: [n for n in pair.papi.get("/negotiations") if n["consumerPid"] == consumer_pid],
+        lambda v: len(v) == 1,
+    )
+    return found[0]  # type: ignore[no-any-return]
+
+
+def _verify_cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector", "agreements", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+
+
+def test_approval_terminations_and_proofs(pair: Pair, tmp_path: Path) -> None:
+    pair.papi.post("/datasets", dataset("ds", [RESEARCH_OFFER, APPROVAL_OFFER]), expect=201)
+
+    # 1. Held for approval, approved by a person: FINALIZED.
+    n = _request(pair, APPROVAL_OFFER)
+    twin = _provider_twin(pair, n["id"])
+    pending = wait_for(lambda: pair.papi.get("/negotiations?pending=true"), lambda v: len(v) == 1)
+    assert pending[0]["id"] == twin["id"] and pending[0]["state"] == "REQUESTED"
+    pair.papi.post(f"/negotiations/{twin['id']}/approve", expect=200)
+    wait_for(lambda: _state(pair.capi, n["id"]), lambda s: s == "FINALIZED")
+    assert pair.papi.post(f"/negotiations/{twin['id']}/approve")["status"] == 409
+
+    # 2. Held for approval, refused by the provider (provider terminates in REQUESTED).
+    n = _request(pair, APPROVAL_OFFER)
+    twin = _provider_twin(pair, n["id"])
+    pair.papi.post(f"/negotiations/{twin['id']}/terminate", {"reason": "DPO: no"}, expect=200)
+    done = wait_for(
+        lambda: pair.capi.get(f"/negotiations/{n['id']}"), lambda v: v["state"] == "TERMINATED"
+    )
+    assert done["terminationReason"] == ["DPO: no"]
+
+    # 3. Consumer withdraws while its request waits (consumer terminates in REQUESTED).
+    n = _request(pair, APPROVAL_OFFER)
+    twin = _provider_twin(pair, n["id"])
+    wait_for(lambda: _state(pair.capi, n["id"]), lambda s: s == "REQUESTED")
+    wait_for(lambda: pair.capi.get(f"/negotiations/{n['id']}"), lambda v: v["providerPid"])
+    pair.capi.post(f"/negotiations/{n['id']}/terminate", {"reason": "changed my mind"}, expect=200)
+    wait_for(lambda: _state(pair.papi, twin["id"]), lambda s: s == "TERMINATED")
+
+    # 4./5. Provider-initiated offers, terminated in OFFERED by each side.
+    for side in ("consumer", "provider"):
+        offered = pair.papi.post(
+            "/negotiations/offers",
+            {
+                "counterpartyAddress": pair.consumer.url + DSP,
+                "datasetId": "ds",
+                "offerId": "offer-research",
+            },
+            expect=201,
+        )
+        mine = wait_for(
+            lambda o=offered: [
+                x for x in pair.capi.get("/negotiations") if x["providerPid"] == o["id"]
+            ],
+            lambda v: len(v) == 1 and v[0]["state"] == "OFFERED",
+        )[0]
+        wait_for(lambda: _state(pair.papi, offered["id"]), lambda s: s == "OFFERED")
+        if side == "consumer":
+            pair.capi.post(f"/negotiations/{mine['id']}/terminate", {"reason": "no"}, expect=200)
+            wait_for(lambda o=offered: _state(pair.papi, o["id"]), lambda s: s == "TERMINATED")
+        else:
+            pair.papi.post(f"/negotiations/{offered['id']}/terminate", {"reason": "no"}, expect=200)
+            wait_for(lambda m=mine: _state(pair.capi, m["id"]), lambda s: s == "TERMINATED")
+
+    # A terminated negotiation cannot be terminated again.
+    r = pair.capi.post(f"/negotiations/{n['id']}/terminate", {"reason": "again"})
+    assert r["status"] == 409
+
+    # 6. The agreement of (1) proves itself offline, and any change to it is detected.
+    [agreement] = pair.capi.get("/agreements")
+    proof = pair.capi.get(f"/agreements/{agreement['id']}/export")
+    good = tmp_path / "agreement.json"
+    good.write_text(json.dumps(proof))
+    ok = _verify_cli(good)
+    assert ok.returncode == 0, ok.stderr
+    assert pair.provider.did in ok.stdout and pair.consumer.did in ok.stdout
+    tampered = json.loads(json.dumps(proof))
+    tampered["agreement"]["target"] = "another-dataset"
+    bad = tmp_path / "tampered.json"
+    bad.write_text(json.dumps(tampered))
+    refused = _verify_cli(bad)
+    assert refused.returncode == 1 and "NOT valid" in refused.stderr
+    # Every single byte of a signature matters.
+    sig = proof["consumerSignature"]
+    flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
+    bad.write_text(json.dumps(proof | {"consumerSignature": flipped}))
+    assert _verify_cli(bad).returncode == 1
+
+    # 7. Transfers: suspended by the provider, resumed, then terminated by the consumer.
+    t = pair.capi.post(
+        "/transfers", {"agreementId": agreement["id"], "format": "FHIR-Aggregate-PULL"}, expect=201
+    )
+    wait_for(lambda: pair.capi.get(f"/transfers/{t['id']}")["state"], lambda s: s == "STARTED")
+    [pt] = [x for x in pair.papi.get("/transfers") if x["consumerPid"] == t["id"]]
+    pair.papi.post(f"/transfers/{pt['id']}/suspend", {"reason": "maintenance"}, expect=200)
+    wait_for(lambda: pair.capi.get(f"/transfers/{t['id']}")["state"], lambda s: s == "SUSPENDED")
+    pair.capi.post(f"/transfers/{t['id']}/terminate", {"reason": "done"}, expect=200)
+    wait_for(lambda: pair.papi.get(f"/transfers/{pt['id']}")["state"], lambda s: s == "TERMINATED")
+
+    # Every step is in the provider's audit log, and the chain verifies.
+    audit = subprocess.run(
+        [sys.executable, "-m", "connector", "audit", "verify"],
+        env=pair.provider.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert audit.returncode == 0, audit.stderr
