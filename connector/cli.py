@@ -231,6 +231,46 @@ def catalog_validate(
         raise typer.Exit(1)
 
 
+@catalog_app.command("harvest")
+def catalog_harvest(
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target", help="DSP base URL to harvest (repeatable); default: PHEMS_HARVEST_TARGETS."
+        ),
+    ] = None,
+) -> None:
+    """Harvest other connectors' DSP catalogs into this connector's index; exit 1 if any
+    hospital failed (the others are indexed all the same)."""
+    from connector.composition import build_services
+
+    settings = _settings()
+
+    async def go() -> dict[str, Any]:
+        services = await build_services(settings)
+        try:
+            targets = target or services.harvest.targets
+            if not targets:
+                raise CliError("no harvest targets: set PHEMS_HARVEST_TARGETS or give --target")
+            return (await services.harvest.harvest(list(targets))).as_json()
+        finally:
+            await services.aclose()
+
+    report = _run(go)
+    failed = 0
+    for t in report["targets"]:
+        if t["state"] == "ok":
+            typer.echo(
+                f"{t['address']}: ok, {t['datasets']} datasets ({t['new']} new, "
+                f"{t['updated']} updated, {t['unchanged']} unchanged, {t['removed']} removed)"
+            )
+        else:
+            failed += 1
+            typer.echo(f"{t['address']}: FAILED: {t['error']}")
+    if failed:
+        raise typer.Exit(1)
+
+
 @agreements_app.command("verify")
 def agreements_verify(
     file: Annotated[Path, typer.Argument(help="Agreement exported from the management API.")],

@@ -97,7 +97,8 @@ class PublishedCatalog:
                 return self._snapshot
             async with self.store.transaction() as conn:
                 records = await self.datasets.list(conn)
-            self._snapshot = self._build(fingerprint, records)
+            # Thousands of models take seconds to build: keep the event loop serving meanwhile.
+            self._snapshot = await asyncio.to_thread(self._build, fingerprint, records)
             self._checked_at = checked
             return self._snapshot
 

@@ -27,9 +27,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         services = await build_services(settings, clock=clock)
         app.state.services = services
         sender = asyncio.create_task(services.sender.run(), name="outbox-sender")
+        # Build the catalog snapshot now rather than on the first catalog request.
+        warm = asyncio.create_task(services.published.snapshot(), name="catalog-warm-up")
         try:
             yield
         finally:
+            warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await warm
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender

@@ -205,12 +205,14 @@ def test_harvest_three_connectors_one_down(federation: Federation) -> None:
     assert "Kinderklinik Nord" in both and "Paediatric respiratory care cohort" in both
 
 
-def _cli(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+def _cli(
+    *args: str, data_dir: Path | None = None, command: str = "validate", **env_extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", **env_extra}
     if data_dir is not None:
         env["PHEMS_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [sys.executable, "-m", "connector", "catalog", "validate", *args],
+        [sys.executable, "-m", "connector", "catalog", command, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -255,3 +257,17 @@ def test_sample_data_is_idempotent_on_restart(tmp_path: Path, authority: Authori
     assert [d["id"] for d in first] == [SAMPLE]
     assert second == first  # same record, same dct:modified: nothing republished
     assert second_files == first_files and "Patient.000.ndjson" in first_files
+
+
+def test_cli_catalog_harvest(federation: Federation) -> None:
+    """The data user's CLI harvests with the connector's own identity and store."""
+    user = federation.user
+    env = {k: v for k, v in user.env.items() if k.startswith("PHEMS_")}
+    result = _cli(command="harvest", **env)
+    assert result.returncode == 1, result.stdout + result.stderr  # the dead hospital
+    lines = result.stdout.splitlines()
+    north = federation.north.url + "/dsp/2025-1"
+    assert any(line.startswith(f"{north}: ok, 1 datasets") for line in lines), lines
+    assert any(line.startswith(f"{federation.dead}: FAILED") for line in lines), lines
+    ok = _cli("--target", north, command="harvest", **env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
