@@ -106,8 +106,11 @@ def render_dataset_page(
     catalog_url: str = "/catalog",
     hidden_fields: Mapping[str, str] | None = None,
     site_title: str = "Health data catalogue",
+    can_request: bool = True,
 ) -> str:
     """A dataset's page: all metadata in plain words, variables, offers and the request form.
+
+    `can_request=False` (the publisher's own view) lists the offers without the form.
 
     The form POSTs `dataset_id`, `dataset_iri`, `offer_id`, `provider_endpoint` (the DSP
     endpoint of the first distribution's access service, if any) and `hidden_fields`
@@ -129,5 +132,6 @@ def render_dataset_page(
             request_access_url=request_access_url,
             provider_endpoint=endpoint,
             hidden_fields=dict(hidden_fields or {}),
+            can_request=can_request,
         )
     )

@@ -115,6 +115,7 @@ async def _harvested(services: Services, provider: str, dataset_id: str) -> Harv
 
 
 def _dataset_html(request: Request, services: Services, ds: Dataset, provider: str) -> str:
+    own = provider == services.did
     nonce = session_nonce(request, services.management_api_key)
     hidden = {"provider": provider}
     if nonce:
@@ -125,6 +126,7 @@ def _dataset_html(request: Request, services: Services, ds: Dataset, provider: s
         request_access_url="/catalog/request-access",
         hidden_fields=hidden,
         site_title=SITE_TITLE,
+        can_request=not own,
     )
 
 

@@ -76,6 +76,7 @@ def test_content_negotiation(federation: Federation) -> None:
     html = _get(federation.north, path, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
     assert html.headers["content-type"].startswith("text/html")
     assert "Paediatric respiratory care cohort" in html.text and "Variables" in html.text
+    assert "Research only" in html.text and "Request access" not in html.text  # its own
     assert html.headers["vary"] == "Accept"
     refused = _get(federation.north, path, "application/pdf")
     assert refused.status_code == 406
