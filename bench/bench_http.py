@@ -130,7 +130,7 @@ def main(argv: list[str]) -> None:
             )
             _wait(http, f"http://127.0.0.1:{pb}/ttl")
             times: dict[str, list[float]] = {
-                k: [] for k in ("page", "page0", "ttl", "ttl0", "auth")
+                k: [] for k in ("page", "page0", "ttl", "ttl0", "auth", "health")
             }
             auth_url = provider.url + "/dsp/2025-1/negotiations/urn:uuid:none"
             for _ in range(rounds):
@@ -146,6 +146,9 @@ def main(argv: list[str]) -> None:
                 t = time.perf_counter()
                 assert http.get(auth_url, headers=auth).status_code == 404
                 times["auth"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                http.get(provider.url + "/healthz")
+                times["health"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 http.get(ttl_url, headers={"Accept": "text/turtle"})
                 times["ttl"].append(time.perf_counter() - t)
@@ -169,6 +172,9 @@ def main(argv: list[str]) -> None:
     )
     print(f"Turtle of one dataset ({len(ttl.content)} bytes):")
     print(f"  ours {ttl_ms:.2f} ms, pre-built {ttl0:.2f} ms, ratio {ttl_ms / ttl0:.2f}")
+    print(
+        f"  (the connector's GET /healthz, its stack's floor: {median_ms(times['health']):.2f} ms)"
+    )
 
 
 def _auth(issuer: TokenIssuer, audience: str) -> dict[str, str]:
