@@ -5,11 +5,11 @@ DataFrames (patients: id, birth date, sex; conditions: patient, system, code; bo
 observations: patient, value, unit, time); then the same pandas step joins them into one table
 (patient id, age, sex, condition codes, latest weight). Frames are checked equal.
 
-    python bench/bench_views.py --patients 40000          # ~1M resources, generated first
+    python bench/bench_views.py --patients 42000          # ~1M resources, generated first
     python bench/bench_views.py --data DIR                # existing Bulk NDJSON
 
 Data come from ``connector.sampledata.generate`` (``--profile``, default ``general``: about 25
-resources a patient, so ``--patients 40000`` gives about one million).
+resources a patient, so ``--patients 42000`` gives about one million).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def timed(fn: Callable[[Path], list[pd.DataFrame]], data: Path) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="directory of Bulk NDJSON (Type.*.ndjson)")
-    parser.add_argument("--patients", type=int, default=40_000)
+    parser.add_argument("--patients", type=int, default=42_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", default="general", choices=sorted(PROFILES))
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs for each side")
