@@ -8,7 +8,7 @@ observations: patient, value, unit, time); then the same pandas step joins them 
     python bench/bench_views.py --patients 42000          # ~1M resources, generated first
     python bench/bench_views.py --data DIR                # existing Bulk NDJSON
 
-Data come from ``connector.sampledata.generate`` (``--profile``, default ``general``: about 25
+Data come from ``connector.sampledata.generate`` (``--profile``, default ``general``: about 24
 resources a patient, so ``--patients 42000`` gives about one million).
 """
 
