@@ -39,7 +39,7 @@ class SendPolicy:
     max_attempts: int = 12
     base_delay: float = 0.5
     max_delay: float = 60.0
-    lease_seconds: float = 30.0
+    lease_seconds: float = 15.0  # longer than one send (the HTTP timeout)
     batch: int = 64
 
     def delay(self, attempts: int) -> float:

@@ -82,13 +82,10 @@ def world(
         procs.append(intruder)
         papi = Api(provider)
         papi.post("/datasets", dataset(), expect=201)
-        yield {
-            "provider": provider,
-            "papi": papi,
-            "consumer": Peer(consumer, provider),
-            "intruder": Peer(intruder, provider),
-        }
-        papi.http.close()
+        peers = Peer(consumer, provider), Peer(intruder, provider)
+        yield {"provider": provider, "papi": papi, "consumer": peers[0], "intruder": peers[1]}
+        for client in (papi.http, peers[0].http, peers[1].http):
+            client.close()
     finally:
         for p in procs:
             stop(p.proc)
@@ -215,7 +212,10 @@ def test_third_party_cannot_see_or_touch_a_negotiation(world: dict[str, Any]) ->
 
 def test_invalid_transition_is_400_and_changes_nothing(world: dict[str, Any]) -> None:
     consumer: Peer = world["consumer"]
-    r = consumer.post("/negotiations/request", request_body(consumer))
+    # A callback nobody listens on: the provider's agreement waits in its outbox (retrying),
+    # so the negotiation stays AGREED while we probe it.
+    silent = f"http://127.0.0.1:{free_port()}/dsp/2025-1"
+    r = consumer.post("/negotiations/request", request_body(consumer, callbackAddress=silent))
     pid, cid = r.json()["providerPid"], r.json()["consumerPid"]
     # The provider agrees at once; wait until it has, then send an out-of-order ACCEPTED event.
     wait_for(lambda: consumer.get(f"/negotiations/{pid}").json()["state"], lambda s: s == "AGREED")

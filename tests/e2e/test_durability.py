@@ -106,9 +106,9 @@ def test_provider_killed_mid_negotiation(
             timeout=60,
         )
         assert final["state"] == "FINALIZED", final
-        wait_for(
-            lambda: Api(restarted).get("/negotiations"), lambda v: v[0]["state"] == "FINALIZED"
-        )
+        rapi = Api(restarted)
+        apis.append(rapi)
+        wait_for(lambda: rapi.get("/negotiations"), lambda v: v[0]["state"] == "FINALIZED")
         log = httpx.get(f"{consumer_url}/__proxy/log").json()
         delivered = [
             e["path"].rsplit("/", 1)[-1]

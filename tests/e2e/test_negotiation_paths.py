@@ -92,7 +92,7 @@ def test_approval_terminations_and_proofs(pair: Pair, tmp_path: Path) -> None:
             ],
             lambda v: len(v) == 1 and v[0]["state"] == "OFFERED",
         )[0]
-        wait_for(lambda: _state(pair.papi, offered["id"]), lambda s: s == "OFFERED")
+        wait_for(lambda o=offered: _state(pair.papi, o["id"]), lambda s: s == "OFFERED")
         if side == "consumer":
             pair.capi.post(f"/negotiations/{mine['id']}/terminate", {"reason": "no"}, expect=200)
             wait_for(lambda o=offered: _state(pair.papi, o["id"]), lambda s: s == "TERMINATED")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.db.engine import create_engine, migrate
+from connector.db.tables import metadata
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -23,8 +24,9 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     try:
         if request.param == "postgresql":
             async with eng.begin() as conn:
-                for table in ("audit_log", "used_jtis"):
-                    await conn.execute(sa.text(f"DELETE FROM {table}"))
+                for table in reversed(metadata.sorted_tables):
+                    if table.name != "audit_head":
+                        await conn.execute(table.delete())
                 await conn.execute(sa.text(f"UPDATE audit_head SET seq=0, hash='{'0' * 64}'"))
         yield eng
     finally:

@@ -1,0 +1,167 @@
+"""DSP store contract (SQLite and PostgreSQL): processes round-trip, agreements, the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connector.dsp.negotiation import Negotiation
+from connector.dsp.states import NegotiationState, Role, TransferState
+from connector.dsp.store import AgreementRecord, DspStore
+from connector.dsp.transfer import Transfer
+from connector.dsp.transfer_messages import DataAddress
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def _negotiation(id: str = "urn:uuid:n1") -> Negotiation:
+    n = Negotiation.new(
+        id=id,
+        role=Role.PROVIDER,
+        counterparty_did="did:web:c",
+        now=T0,
+        counterparty_address="http://c/dsp",
+        provider_pid=id,
+        consumer_pid="c1",
+    )
+    return replace(
+        n,
+        state=NegotiationState.AGREED,
+        offer={"@id": "o", "target": "ds"},
+        agreement={"@id": "a1", "target": "ds"},
+        provider_signature="jws",
+        termination_reason=("x", "y"),
+    )
+
+
+async def test_negotiation_round_trip_and_lookup(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    n = _negotiation()
+    async with store.transaction() as conn:
+        await store.insert_negotiation(conn, n)
+    async with store.transaction() as conn:
+        assert await store.get_negotiation(conn, n.id, lock=True) == n
+        assert await store.find_negotiation(conn, Role.PROVIDER, "did:web:c", "c1") == n
+        assert await store.find_negotiation(conn, Role.PROVIDER, "did:web:other", "c1") is None
+        changed = replace(
+            n,
+            state=NegotiationState.VERIFIED,
+            consumer_signature="jws2",
+            updated_at=T0 + timedelta(seconds=5),
+        )
+        await store.update_negotiation(conn, changed)
+    async with store.transaction() as conn:
+        assert await store.get_negotiation(conn, n.id) == changed
+        assert [x.id for x in await store.list_negotiations(conn, role=Role.PROVIDER)] == [n.id]
+
+
+async def test_failed_transaction_leaves_nothing(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    try:
+        async with store.transaction() as conn:
+            await store.insert_negotiation(conn, _negotiation())
+            raise RuntimeError("crash between two steps")
+    except RuntimeError:
+        pass
+    async with store.transaction() as conn:
+        assert await store.get_negotiation(conn, "urn:uuid:n1") is None
+
+
+async def test_transfer_round_trip(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    t = Transfer.new(
+        id="urn:uuid:t1",
+        role=Role.CONSUMER,
+        counterparty_did="did:web:p",
+        now=T0,
+        counterparty_address="http://p/dsp",
+        consumer_pid="urn:uuid:t1",
+        agreement_id="a1",
+        format="FHIR-Aggregate-PULL",
+    )
+    t = replace(
+        t,
+        state=TransferState.STARTED,
+        provider_pid="p1",
+        data_address=DataAddress(
+            endpointType="https://w3id.org/idsa/v4.1/HTTP",
+            endpoint="http://p/data",
+            endpointProperties=[{"name": "authorization", "value": "tok"}],
+        ),
+    )
+    async with store.transaction() as conn:
+        await store.insert_transfer(conn, t)
+    async with store.transaction() as conn:
+        assert await store.get_transfer(conn, t.id) == t
+
+
+async def test_agreement_usage_is_counted(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    record = AgreementRecord(
+        id="a1",
+        negotiation_id="n1",
+        role=Role.PROVIDER,
+        dataset_id="ds",
+        provider_did="did:web:p",
+        consumer_did="did:web:c",
+        agreement={"@id": "a1"},
+        provider_signature="s1",
+        consumer_signature="s2",
+        uses=0,
+        epsilon_spent=0.0,
+        created_at=T0,
+    )
+    async with store.transaction() as conn:
+        await store.insert_agreement(conn, record)
+        await store.spend(conn, "a1", epsilon=0.25)
+        await store.spend(conn, "a1", epsilon=0.25)
+    async with store.transaction() as conn:
+        got = await store.get_agreement(conn, "a1")
+    assert got is not None and got.uses == 2 and got.epsilon_spent == 0.5
+
+
+async def _enqueue(store: DspStore, process: str, n: int) -> None:
+    async with store.transaction() as conn:
+        for i in range(n):
+            await store.enqueue(
+                conn,
+                process_kind="negotiation",
+                process_id=process,
+                message_type=f"M{i}",
+                url="http://x",
+                audience="did:web:x",
+                body={"i": i},
+                now=T0,
+            )
+
+
+async def test_outbox_claims_one_message_per_process_in_order(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    await _enqueue(store, "p1", 3)
+    await _enqueue(store, "p2", 1)
+    first = await store.claim(now=T0, lease_seconds=30, limit=10)
+    assert sorted((i.process_id, i.message_type) for i in first) == [("p1", "M0"), ("p2", "M0")]
+    # Claimed messages are leased: not claimed again until the lease ends or they are done.
+    assert await store.claim(now=T0, lease_seconds=30, limit=10) == []
+    async with store.transaction() as conn:
+        for item in first:
+            await store.mark_sent(conn, item.id, T0)
+    second = await store.claim(now=T0, lease_seconds=30, limit=10)
+    assert [(i.process_id, i.message_type) for i in second] == [("p1", "M1")]
+    # A crashed sender's lease expires and the message is claimed again, attempt counted.
+    again = await store.claim(now=T0 + timedelta(seconds=31), lease_seconds=30, limit=10)
+    assert [(i.message_type, i.attempts) for i in again] == [("M1", 2)]
+
+
+async def test_concurrent_claims_never_share_a_message(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    for p in range(20):
+        await _enqueue(store, f"p{p}", 1)
+    results = await asyncio.gather(
+        *(store.claim(now=T0, lease_seconds=30, limit=5) for _ in range(6))
+    )
+    ids = [item.id for batch in results for item in batch]
+    assert len(ids) == len(set(ids)) == 20
