@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -100,6 +99,40 @@ class InMemoryReplayGuard:
         return True
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class CpuMeter:
+    """CPU time of the two connectors, their PostgreSQL backends and this process: with other
+    work on the machine, CPU per negotiation says more than wall-clock rate."""
+
+    def __init__(self, connectors: dict[str, int], databases: tuple[str, ...]) -> None:
+        self.connectors = connectors
+        self.databases = databases
+
+    async def snapshot(self) -> dict[str, float]:
+        conn = await asyncpg.connect(ADMIN_URL)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1)", list(self.databases)
+            )
+        finally:
+            await conn.close()
+        out = {name: cpu_seconds(pid) for name, pid in self.connectors.items()}
+        out["postgres"] = sum(cpu_seconds(r["pid"]) for r in rows)
+        out["bench"] = time.process_time()
+        return out
+
+
 @dataclass
 class Result:
     name: str
@@ -107,6 +140,12 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
     elapsed: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def cpu_ms(self, *names: str) -> float:
+        """CPU milliseconds per completed operation of the named parts."""
+        done = len(self.latencies)
+        return 1000 * sum(self.cpu.get(n, 0.0) for n in names) / done if done else float("nan")
 
     @property
     def rate(self) -> float:
@@ -136,6 +175,7 @@ async def run_level(
     seconds: float,
     one: Callable[[], Awaitable[bool]],
     name: str,
+    meter: CpuMeter | None = None,
 ) -> Result:
     """``concurrency`` workers each running ``one()`` back to back until ``seconds`` are up."""
     result = Result(name, concurrency)
@@ -144,15 +184,23 @@ async def run_level(
     async def worker() -> None:
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            ok = await one()
+            try:
+                ok = await one()
+            except aiohttp.ClientError as exc:
+                print(f"{name}: {exc!r}", file=sys.stderr)
+                ok = False
             if ok:
                 result.latencies.append(time.perf_counter() - t0)
             else:
                 result.failures += 1
 
+    before = await meter.snapshot() if meter else {}
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - start
+    if meter:
+        after = await meter.snapshot()
+        result.cpu = {k: after[k] - before[k] for k in before}
     return result
 
 
@@ -237,7 +285,7 @@ class Bench:
             return False
         if state != "FINALIZED":
             print("negotiation", id, state, file=sys.stderr)
-        return state == "FINALIZED"
+        return bool(state == "FINALIZED")
 
     async def floor(self) -> bool:
         """5 round trips to a trivial endpoint + the same signing and verifying."""
@@ -324,7 +372,8 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
             print(f"{c.url} pid {c.proc.pid}", file=sys.stderr)
         listener = await asyncpg.connect(db_url(consumer_db, "postgresql"))
         await listener.execute(TRIGGER)
-        connector = aiohttp.TCPConnector(limit=0)
+        # Below uvicorn keep-alive (5 s): a reused connection is never one the server closes.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=2)
         async with aiohttp.ClientSession(connector=connector) as session:
             bench = Bench(provider, consumer, session)
             await listener.add_listener(CHANNEL, bench.on_notify)
@@ -333,12 +382,18 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
                 # Warm up: connections, did:web caches, JIT-free but import-heavy first calls.
                 await run_level(4, args.warmup, bench.negotiation, "warmup")
                 await run_level(4, 1, bench.floor, "warmup")
+                meter = CpuMeter(
+                    {"provider": provider.proc.pid, "consumer": consumer.proc.pid},
+                    (provider_db, consumer_db),
+                )
                 results: list[tuple[Result, Result]] = []
                 for level in args.levels:
                     if args.pause_before:
                         print(f"level {level}: starting", file=sys.stderr, flush=True)
-                    neg = await run_level(level, args.seconds, bench.negotiation, "negotiation")
-                    flo = await run_level(level, args.seconds, bench.floor, "floor")
+                    neg = await run_level(
+                        level, args.seconds, bench.negotiation, "negotiation", meter
+                    )
+                    flo = await run_level(level, args.seconds, bench.floor, "floor", meter)
                     results.append((neg, flo))
                     print(
                         f"  c={level}: {neg.rate:.1f}/s vs floor {flo.rate:.1f}/s",
@@ -358,7 +413,10 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
     finally:
         for c in reversed(started):
             stop(c.proc)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print_table(results, args, finalized, agreements)
 
 
@@ -385,6 +443,20 @@ def print_table(
             f"| {neg.failures} | {flo.rate:.1f} | {flo.pct(0.5):.1f} | {flo.pct(0.99):.1f} "
             f"| {ratio:.2f} |"
         )
+    print("\nCPU milliseconds per negotiation (per floor operation)")
+    print(
+        "| concurrent | provider | consumer | postgres | bench | all "
+        "| floor: connectors | floor: bench | floor: all |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    parts = ("provider", "consumer", "postgres", "bench")
+    for neg, flo in results:
+        print(
+            f"| {neg.concurrency} | "
+            + " | ".join(f"{neg.cpu_ms(p):.1f}" for p in parts)
+            + f" | {neg.cpu_ms(*parts):.1f} | {flo.cpu_ms('provider', 'consumer'):.1f} "
+            f"| {flo.cpu_ms('bench'):.1f} | {flo.cpu_ms(*parts):.1f} |"
+        )
     print(
         f"consumer FINALIZED rows: {finalized}; agreements provider/consumer: "
         f"{agreements[0]}/{agreements[1]}"
@@ -397,6 +469,7 @@ def main() -> None:
     parser.add_argument("--seconds", default=10.0, type=float, help="per level and side")
     parser.add_argument("--warmup", default=2.0, type=float)
     parser.add_argument("--env", action="append", default=[], help="extra PHEMS_X=Y for both")
+    parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     parser.add_argument("--pause-before", action="store_true", help="announce each level")
     args = parser.parse_args()
     suffix = uuid.uuid4().hex[:8]
