@@ -73,29 +73,65 @@ class OutboxSender:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled: claim, send, record. Never raises (errors are logged)."""
-        while True:
-            try:
-                claimed = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox loop failed; retrying")
-                claimed = 0
-            if claimed == 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
+        """Until cancelled: claim, send, record. Never raises (errors are logged).
+
+        Sends run as tasks (at most ``policy.batch`` at once) so a message queued while
+        others are in flight is claimed at once instead of after the slowest of them; a
+        finished send wakes the loop, since it may have unblocked the process's next message.
+        """
+        try:
+            while True:
                 self._wake.clear()
+                if await self._claim_some() == 0:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    except TimeoutError:
+                        pass
+        finally:
+            for task in list(self._inflight):
+                task.cancel()
+            await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def run_once(self) -> int:
+        """Claim due messages and send them all before returning (tests, tools)."""
         items = await self.store.claim(
             now=self.clock.now(), lease_seconds=self.policy.lease_seconds, limit=self.policy.batch
         )
         if items:
             await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
+
+    async def _claim_some(self) -> int:
+        room = self.policy.batch - len(self._inflight)
+        if room <= 0:
+            return 0
+        try:
+            items = await self.store.claim(
+                now=self.clock.now(), lease_seconds=self.policy.lease_seconds, limit=room
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox claim failed; retrying")
+            return 0
+        for item in items:
+            task = asyncio.create_task(self._deliver_logged(item))
+            self._inflight.add(task)
+            task.add_done_callback(self._delivered)
+        return len(items)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    async def _deliver_logged(self, item: OutboxItem) -> None:
+        try:
+            await self._deliver(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease expires and the message is claimed again.
+            log.exception("sending %s for %s failed", item.message_type, item.process_id)
 
     async def _deliver(self, item: OutboxItem) -> None:
         url = await self._resolve_url(item)
