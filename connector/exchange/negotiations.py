@@ -180,10 +180,12 @@ class NegotiationService:
         self, caller: VerifiedCaller, pid: str, message: NegotiationMessage
     ) -> Negotiation:
         """Any message for an existing negotiation of ours, in either role."""
-        # Signatures are checked before the transaction (they may need a did:web fetch).
-        async with self._transaction() as conn:
-            peek = await self._owned(conn, caller, pid)
-        await self._check_signatures(peek, message)
+        # Signatures are checked before the transaction (they may need a did:web fetch);
+        # only agreement and verification messages carry one.
+        if isinstance(message, ContractAgreementMessage | ContractAgreementVerificationMessage):
+            async with self._transaction() as conn:
+                peek = await self._owned(conn, caller, pid)
+            await self._check_signatures(peek, message)
         async with self._transaction() as conn:
             n = await self._owned(conn, caller, pid, lock=True)
             sender = n.role.other
