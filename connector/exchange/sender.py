@@ -15,6 +15,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from urllib.parse import quote
 
 import httpx
@@ -68,8 +69,10 @@ class OutboxSender:
         self.policy = policy or SendPolicy()
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._enqueued = 0  # wake() calls so far: did anything get queued during a send?
 
     def wake(self) -> None:
+        self._enqueued += 1
         self._wake.set()
 
     async def run(self) -> None:
@@ -77,7 +80,7 @@ class OutboxSender:
 
         Sends run as tasks (at most ``policy.batch`` at once) so a message queued while
         others are in flight is claimed at once instead of after the slowest of them; a
-        finished send wakes the loop, since it may have unblocked the process's next message.
+        finished send wakes the loop when it may have unblocked the process's next message.
         """
         try:
             while True:
@@ -114,15 +117,19 @@ class OutboxSender:
         except Exception:
             log.exception("outbox claim failed; retrying")
             return 0
+        full = len(items) == room
         for item in items:
             task = asyncio.create_task(self._deliver_logged(item))
             self._inflight.add(task)
-            task.add_done_callback(self._delivered)
+            task.add_done_callback(partial(self._delivered, self._enqueued, full))
         return len(items)
 
-    def _delivered(self, task: asyncio.Task[None]) -> None:
+    def _delivered(self, enqueued: int, full: bool, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._wake.set()
+        # Claim again only if it may find something: a message queued during the send (the
+        # process's next one is claimable once this one is recorded) or a claim cut short.
+        if full or self._enqueued != enqueued:
+            self._wake.set()
 
     async def _deliver_logged(self, item: OutboxItem) -> None:
         try:
