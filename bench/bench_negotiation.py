@@ -128,9 +128,20 @@ class CpuMeter:
         finally:
             await conn.close()
         out = {name: cpu_seconds(pid) for name, pid in self.connectors.items()}
-        out["postgres"] = sum(cpu_seconds(r["pid"]) for r in rows)
+        # Per backend: pooled connections come and go (overflow ones close when returned).
+        out |= {f"pg:{r['pid']}": cpu_seconds(r["pid"]) for r in rows}
         out["bench"] = time.process_time()
         return out
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        """CPU seconds between two snapshots; a backend that exited in between is lost (an
+        under-estimate), one that started counts from zero."""
+        spent = {k: after[k] - before[k] for k in after if not k.startswith("pg:")}
+        spent["postgres"] = sum(
+            v - before.get(k, 0.0) for k, v in after.items() if k.startswith("pg:")
+        )
+        return spent
 
 
 @dataclass
@@ -200,7 +211,7 @@ async def run_level(
     result.elapsed = time.perf_counter() - start
     if meter:
         after = await meter.snapshot()
-        result.cpu = {k: after[k] - before[k] for k in before}
+        result.cpu = CpuMeter.spent(before, after)
     return result
 
 
