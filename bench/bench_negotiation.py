@@ -343,6 +343,15 @@ async def count_rows(url: str, table: str, where: str = "") -> int:
         await conn.close()
 
 
+async def xact_commits(database: str) -> int:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        query = "SELECT xact_commit FROM pg_stat_database WHERE datname = $1"
+        return int(await conn.fetchval(query, database))
+    finally:
+        await conn.close()
+
+
 async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-negotiation-"))
     authority = generate_key("Ed25519")
@@ -421,6 +430,7 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
             await count_rows(db_url(d, "postgresql"), "agreements")
             for d in (provider_db, consumer_db)
         ]
+        commits = [await xact_commits(d) for d in (provider_db, consumer_db)]
     finally:
         for c in reversed(started):
             stop(c.proc)
@@ -428,7 +438,7 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print_table(results, args, finalized, agreements)
+    print_table(results, args, finalized, agreements, commits)
 
 
 def print_table(
@@ -436,6 +446,7 @@ def print_table(
     args: argparse.Namespace,
     finalized: int,
     agreements: list[int],
+    commits: list[int],
 ) -> None:
     load = os.getloadavg()
     print(
@@ -470,7 +481,9 @@ def print_table(
         )
     print(
         f"consumer FINALIZED rows: {finalized}; agreements provider/consumer: "
-        f"{agreements[0]}/{agreements[1]}"
+        f"{agreements[0]}/{agreements[1]}; transactions a negotiation (all commits, incl. "
+        f"read-only and start-up) provider/consumer: {commits[0] / max(finalized, 1):.1f}/"
+        f"{commits[1] / max(finalized, 1):.1f}"
     )
 
 
