@@ -42,6 +42,7 @@ from connector.errors import (
     NotFoundError,
 )
 from connector.exchange.policy_context import context_for
+from connector.exchange.sender import fill_pid
 from connector.identity.agreements import (
     SIGNATURE_PROPERTY,
     sign_agreement,
@@ -504,12 +505,16 @@ class NegotiationService:
         if n.counterparty_address is None:
             raise ConflictError(f"negotiation {n.id} has no counterparty address")
         await self.store.update_negotiation(conn, n)
+        url = message_url(n.counterparty_address, n.role, message.TYPE, initial)
+        if n.counterparty_pid is not None:
+            # Known now: the sender need not read the negotiation back to fill it in.
+            url = fill_pid(url, n.counterparty_pid)
         await self.store.enqueue(
             conn,
             process_kind="negotiation",
             process_id=n.id,
             message_type=message.TYPE + (":initial" if initial else ""),
-            url=message_url(n.counterparty_address, n.role, message.TYPE, initial),
+            url=url,
             audience=n.counterparty_did,
             body=dump(message),
             now=self.clock.now(),

@@ -32,6 +32,13 @@ from connector.ports import Clock
 log = logging.getLogger(__name__)
 
 PID_PLACEHOLDER = quote("{pid}", safe="")
+
+
+def fill_pid(url: str, pid: str) -> str:
+    """``url`` with the counterparty's process id in place of the ``{pid}`` placeholder."""
+    return url.replace(PID_PLACEHOLDER, quote(pid, safe=":@!$&'()*+,;=-._~"))
+
+
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -181,7 +188,7 @@ class OutboxSender:
         pid = process.counterparty_pid if process else None
         if pid is None:
             return None
-        return item.url.replace(PID_PLACEHOLDER, quote(pid, safe=":@!$&'()*+,;=-._~"))
+        return fill_pid(item.url, pid)
 
     async def _sent(self, item: OutboxItem, response: httpx.Response) -> None:
         now = self.clock.now()
