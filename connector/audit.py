@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +103,60 @@ class AuditLog:
                 own, actor, event, negotiation_id, agreement_id, transfer_id, purpose, details or {}
             )
 
+    async def append_many(
+        self, conn: AsyncConnection, entries: Sequence[Mapping[str, Any]]
+    ) -> list[AuditEntry]:
+        """Append several entries (each the keyword arguments of ``append`` without ``conn``)
+        in ``conn``'s transaction, locking the head once. Callers that defer their entries to
+        the end of a transaction hold the head lock, which serialises all writers, only for
+        these three statements and the commit."""
+        if not entries:
+            return []
+        head_query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        head = (await conn.execute(head_query.with_for_update())).one()
+        seq, prev = head.seq, head.hash
+        written: list[AuditEntry] = []
+        for fields in entries:
+            seq += 1
+            entry = AuditEntry(
+                seq=seq,
+                recorded_at=self._clock.now().astimezone(UTC),
+                actor=fields["actor"],
+                event=fields["event"],
+                negotiation_id=fields.get("negotiation_id"),
+                agreement_id=fields.get("agreement_id"),
+                transfer_id=fields.get("transfer_id"),
+                purpose=fields.get("purpose"),
+                details=json.loads(json.dumps(fields.get("details") or {}, default=str)),
+                prev_hash=prev,
+            )
+            entry = AuditEntry(**{**entry.__dict__, "hash": entry.compute_hash()})
+            written.append(entry)
+            prev = entry.hash
+        await conn.execute(
+            audit_log.insert(),
+            [
+                {
+                    "seq": e.seq,
+                    "recorded_at": e.recorded_at,
+                    "actor": e.actor,
+                    "event": e.event,
+                    "negotiation_id": e.negotiation_id,
+                    "agreement_id": e.agreement_id,
+                    "transfer_id": e.transfer_id,
+                    "purpose": e.purpose,
+                    "details": json.dumps(e.details, sort_keys=True),
+                    "prev_hash": e.prev_hash,
+                    "hash": e.hash,
+                }
+                for e in written
+            ],
+        )
+        await conn.execute(
+            audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev)
+        )
+        return written
+
     async def _append(
         self,
         conn: AsyncConnection,
@@ -114,39 +168,19 @@ class AuditLog:
         purpose: str | None,
         details: dict[str, Any],
     ) -> AuditEntry:
-        head_query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        head = (await conn.execute(head_query.with_for_update())).one()
-        seq, prev = head.seq + 1, head.hash
-        entry = AuditEntry(
-            seq=seq,
-            recorded_at=self._clock.now().astimezone(UTC),
-            actor=actor,
-            event=event,
-            negotiation_id=negotiation_id,
-            agreement_id=agreement_id,
-            transfer_id=transfer_id,
-            purpose=purpose,
-            details=json.loads(json.dumps(details, default=str)),
-            prev_hash=prev,
-        )
-        entry = AuditEntry(**{**entry.__dict__, "hash": entry.compute_hash()})
-        await conn.execute(
-            audit_log.insert().values(
-                seq=entry.seq,
-                recorded_at=entry.recorded_at,
-                actor=entry.actor,
-                event=entry.event,
-                negotiation_id=entry.negotiation_id,
-                agreement_id=entry.agreement_id,
-                transfer_id=entry.transfer_id,
-                purpose=entry.purpose,
-                details=json.dumps(entry.details, sort_keys=True),
-                prev_hash=entry.prev_hash,
-                hash=entry.hash,
-            )
-        )
-        await conn.execute(
-            audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=entry.hash)
+        [entry] = await self.append_many(
+            conn,
+            [
+                {
+                    "actor": actor,
+                    "event": event,
+                    "negotiation_id": negotiation_id,
+                    "agreement_id": agreement_id,
+                    "transfer_id": transfer_id,
+                    "purpose": purpose,
+                    "details": details,
+                }
+            ],
         )
         return entry
 

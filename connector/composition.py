@@ -170,6 +170,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             trusted_issuers=settings.trusted_issuers,
             own_did=did,
             clock=clock,
+            credential_cache_seconds=settings.did_cache_seconds,
         ),
         management_api_key=api_key,
         dsp_store=store,

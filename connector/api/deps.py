@@ -11,7 +11,8 @@ from connector.composition import Services
 from connector.errors import AuthenticationError
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are async: FastAPI runs a sync one in a thread pool, a hop on every request.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -19,7 +20,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def require_management_key(request: Request, services: ServicesDep) -> None:
+async def require_management_key(request: Request, services: ServicesDep) -> None:
     """Management API authentication: ``X-Api-Key`` or ``Authorization: Bearer <key>``."""
     supplied = request.headers.get("x-api-key", "")
     auth = request.headers.get("authorization", "")

@@ -11,6 +11,8 @@ counter-signs in the verification message.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +42,7 @@ from connector.errors import (
     NotFoundError,
 )
 from connector.exchange.policy_context import context_for
+from connector.exchange.sender import fill_pid
 from connector.identity.agreements import (
     SIGNATURE_PROPERTY,
     sign_agreement,
@@ -61,6 +64,7 @@ NegotiationMessage = (
     | ContractNegotiationTerminationMessage
 )
 
+_AUDIT_KEY = "negotiation_audit"
 _AFTER_AGREED = frozenset({NegotiationState.VERIFIED, NegotiationState.FINALIZED})
 
 # Where each of our messages goes: path segments after the counterparty's base address;
@@ -129,7 +133,7 @@ class NegotiationService:
         """An initial ContractRequestMessage (provider role); returns (negotiation, created).
         A repeat of a request already recorded (same consumerPid from the same caller)
         returns the recorded negotiation unchanged."""
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             existing = await self.store.find_negotiation(
                 conn, Role.PROVIDER, caller.did, message.consumer_pid
             )
@@ -157,7 +161,7 @@ class NegotiationService:
         self, caller: VerifiedCaller, message: ContractOfferMessage
     ) -> tuple[Negotiation, bool]:
         """An initial ContractOfferMessage (consumer role): a provider-initiated negotiation."""
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             if message.callback_address is None:
                 raise InvalidMessageError("an initial offer needs a callbackAddress")
             now = self.clock.now()
@@ -177,11 +181,13 @@ class NegotiationService:
         self, caller: VerifiedCaller, pid: str, message: NegotiationMessage
     ) -> Negotiation:
         """Any message for an existing negotiation of ours, in either role."""
-        # Signatures are checked before the transaction (they may need a did:web fetch).
-        async with self.store.transaction() as conn:
-            peek = await self._owned(conn, caller, pid)
-        await self._check_signatures(peek, message)
-        async with self.store.transaction() as conn:
+        # Signatures are checked before the transaction (they may need a did:web fetch);
+        # only agreement and verification messages carry one.
+        if isinstance(message, ContractAgreementMessage | ContractAgreementVerificationMessage):
+            async with self._transaction() as conn:
+                peek = await self._owned(conn, caller, pid)
+            await self._check_signatures(peek, message)
+        async with self._transaction() as conn:
             n = await self._owned(conn, caller, pid, lock=True)
             sender = n.role.other
             if self._already_applied(n, message, sender):
@@ -192,7 +198,7 @@ class NegotiationService:
             return await self._react(conn, n, caller, message)
 
     async def get(self, caller: VerifiedCaller, pid: str) -> Negotiation:
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             return await self._owned(conn, caller, pid)
 
     # -- management (our own initiative) -----------------------------------------------------
@@ -217,7 +223,7 @@ class NegotiationService:
         message = ContractRequestMessage.model_validate(
             {"consumerPid": n.id, "offer": offer, "callbackAddress": self.dsp_base}
         )
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             await self.store.insert_negotiation(conn, n)
             n = await self._send(conn, n, message, initial=True)
             await self._audit(conn, n, "negotiation.requested", dataset_id=str(offer["target"]))
@@ -236,7 +242,7 @@ class NegotiationService:
             now=now,
         )
         n = replace(n, provider_pid=n.id)
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             dataset = await self.datasets.get(conn, dataset_id)
             stored = dataset.offer(offer_id) if dataset else None
             if stored is None:
@@ -255,7 +261,7 @@ class NegotiationService:
 
     async def accept(self, id: str) -> Negotiation:
         """Consumer: accept the provider's current offer."""
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             n = await self._local(conn, id, Role.CONSUMER)
             message = ContractNegotiationEventMessage.model_validate(
                 {
@@ -270,7 +276,7 @@ class NegotiationService:
 
     async def approve(self, id: str, *, approver: str) -> Negotiation:
         """Provider: a person approved a request that its policy holds for approval."""
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             n = await self._local(conn, id, Role.PROVIDER)
             if await self.store.approval(conn, n.id) != "pending":
                 raise ConflictError(f"negotiation {id} is not waiting for approval")
@@ -279,7 +285,7 @@ class NegotiationService:
             return await self._agree(conn, n)
 
     async def terminate(self, id: str, *, reason: str, actor: str) -> Negotiation:
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             n = await self._local(conn, id, None)
             if await self.store.approval(conn, n.id) == "pending":
                 await self.store.set_approval(conn, n.id, "rejected")
@@ -288,13 +294,13 @@ class NegotiationService:
             return n
 
     async def list(self, *, role: Role | None = None, pending: bool = False) -> list[Negotiation]:
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             return await self.store.list_negotiations(
                 conn, role=role, approval="pending" if pending else None
             )
 
     async def get_local(self, id: str) -> Negotiation:
-        async with self.store.transaction() as conn:
+        async with self._transaction() as conn:
             return await self._local(conn, id, None)
 
     # -- internals ---------------------------------------------------------------------------
@@ -499,12 +505,16 @@ class NegotiationService:
         if n.counterparty_address is None:
             raise ConflictError(f"negotiation {n.id} has no counterparty address")
         await self.store.update_negotiation(conn, n)
+        url = message_url(n.counterparty_address, n.role, message.TYPE, initial)
+        if n.counterparty_pid is not None:
+            # Known now: the sender need not read the negotiation back to fill it in.
+            url = fill_pid(url, n.counterparty_pid)
         await self.store.enqueue(
             conn,
             process_kind="negotiation",
             process_id=n.id,
             message_type=message.TYPE + (":initial" if initial else ""),
-            url=message_url(n.counterparty_address, n.role, message.TYPE, initial),
+            url=url,
             audience=n.counterparty_did,
             body=dump(message),
             now=self.clock.now(),
@@ -543,15 +553,30 @@ class NegotiationService:
             raise NotFoundError(f"no {role or ''} negotiation {id}".replace("  ", " "))
         return n
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """The store's transaction; audit entries recorded in it are written at its end, so the
+        audit head lock (held until commit, one writer at a time) is not held while we sign,
+        validate or wait on other statements."""
+        async with self.store.transaction() as conn:
+            conn.info[_AUDIT_KEY] = []
+            try:
+                yield conn
+                await self.audit.append_many(conn, conn.info[_AUDIT_KEY])
+            finally:
+                # conn.info outlives the checkout (it belongs to the pooled connection).
+                conn.info.pop(_AUDIT_KEY, None)
+
     async def _audit(
         self, conn: AsyncConnection, n: Negotiation, event: str, **details: Any
     ) -> None:
         agreement_id = (n.agreement or {}).get("@id")
-        await self.audit.append(
-            actor=n.counterparty_did,
-            event=event,
-            negotiation_id=n.id,
-            agreement_id=str(agreement_id) if agreement_id else None,
-            details={"state": str(n.state), "role": str(n.role), **details},
-            conn=conn,
+        conn.info[_AUDIT_KEY].append(
+            {
+                "actor": n.counterparty_did,
+                "event": event,
+                "negotiation_id": n.id,
+                "agreement_id": str(agreement_id) if agreement_id else None,
+                "details": {"state": str(n.state), "role": str(n.role), **details},
+            }
         )

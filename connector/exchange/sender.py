@@ -15,6 +15,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from urllib.parse import quote
 
 import httpx
@@ -31,6 +32,13 @@ from connector.ports import Clock
 log = logging.getLogger(__name__)
 
 PID_PLACEHOLDER = quote("{pid}", safe="")
+
+
+def fill_pid(url: str, pid: str) -> str:
+    """``url`` with the counterparty's process id in place of the ``{pid}`` placeholder."""
+    return url.replace(PID_PLACEHOLDER, quote(pid, safe=":@!$&'()*+,;=-._~"))
+
+
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -68,34 +76,76 @@ class OutboxSender:
         self.policy = policy or SendPolicy()
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._enqueued = 0  # wake() calls so far: did anything get queued during a send?
 
     def wake(self) -> None:
+        self._enqueued += 1
         self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled: claim, send, record. Never raises (errors are logged)."""
-        while True:
-            try:
-                claimed = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox loop failed; retrying")
-                claimed = 0
-            if claimed == 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
+        """Until cancelled: claim, send, record. Never raises (errors are logged).
+
+        Sends run as tasks (at most ``policy.batch`` at once) so a message queued while
+        others are in flight is claimed at once instead of after the slowest of them; a
+        finished send wakes the loop when it may have unblocked the process's next message.
+        """
+        try:
+            while True:
                 self._wake.clear()
+                if await self._claim_some() == 0:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    except TimeoutError:
+                        pass
+        finally:
+            for task in list(self._inflight):
+                task.cancel()
+            await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def run_once(self) -> int:
+        """Claim due messages and send them all before returning (tests, tools)."""
         items = await self.store.claim(
             now=self.clock.now(), lease_seconds=self.policy.lease_seconds, limit=self.policy.batch
         )
         if items:
             await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
+
+    async def _claim_some(self) -> int:
+        room = self.policy.batch - len(self._inflight)
+        if room <= 0:
+            return 0
+        try:
+            items = await self.store.claim(
+                now=self.clock.now(), lease_seconds=self.policy.lease_seconds, limit=room
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox claim failed; retrying")
+            return 0
+        full = len(items) == room
+        for item in items:
+            task = asyncio.create_task(self._deliver_logged(item))
+            self._inflight.add(task)
+            task.add_done_callback(partial(self._delivered, self._enqueued, full))
+        return len(items)
+
+    def _delivered(self, enqueued: int, full: bool, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        # Claim again only if it may find something: a message queued during the send (the
+        # process's next one is claimable once this one is recorded) or a claim cut short.
+        if full or self._enqueued != enqueued:
+            self._wake.set()
+
+    async def _deliver_logged(self, item: OutboxItem) -> None:
+        try:
+            await self._deliver(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease expires and the message is claimed again.
+            log.exception("sending %s for %s failed", item.message_type, item.process_id)
 
     async def _deliver(self, item: OutboxItem) -> None:
         url = await self._resolve_url(item)
@@ -138,7 +188,7 @@ class OutboxSender:
         pid = process.counterparty_pid if process else None
         if pid is None:
             return None
-        return item.url.replace(PID_PLACEHOLDER, quote(pid, safe=":@!$&'()*+,;=-._~"))
+        return fill_pid(item.url, pid)
 
     async def _sent(self, item: OutboxItem, response: httpx.Response) -> None:
         now = self.clock.now()

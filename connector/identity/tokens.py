@@ -34,6 +34,7 @@ from connector.identity.signing import sign_jws
 from connector.ports import Clock, ReplayGuard
 
 MAX_LIFETIME = timedelta(minutes=5)
+MAX_CACHED_CREDENTIALS = 4096
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class TokenVerifier:
         *,
         strict: bool = False,
         leeway: timedelta = DEFAULT_LEEWAY,
+        credential_cache_seconds: float = 300.0,
     ) -> None:
         self._resolver = resolver
         self._replay = replay_guard
@@ -114,6 +116,11 @@ class TokenVerifier:
         self._clock = clock
         self._strict = strict
         self._leeway = leeway
+        # A caller sends the same VC-JWTs with every token: a verified one is kept (as long as
+        # a resolved DID document is, and never past its own exp) instead of checking its
+        # signature on every request.
+        self._credential_ttl = timedelta(seconds=credential_cache_seconds)
+        self._credentials: dict[str, tuple[datetime, VerifiedCredential]] = {}
 
     async def verify(self, token: str) -> VerifiedCaller:
         jwt = parse_jwt(token)
@@ -149,9 +156,7 @@ class TokenVerifier:
         refused: list[str] = []
         for index, raw in enumerate(raw_credentials):
             try:
-                credential = await verify_credential(
-                    raw, self._resolver, self._trusted, self._clock, leeway=self._leeway
-                )
+                credential = await self._credential(raw)
                 if credential.subject != jwt.iss:
                     raise AuthenticationError(
                         f"credential: issued to {credential.subject}, not to the caller"
@@ -169,3 +174,17 @@ class TokenVerifier:
             exp=expires,
             refused_credentials=tuple(refused),
         )
+
+    async def _credential(self, raw: str) -> VerifiedCredential:
+        now = self._clock.now()
+        cached = self._credentials.get(raw)
+        if cached is not None and now < cached[0] and cached[1].expires > now - self._leeway:
+            return cached[1]
+        credential = await verify_credential(
+            raw, self._resolver, self._trusted, self._clock, leeway=self._leeway
+        )
+        if self._credential_ttl > timedelta(0):
+            if len(self._credentials) >= MAX_CACHED_CREDENTIALS:
+                self._credentials.clear()
+            self._credentials[raw] = (now + self._credential_ttl, credential)
+        return credential

@@ -108,6 +108,30 @@ async def test_round_trip_with_credentials(world: World) -> None:
     assert world.guard.seen == {claims["jti"]: caller.exp}
 
 
+async def test_cached_credential_still_expires(world: World) -> None:
+    now = world.clock.now()
+    short = issue_credential(
+        world.authority,
+        world.authority_key,
+        world.caller,
+        MEMBERSHIP,
+        {},
+        now - timedelta(days=1),
+        now + timedelta(seconds=60),
+        world.clock,
+    )
+    issuer, verifier = world.issuer([short]), world.verifier()
+    # Verified once, then kept for the next tokens (5 minutes); never past its own exp.
+    for _ in range(2):
+        assert [c.types[1] for c in (await verifier.verify(issuer.issue(CALLEE))).credentials] == [
+            MEMBERSHIP
+        ]
+    world.clock.advance(240)
+    caller = await verifier.verify(issuer.issue(CALLEE))
+    assert caller.credentials == ()
+    assert "expired" in caller.refused_credentials[0]
+
+
 async def test_p256_caller(did_server: DidServer, world: World) -> None:
     keys = new_keys("P-256")
     world.caller, world.keys = did_server.publish(keys), keys
