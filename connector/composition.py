@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.fhir_factory import build_fhir_source
+from connector.api.oidc import OidcVerifier
 from connector.audit import AuditLog
 from connector.catalog_bridge import Publisher
 from connector.clock import SystemClock
@@ -60,6 +61,7 @@ class Services:
     published: PublishedCatalog
     fhir: FhirSource
     harvest: HarvestService
+    oidc: OidcVerifier | None
 
     @property
     def public_url(self) -> str:
@@ -199,6 +201,13 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             public_url=public_url,
         ),
         sender=sender,
+        oidc=OidcVerifier(
+            http,
+            issuer=settings.management_oidc_issuer,
+            audience=settings.management_oidc_audience,
+        )
+        if settings.management_oidc_issuer
+        else None,
         published=published,
         fhir=build_fhir_source(settings),
         harvest=HarvestService(

@@ -98,6 +98,17 @@ class Settings(BaseSettings):
         None,
         description="API key for the management API (X-Api-Key header). Empty: generated once.",
     )
+    management_oidc_issuer: str = Field(
+        "",
+        description=(
+            "OIDC issuer whose access tokens (Authorization: Bearer) the management API also "
+            "accepts, e.g. the hospital's Keycloak realm URL. Empty: API key only."
+        ),
+    )
+    management_oidc_audience: str = Field(
+        "phems-connector",
+        description="Audience (aud) that OIDC access tokens for the management API must carry.",
+    )
     token_lifetime_seconds: int = Field(
         120, ge=10, le=300, description="Lifetime of self-issued tokens (at most 5 minutes)."
     )
@@ -185,6 +196,18 @@ class Settings(BaseSettings):
                     f"use one of {', '.join(SUPPORTED_DB_SCHEMES)}"
                 )
         return value
+
+    @field_validator("management_oidc_issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+            if not parts.netloc or not (
+                parts.scheme == "https" or (parts.scheme == "http" and loopback)
+            ):
+                raise ValueError(f"not an https URL (http only on loopback): {value!r}")
+        return value.rstrip("/")
 
     @field_validator("public_url", "fhir_base_url")
     @classmethod

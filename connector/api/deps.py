@@ -21,15 +21,22 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def require_management_key(request: Request, services: ServicesDep) -> None:
-    """Management API authentication: ``X-Api-Key`` or ``Authorization: Bearer <key>``."""
+    """Management API authentication: ``X-Api-Key``, ``Authorization: Bearer <API key>``, or
+    (when an issuer is configured) ``Authorization: Bearer <OIDC access token>``."""
     supplied = request.headers.get("x-api-key", "")
+    bearer = ""
     auth = request.headers.get("authorization", "")
     if not supplied and auth.lower().startswith("bearer "):
-        supplied = auth[7:].strip()
+        bearer = supplied = auth[7:].strip()
     if not supplied:
-        raise AuthenticationError("management API: missing X-Api-Key header")
-    if not hmac.compare_digest(supplied.encode(), services.management_api_key.encode()):
-        raise AuthenticationError("management API: wrong API key")
+        raise AuthenticationError("management API: missing X-Api-Key or Authorization header")
+    if hmac.compare_digest(supplied.encode(), services.management_api_key.encode()):
+        return
+    if bearer.count(".") == 2 and services.oidc is not None:
+        claims = await services.oidc.verify(bearer)
+        request.state.management_user = str(claims.get("sub"))
+        return
+    raise AuthenticationError("management API: wrong API key")
 
 
 ManagementAuth = Depends(require_management_key)
