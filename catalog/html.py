@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -30,6 +31,12 @@ LEGISLATION_LABELS = {
 }
 
 
+def safe_url(value: object) -> str:
+    """Only http(s) links from metadata: a harvested catalogue may carry ``javascript:`` IRIs."""
+    text = str(value or "")
+    return text if urlsplit(text).scheme.lower() in ("http", "https") else "#"
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -38,6 +45,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["safe_url"] = safe_url
     env.globals.update(
         label=label_of,
         count_words=describe_count,

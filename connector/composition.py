@@ -188,6 +188,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             resolver=resolver,
             trusted_issuers=trusted,
             dsp_base=dsp_base,
+            insecure_hosts=settings.insecure_did_hosts,
         ),
         transfers=TransferService(
             store=store,
@@ -199,6 +200,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             trusted_issuers=trusted,
             dsp_base=dsp_base,
             public_url=public_url,
+            insecure_hosts=settings.insecure_did_hosts,
         ),
         sender=sender,
         oidc=OidcVerifier(

@@ -133,7 +133,12 @@ class HarvestService:
             report.state, report.error = "failed", f"{type(exc).__name__}: {exc}"
 
     async def _merge(self, report: TargetReport, catalog: dict[str, Any], did: str) -> None:
-        provider = str(catalog.get("participantId") or did)
+        claimed = catalog.get("participantId")
+        if claimed not in (None, did):
+            raise UpstreamError(
+                f"catalog claims participant {claimed!r}, but {report.address} is {did}"
+            )
+        provider = did
         report.provider_did = provider
         items = [d for d in catalog.get("dataset", []) if isinstance(d, dict) and d.get("@id")]
         report.datasets = len(items)

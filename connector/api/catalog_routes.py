@@ -29,7 +29,7 @@ from catalog.serialize import HTML, TURTLE, NotAcceptable, best_media_type, seri
 from connector.api.deps import ServicesDep
 from connector.api.plain_words import plain_policy
 from connector.api.problems import problem
-from connector.api.ui_session import csrf_token, session_nonce
+from connector.api.ui_session import CSP, csrf_token, session_nonce
 from connector.composition import Services
 from connector.errors import BadRequestError, NotFoundError
 from connector.harvest import HarvestedDataset
@@ -51,7 +51,10 @@ def _rdf(body: bytes, media: str) -> Response:
 
 
 def _html(text: str) -> HTMLResponse:
-    return HTMLResponse(text, headers={"Vary": "Accept", "Cache-Control": "no-store"})
+    return HTMLResponse(
+        text,
+        headers={"Vary": "Accept", "Cache-Control": "no-store", "Content-Security-Policy": CSP},
+    )
 
 
 def _dataset_url(services: Services, item: Dataset | HarvestedDataset) -> str:

@@ -20,6 +20,7 @@ from catalog.html import environment
 from connector.api.deps import ServicesDep
 from connector.api.plain_words import plain_policy
 from connector.api.ui_session import (
+    CSP,
     check_csrf,
     new_session,
     session_nonce,
@@ -57,7 +58,7 @@ def _page(template: str, **values: Any) -> HTMLResponse:
         .get_template(template)
         .render(site_title=SITE_TITLE, catalog_url="/catalog", **values)
     )
-    return HTMLResponse(text, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(text, headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -81,7 +82,7 @@ async def signin(request: Request, services: ServicesDep) -> Response:
     form = await _form(request)
     target = _safe_next(form.get("next", "/catalog"))
     supplied = form.get("api_key", "").encode()
-    if not hmac.compare_digest(supplied, services.management_api_key.encode()):
+    if not supplied or not hmac.compare_digest(supplied, services.management_api_key.encode()):
         response = _page("signin.html", next_url=target, error="That key is not right.")
         response.status_code = 401
         return response

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from connector.api.deps import ManagementAuth, ServicesDep
 from connector.api.remote import fetch_catalog
@@ -28,6 +28,7 @@ from connector.datasets import DatasetRecord, check_dataset
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
+from connector.dsp.urls import callback_address_problem
 from connector.errors import BadRequestError, NotFoundError
 from connector.identity.agreement_proof import build_proof
 from connector.identity.did import did_from_url
@@ -49,21 +50,31 @@ class DatasetIn(Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+def _check_address(value: str) -> str:
+    problem = callback_address_problem(value)
+    if problem is not None:
+        raise ValueError(problem.replace("callbackAddress", "counterpartyAddress"))
+    return value
+
+
+Address = Annotated[str, AfterValidator(_check_address)]
+
+
 class NegotiationIn(Model):
-    counterparty_address: str = Field(alias="counterpartyAddress")
+    counterparty_address: Address = Field(alias="counterpartyAddress")
     counterparty_id: str | None = Field(default=None, alias="counterpartyId")
     offer: dict[str, Any]
 
 
 class OfferIn(Model):
-    counterparty_address: str = Field(alias="counterpartyAddress")
+    counterparty_address: Address = Field(alias="counterpartyAddress")
     counterparty_id: str | None = Field(default=None, alias="counterpartyId")
     dataset_id: str = Field(alias="datasetId")
     offer_id: str = Field(alias="offerId")
 
 
 class CatalogRequestIn(Model):
-    counterparty_address: str = Field(alias="counterpartyAddress")
+    counterparty_address: Address = Field(alias="counterpartyAddress")
     counterparty_id: str | None = Field(default=None, alias="counterpartyId")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -53,6 +54,9 @@ async def fetch_catalog(
         if url is None:
             break
         page, url = await fetch_catalog_page(http, tokens, url, did)
+        if url is not None and urlsplit(url)[:2] != urlsplit(address)[:2]:
+            # The next link is the peer's to write: never follow it to another origin.
+            raise UpstreamError(f"catalog paging leads to another origin: {url}", url=address)
         first = first or page
         items = page.get("dataset", [])
         datasets += items if isinstance(items, list) else [items]

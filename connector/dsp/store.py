@@ -213,6 +213,17 @@ class DspStore:
         row = (await conn.execute(query)).first()
         return _negotiation(row) if row else None
 
+    async def find_by_provider_pid(
+        self, conn: AsyncConnection, role: Role, counterparty_did: str, provider_pid: str
+    ) -> Negotiation | None:
+        query = sa.select(negotiations).where(
+            negotiations.c.role == role,
+            negotiations.c.counterparty_did == counterparty_did,
+            negotiations.c.provider_pid == provider_pid,
+        )
+        row = (await conn.execute(query)).first()
+        return _negotiation(row) if row else None
+
     async def insert_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
         await conn.execute(negotiations.insert().values(**_negotiation_row(n)))
 

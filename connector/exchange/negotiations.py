@@ -11,7 +11,7 @@ counter-signs in the verification message.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -40,7 +40,9 @@ from connector.errors import (
     InvalidMessageError,
     InvalidTransitionError,
     NotFoundError,
+    PolicyDefinitionError,
 )
+from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
 from connector.exchange.sender import fill_pid
 from connector.identity.agreements import (
@@ -52,7 +54,14 @@ from connector.identity.agreements import (
 from connector.identity.keys import ConnectorKeys
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import VerifiedCaller
-from connector.policy import Scope, evaluate, make_agreement, offers_match, validate_policy
+from connector.policy import (
+    Scope,
+    describe_policy,
+    evaluate,
+    make_agreement,
+    offers_match,
+    validate_policy,
+)
 from connector.ports import Clock
 
 NegotiationMessage = (
@@ -114,6 +123,7 @@ class NegotiationService:
         resolver: DidResolver,
         trusted_issuers: list[str],
         dsp_base: str,
+        insecure_hosts: Collection[str] = (),
     ) -> None:
         self.store = store
         self.datasets = datasets
@@ -124,6 +134,7 @@ class NegotiationService:
         self.resolver = resolver
         self.trusted_issuers = trusted_issuers
         self.dsp_base = dsp_base
+        self.insecure_hosts = insecure_hosts
 
     # -- received messages ----------------------------------------------------------------
 
@@ -139,6 +150,8 @@ class NegotiationService:
             )
             if existing is not None:
                 return existing, False
+            if message.callback_address is not None:
+                check_callback(caller.did, message.callback_address, self.insecure_hosts)
             dataset_id = message.dataset_id
             stored_offer = await self._stored_offer(conn, dataset_id, message.offer)
             now = self.clock.now()
@@ -164,6 +177,12 @@ class NegotiationService:
         async with self._transaction() as conn:
             if message.callback_address is None:
                 raise InvalidMessageError("an initial offer needs a callbackAddress")
+            existing = await self.store.find_by_provider_pid(
+                conn, Role.CONSUMER, caller.did, message.provider_pid
+            )
+            if existing is not None:
+                return existing, False
+            check_callback(caller.did, message.callback_address, self.insecure_hosts)
             now = self.clock.now()
             n = Negotiation.new(
                 id=f"urn:uuid:{uuid.uuid4()}",
@@ -448,6 +467,19 @@ class NegotiationService:
             ),
         )
 
+    @staticmethod
+    def _check_terms(agreement: dict[str, Any], offer: dict[str, Any]) -> None:
+        """We counter-sign only what we negotiated: same target, same rules as the offer."""
+        try:
+            terms, offered = validate_policy(agreement), validate_policy(offer)
+        except PolicyDefinitionError as exc:
+            raise InvalidMessageError(f"agreement: {exc.detail}") from None
+        if terms.target != offered.target or terms.rules != offered.rules:
+            raise InvalidMessageError(
+                f"agreement terms differ from the negotiated offer: agreed "
+                f"'{describe_policy(terms)}', offered '{describe_policy(offered)}'"
+            )
+
     async def _check_signatures(self, n: Negotiation, message: NegotiationMessage) -> None:
         try:
             if isinstance(message, ContractAgreementMessage) and n.role is Role.CONSUMER:
@@ -457,6 +489,7 @@ class NegotiationService:
                     or agreement.get("assigner") != n.counterparty_did
                 ):
                     raise InvalidMessageError("agreement assigner/assignee are not the parties")
+                self._check_terms(agreement, n.offer or {})
                 await verify_agreement_signature(agreement, n.counterparty_did, self.resolver)
             elif (
                 isinstance(message, ContractAgreementVerificationMessage)

@@ -158,12 +158,17 @@ class OutboxSender:
             )
             return
         try:
-            response = await self.http.post(
-                url,
-                json=item.body,
-                headers={"Authorization": f"Bearer {self.tokens.issue(item.audience)}"},
+            # Bounded by the lease: a peer trickling bytes must not outlive our claim (another
+            # sender would then send the same message concurrently).
+            response = await asyncio.wait_for(
+                self.http.post(
+                    url,
+                    json=item.body,
+                    headers={"Authorization": f"Bearer {self.tokens.issue(item.audience)}"},
+                ),
+                self.policy.lease_seconds - 3,
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
             await self._retry_or_fail(item, f"{type(exc).__name__}: {exc} ({url})")
             return
         if response.status_code in (200, 201, 202, 204):

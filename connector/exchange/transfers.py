@@ -9,6 +9,7 @@ token bound to agreement and transfer (pull).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from connector.dsp.store import DspStore
 from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
 from connector.errors import ConflictError, InvalidMessageError, NotFoundError
+from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
 from connector.identity.keys import ConnectorKeys
 from connector.identity.tokens import VerifiedCaller
@@ -64,6 +66,7 @@ class TransferService:
         keys: ConnectorKeys,
         trusted_issuers: list[str],
         dsp_base: str,
+        insecure_hosts: Collection[str] = (),
         public_url: str,
     ) -> None:
         self.store = store
@@ -74,6 +77,7 @@ class TransferService:
         self.keys = keys
         self.trusted_issuers = trusted_issuers
         self.dsp_base = dsp_base
+        self.insecure_hosts = insecure_hosts
         self.public_url = public_url
 
     async def receive_request(
@@ -85,7 +89,8 @@ class TransferService:
             )
             if existing is not None:
                 return existing, False
-            agreement = await self.store.get_agreement(conn, message.agreement_id)
+            check_callback(caller.did, message.callback_address, self.insecure_hosts)
+            agreement = await self.store.get_agreement(conn, message.agreement_id, lock=True)
             if (
                 agreement is None
                 or agreement.role is not Role.PROVIDER
@@ -125,6 +130,7 @@ class TransferService:
                 t = await self._send(conn, t, self._termination(t, "policy", decision.reason))
                 await self._audit(conn, t, "transfer.refused", reason=decision.reason)
                 return t, True
+            await self.store.spend(conn, agreement.id)  # one use of the agreement (ODRL count)
             t = await self._start(conn, t)
             return t, True
 

@@ -150,7 +150,8 @@ class TokenVerifier:
         ):
             raise AuthenticationError("token: credentials must be a list of VC-JWT strings")
         await verify_jwt_signature(jwt, self._resolver, "authentication")
-        if not await self._replay.remember(jti, expires):
+        # Remembered as long as the token could still be accepted (exp plus the clock leeway).
+        if not await self._replay.remember(jti, expires + self._leeway):
             raise AuthenticationError(f"token: jti {jti!r} was already used (replay)")
         accepted: list[VerifiedCredential] = []
         refused: list[str] = []

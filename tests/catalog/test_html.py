@@ -96,3 +96,12 @@ def test_catalog_page_has_search_and_filters(several: list[Dataset]) -> None:
 def test_catalog_page_without_results(several: list[Dataset]) -> None:
     html = render_catalog_page([], query=Query(text="zzz"), all_datasets=several)
     assert "0 datasets found of 5" in html and "No dataset matches" in html
+
+
+def test_metadata_links_are_http_only() -> None:
+    from catalog.html import safe_url
+
+    assert safe_url("https://eur-lex.europa.eu/eli/reg/2025/327/oj").startswith("https://")
+    assert safe_url("javascript:alert(1)") == "#"
+    assert safe_url(" JavaScript:alert(1)") == "#"
+    assert safe_url("data:text/html,x") == "#"

@@ -140,6 +140,8 @@ def test_unparseable_requests(world: dict[str, Any], raw: bytes, words: list[str
     [
         (lambda b: b.pop("consumerPid"), ["consumerPid"]),
         (lambda b: b.update(callbackAddress="not a url"), ["callbackAddress"]),
+        # Not the caller's own host: we would be made to POST to someone else's server.
+        (lambda b: b.update(callbackAddress="http://10.0.0.1/dsp"), ["own host"]),
         (lambda b: b.update(offer=b["offer"] | {"@id": "no-such-offer"}), ["no-such-offer"]),
         (lambda b: b.update(offer=b["offer"] | {"target": "no-such-dataset"}), ["no-such-dataset"]),
         (
@@ -147,7 +149,14 @@ def test_unparseable_requests(world: dict[str, Any], raw: bytes, words: list[str
             ["differs"],
         ),
     ],
-    ids=["missing-field", "bad-callback", "unknown-offer", "unknown-dataset", "changed-offer"],
+    ids=[
+        "missing-field",
+        "bad-callback",
+        "foreign-callback-host",
+        "unknown-offer",
+        "unknown-dataset",
+        "changed-offer",
+    ],
 )
 def test_invalid_requests_change_nothing(
     world: dict[str, Any], change: Any, words: list[str]

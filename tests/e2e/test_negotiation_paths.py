@@ -144,3 +144,44 @@ def test_approval_terminations_and_proofs(pair: Pair, tmp_path: Path) -> None:
         timeout=60,
     )
     assert audit.returncode == 0, audit.stderr
+
+
+def test_count_limits_transfers_and_bad_addresses_are_400(pair: Pair) -> None:
+    once = RESEARCH_OFFER | {
+        "@id": "offer-once",
+        "permission": [
+            {
+                **RESEARCH_OFFER["permission"][0],
+                "constraint": [
+                    *RESEARCH_OFFER["permission"][0]["constraint"],
+                    {"leftOperand": "count", "operator": "lteq", "rightOperand": 1},
+                ],
+            }
+        ],
+    }
+    pair.papi.post("/datasets", dataset("ds", [once]), expect=201)
+    n = _request(pair, once)
+    wait_for(lambda: _state(pair.capi, n["id"]), lambda s: s == "FINALIZED")
+    [agreement] = wait_for(lambda: pair.capi.get("/agreements"), lambda v: len(v) == 1)
+    states = []
+    for _ in range(2):
+        t = pair.capi.post(
+            "/transfers",
+            {"agreementId": agreement["id"], "format": "FHIR-Aggregate-PULL"},
+            expect=201,
+        )
+        states.append(
+            wait_for(
+                lambda t=t: pair.capi.get(f"/transfers/{t['id']}"),
+                lambda v: v["state"] in ("STARTED", "TERMINATED"),
+            )
+        )
+    assert [s["state"] for s in states] == ["STARTED", "TERMINATED"]
+    assert "count" in " ".join(states[1]["reason"])
+    # The provider counted exactly one use.
+    assert pair.papi.get(f"/agreements/{agreement['id']}")["uses"] == 1
+
+    r = pair.capi.http.post(
+        "/management/negotiations", json={"counterpartyAddress": "notaurl", "offer": once}
+    )
+    assert r.status_code == 400 and "counterpartyAddress" in r.json()["detail"]

@@ -105,7 +105,8 @@ async def test_round_trip_with_credentials(world: World) -> None:
     assert caller.exp == world.clock.now() + timedelta(seconds=120)
     assert [c.types[1] for c in caller.credentials] == [MEMBERSHIP, DATA_PERMIT]
     assert caller.refused_credentials == ()
-    assert world.guard.seen == {claims["jti"]: caller.exp}
+    # Remembered for as long as the token could be accepted: exp plus the clock leeway.
+    assert world.guard.seen == {claims["jti"]: caller.exp + timedelta(seconds=30)}
 
 
 async def test_cached_credential_still_expires(world: World) -> None:
