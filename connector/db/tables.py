@@ -127,6 +127,12 @@ outbox = sa.Table(
     sa.Column("failed_at", _ts),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", _ts, nullable=False),
+    sa.Index(
+        "ix_outbox_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+        sqlite_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+    ),
 )
 
 # The merged index of other connectors' catalogs (data user role), one row per dataset.

@@ -109,6 +109,7 @@ def _transfer_row(t: Transfer) -> dict[str, Any]:
         "code": t.code,
         "reason": list(t.reason),
         "terminated_by": t.terminated_by,
+        "suspended_by": t.suspended_by,
     }
     return {**{c: getattr(t, c) for c in _T_COLUMNS}, "document": _json(doc)}
 
@@ -133,6 +134,7 @@ def _transfer(row: sa.Row[Any]) -> Transfer:
         code=doc.get("code"),
         reason=tuple(doc.get("reason") or ()),
         terminated_by=Role(doc["terminated_by"]) if doc.get("terminated_by") else None,
+        suspended_by=Role(doc["suspended_by"]) if doc.get("suspended_by") else None,
     )
 
 
@@ -403,7 +405,21 @@ class DspStore:
         ]
 
     async def mark_sent(self, conn: AsyncConnection, item_id: int, now: datetime) -> None:
-        await conn.execute(outbox.update().where(outbox.c.id == item_id).values(sent_at=now))
+        # The body is dropped once delivered: a start message carries a data plane token.
+        await conn.execute(
+            outbox.update().where(outbox.c.id == item_id).values(sent_at=now, body="{}")
+        )
+
+    async def purge(self, *, before: datetime) -> int:
+        """Forget delivered and failed messages older than ``before`` (the audit log keeps
+        the history); returns how many rows went."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                outbox.delete().where(
+                    sa.or_(outbox.c.sent_at < before, outbox.c.failed_at < before)
+                )
+            )
+        return int(result.rowcount or 0)
 
     async def mark_retry(self, item_id: int, *, error: str, retry_at: datetime) -> None:
         async with self.engine.begin() as conn:

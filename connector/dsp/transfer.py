@@ -109,6 +109,7 @@ class Transfer:
     code: str | None = None
     reason: tuple[str, ...] = ()
     terminated_by: Role | None = None
+    suspended_by: Role | None = None
 
     @classmethod
     def new(
@@ -204,6 +205,7 @@ def apply(
         if from_counterparty:
             changes["counterparty_address"] = message.callback_address
     elif isinstance(message, TransferStartMessage):
+        changes["suspended_by"] = None
         if message.data_address is not None:
             changes["data_address"] = message.data_address
     elif isinstance(message, TransferSuspensionMessage | TransferTerminationMessage):
@@ -211,6 +213,8 @@ def apply(
         changes["reason"] = reason_texts(message.reason or ())
         if isinstance(message, TransferTerminationMessage):
             changes["terminated_by"] = sender_role
+        else:
+            changes["suspended_by"] = sender_role
     return replace(transfer, **changes)
 
 

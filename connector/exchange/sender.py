@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from urllib.parse import quote
 
@@ -39,6 +39,8 @@ def fill_pid(url: str, pid: str) -> str:
     return url.replace(PID_PLACEHOLDER, quote(pid, safe=":@!$&'()*+,;=-._~"))
 
 
+KEEP_SENT = timedelta(days=7)
+PURGE_EVERY = timedelta(hours=1)
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -75,6 +77,7 @@ class OutboxSender:
         self.poll_seconds = poll_seconds
         self.policy = policy or SendPolicy()
         self._wake = asyncio.Event()
+        self._purged_at: datetime | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._enqueued = 0  # wake() calls so far: did anything get queued during a send?
 
@@ -92,6 +95,7 @@ class OutboxSender:
         try:
             while True:
                 self._wake.clear()
+                await self._purge_now_and_then()
                 if await self._claim_some() == 0:
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
@@ -110,6 +114,17 @@ class OutboxSender:
         if items:
             await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
+
+    async def _purge_now_and_then(self) -> None:
+        """Hourly: forget messages delivered or failed more than a week ago."""
+        now = self.clock.now()
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        try:
+            await self.store.purge(before=now - KEEP_SENT)
+        except Exception:
+            log.exception("outbox purge failed; trying again in an hour")
 
     async def _claim_some(self) -> int:
         room = self.policy.batch - len(self._inflight)

@@ -30,7 +30,12 @@ from connector.dsp.states import Role
 from connector.dsp.store import DspStore
 from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
-from connector.errors import ConflictError, InvalidMessageError, NotFoundError
+from connector.errors import (
+    ConflictError,
+    InvalidMessageError,
+    InvalidTransitionError,
+    NotFoundError,
+)
 from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
 from connector.identity.keys import ConnectorKeys
@@ -140,6 +145,14 @@ class TransferService:
             sender = t.role.other
             if is_repeat(t, message, sender_role=sender):
                 return t
+            if (
+                isinstance(message, TransferStartMessage)
+                and t.role is Role.PROVIDER
+                and t.suspended_by is Role.PROVIDER
+            ):
+                raise InvalidTransitionError(
+                    "the provider suspended this transfer; only the provider resumes it"
+                )
             if (
                 isinstance(message, TransferStartMessage)
                 and t.role is Role.CONSUMER

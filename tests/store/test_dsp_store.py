@@ -165,3 +165,16 @@ async def test_concurrent_claims_never_share_a_message(engine: AsyncEngine) -> N
     )
     ids = [item.id for batch in results for item in batch]
     assert len(ids) == len(set(ids)) == 20
+
+
+async def test_sent_messages_lose_their_body_and_are_purged_later(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    await _enqueue(store, "p1", 2)
+    [item] = await store.claim(now=T0, lease_seconds=30, limit=10)
+    async with store.transaction() as conn:
+        await store.mark_sent(conn, item.id, T0)
+    assert await store.purge(before=T0) == 0  # not older than the cut-off yet
+    assert await store.purge(before=T0 + timedelta(days=8)) == 1
+    # The unsent message is untouched and still claimable, body intact.
+    [left] = await store.claim(now=T0 + timedelta(days=8), lease_seconds=30, limit=10)
+    assert left.body == {"i": 1}
