@@ -136,14 +136,24 @@ class DatasetStore:
         )
 
     async def update(self, conn: AsyncConnection, record: DatasetRecord) -> None:
+        """Metadata, offers and formats; never the status (``set_status``), so an edit or a
+        statistics refresh racing with a retirement cannot publish the dataset again."""
         check_dataset(record)
         await conn.execute(
             datasets.update()
             .where(datasets.c.id == record.id)
             .values(
                 title=record.title,
-                status=record.status,
                 document=_document(record),
                 modified_at=record.modified_at,
             )
+        )
+
+    async def set_status(
+        self, conn: AsyncConnection, id: str, status: Status, modified_at: datetime
+    ) -> None:
+        await conn.execute(
+            datasets.update()
+            .where(datasets.c.id == id)
+            .values(status=status, modified_at=modified_at)
         )

@@ -235,7 +235,7 @@ async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, An
         record = DatasetRecord(
             **{**old.__dict__, "status": "retired", "modified_at": datetime.now(UTC)}
         )
-        await services.datasets.update(conn, record)
+        await services.datasets.set_status(conn, dataset_id, "retired", record.modified_at)
         await services.audit.append(
             actor=ACTOR, event="dataset.retired", details={"id": dataset_id}, conn=conn
         )
