@@ -57,6 +57,7 @@ from connector.identity.resolver import DidResolver
 from connector.identity.signing import generate_key
 from connector.identity.tokens import TokenIssuer, TokenVerifier
 from tests.conftest import free_port
+from tests.e2e.conftest import dataset as e2e_dataset
 from tests.processes import ConnectorProcess, start_connector, stop
 
 ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -257,13 +258,8 @@ class Bench:
 
     async def setup(self) -> None:
         headers = {"X-Api-Key": self.provider.api_key}
-        dataset = {
-            "id": "paediatric-asthma",
-            "title": "Paediatric asthma cohort",
-            "description": "Children 0-17 with asthma, 2015-2025",
-            "formats": ["FHIR-Aggregate-PULL"],
-            "offers": [OFFER],
-        }
+        # The same fully described (HealthDCAT-AP valid) dataset the end-to-end tests publish.
+        dataset = e2e_dataset("paediatric-asthma", [OFFER])
         url = self.provider.url + "/management/datasets"
         async with self.session.post(url, json=dataset, headers=headers) as r:
             assert r.status == 201, await r.text()
