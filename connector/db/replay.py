@@ -34,6 +34,12 @@ class SqlReplayGuard:
     async def _insert(self, jti: str, expires_at: datetime, *, purge: bool) -> bool:
         try:
             async with self._engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Every DSP request writes its jti; it need not wait for the WAL flush. A
+                    # database crash could forget the last few hundred milliseconds of jtis,
+                    # whose tokens then expire within minutes anyway: an accepted trade-off,
+                    # for this table only (everything else commits synchronously).
+                    await conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
                 if purge:
                     await self._purge(conn)
                 await conn.execute(used_jtis.insert().values(jti=jti, expires_at=expires_at))
