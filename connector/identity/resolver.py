@@ -32,6 +32,9 @@ class DidResolver:
 
     max_entries = 1024
     max_document_bytes = 256 * 1024
+    # A failed fetch is remembered briefly: anyone may present a token naming a made-up
+    # did:web, and must not make us fetch it again on every request.
+    failure_ttl = timedelta(seconds=10)
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class DidResolver:
         self._timeout = timeout_seconds
         self._cache: dict[str, tuple[datetime, dict[str, Any]]] = {}
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._failures: dict[str, tuple[datetime, UpstreamError]] = {}
 
     async def resolve(self, did: str) -> dict[str, Any]:
         """The DID document of ``did`` (did:web or did:key)."""
@@ -59,13 +63,23 @@ class DidResolver:
         cached = self._cache.get(did)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
+        failed = self._failures.get(did)
+        if failed is not None and now - failed[0] < self.failure_ttl:
+            raise UpstreamError(f"{failed[1].detail} (not retried for a few seconds)")
         # Concurrent requests from a new peer share one fetch instead of each starting one.
         pending = self._pending.get(did)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(did, url))
             self._pending[did] = pending
             pending.add_done_callback(lambda _: self._pending.pop(did, None))
-        document = await asyncio.shield(pending)
+        try:
+            document = await asyncio.shield(pending)
+        except UpstreamError as exc:
+            if len(self._failures) >= self.max_entries:
+                self._failures.clear()
+            self._failures[did] = (now, exc)
+            raise
+        self._failures.pop(did, None)
         if self._ttl > timedelta(0):
             self._store(did, now, document)
         return document

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import httpx
 import pytest
@@ -177,3 +178,18 @@ async def test_oversized_document_is_refused(resolver: DidResolver, did_server: 
     (did_server.root / "huge" / "did.json").write_text(" " * (DidResolver.max_document_bytes + 1))
     with pytest.raises(UpstreamError, match="too large"):
         await resolver.resolve(f"{did_server.host_did}:huge")
+
+
+async def test_failures_are_remembered_briefly(
+    resolver: DidResolver, did_server: DidServer, clock: FakeClock
+) -> None:
+    did = f"{did_server.host_did}:nobody-{uuid.uuid4().hex[:8]}"
+    path = f"/{did.rsplit(':', 1)[1]}/did.json"
+    for _ in range(3):
+        with pytest.raises(UpstreamError):
+            await resolver.resolve(did)
+    assert did_server.requests_for(path) == 1  # a made-up DID costs one fetch, not one a call
+    clock.advance(11)
+    with pytest.raises(UpstreamError):
+        await resolver.resolve(did)
+    assert did_server.requests_for(path) == 2
