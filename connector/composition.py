@@ -19,9 +19,9 @@ from connector.clock import SystemClock
 from connector.datasets import DatasetStore
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
-from connector.dsp.catalog_service import CatalogService
 from connector.dsp.store import DspStore
 from connector.errors import ConfigurationError
+from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
 from connector.exchange.sender import OutboxSender
 from connector.exchange.transfers import TransferService

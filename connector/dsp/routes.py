@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from connector.api.deps import ServicesDep
-from connector.dsp.catalog_service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from connector.dsp.messages import (
     CatalogRequestMessage,
     ContractAgreementMessage,
@@ -33,6 +32,7 @@ from connector.dsp.messages import (
 )
 from connector.dsp.wire import DspMessage
 from connector.errors import BadRequestError
+from connector.exchange.catalog_service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from connector.identity.tokens import VerifiedCaller, bearer_token
 
 router = APIRouter(prefix="/dsp/2025-1", tags=["dataspace protocol"])
