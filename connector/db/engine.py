@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -47,7 +49,38 @@ def create_engine(url: str) -> AsyncEngine:
     # No pool_pre_ping: it cost a round trip on every checkout (about 6% of a busy
     # connector's time). A connection found dead on use invalidates the whole pool, so after
     # a database restart one request fails (the outbox retries) and the next ones reconnect.
-    return create_async_engine(url, pool_size=10, max_overflow=20)
+    return create_async_engine(url, pool_size=20, max_overflow=20)
+
+
+@asynccontextmanager
+async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for exactly one statement that commits on its own.
+
+    On PostgreSQL it runs in autocommit (the statement is its own transaction: no BEGIN and
+    COMMIT round trips); on SQLite in an ordinary ``BEGIN IMMEDIATE`` transaction.
+    """
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        async with engine.begin() as conn:
+            yield conn
+
+
+def no_flush_wait(dialect: str) -> sa.ColumnElement[bool]:
+    """A WHERE condition that lets a statement run by ``single_statement`` commit without
+    waiting for PostgreSQL's WAL flush (always true; on SQLite plainly ``true``).
+
+    For bookkeeping whose loss in a database crash is harmless: a replay-guard jti (its token
+    expires within minutes), an outbox lease or sent mark (the message is sent again and the
+    receiver treats the repeat as a no-op). ``set_config(..., true)`` sets
+    ``synchronous_commit`` for the statement's own implicit transaction only; an uncorrelated
+    scalar subquery is evaluated once, before any row.
+    """
+    if dialect != "postgresql":
+        return sa.true()
+    off = sa.select(sa.func.set_config("synchronous_commit", "off", True)).scalar_subquery()
+    return off.is_not(None)
 
 
 def _upgrade(connection: sa.Connection) -> None:

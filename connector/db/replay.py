@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connector.db.engine import no_flush_wait, single_statement
 from connector.db.tables import used_jtis
 from connector.ports import Clock
 
@@ -32,20 +33,22 @@ class SqlReplayGuard:
         return not purge and await self._insert(jti, expires_at, purge=True)
 
     async def _insert(self, jti: str, expires_at: datetime, *, purge: bool) -> bool:
+        dialect = self._engine.dialect.name
+        if purge:
+            async with single_statement(self._engine) as conn:
+                await conn.execute(
+                    used_jtis.delete().where(used_jtis.c.expires_at < self._clock.now())
+                )
+        # One statement in its own transaction. Every DSP request writes its jti; it need not
+        # wait for the WAL flush: a database crash could forget the last few hundred
+        # milliseconds of jtis, whose tokens expire within minutes anyway (an accepted
+        # trade-off, for this table only).
+        row = sa.select(
+            sa.literal(jti, sa.String()), sa.literal(expires_at, sa.DateTime(timezone=True))
+        ).where(no_flush_wait(dialect))
         try:
-            async with self._engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    # Every DSP request writes its jti; it need not wait for the WAL flush. A
-                    # database crash could forget the last few hundred milliseconds of jtis,
-                    # whose tokens then expire within minutes anyway: an accepted trade-off,
-                    # for this table only (everything else commits synchronously).
-                    await conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-                if purge:
-                    await self._purge(conn)
-                await conn.execute(used_jtis.insert().values(jti=jti, expires_at=expires_at))
+            async with single_statement(self._engine) as conn:
+                await conn.execute(used_jtis.insert().from_select(["jti", "expires_at"], row))
         except sa.exc.IntegrityError:
             return False
         return True
-
-    async def _purge(self, conn: AsyncConnection) -> None:
-        await conn.execute(used_jtis.delete().where(used_jtis.c.expires_at < self._clock.now()))

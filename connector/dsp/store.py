@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connector.db.engine import no_flush_wait, single_statement
 from connector.db.tables import agreements, negotiations, outbox, transfers
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import NegotiationState, Role, TransferState
@@ -185,6 +186,7 @@ class OutboxItem:
 class DspStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._dialect = engine.dialect.name
         self.on_enqueued: Callable[[], None] | None = None
 
     @asynccontextmanager
@@ -359,10 +361,11 @@ class DspStore:
 
     async def claim(self, *, now: datetime, lease_seconds: float, limit: int) -> list[OutboxItem]:
         """Claim due messages: at most one per process (the oldest unsent), each leased so a
-        crashed sender's claim expires and another replica (or this one, restarted) retries."""
+        crashed sender's claim expires and another replica (or this one, restarted) retries.
+        One statement (``UPDATE ... RETURNING`` over ``FOR UPDATE SKIP LOCKED``)."""
         older = outbox.alias("older")
-        query = (
-            sa.select(outbox)
+        due = (
+            sa.select(outbox.c.id)
             .where(
                 outbox.c.sent_at.is_(None),
                 outbox.c.failed_at.is_(None),
@@ -378,18 +381,17 @@ class DspStore:
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                return []
-            await conn.execute(
-                outbox.update()
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(
-                    next_attempt_at=now + timedelta(seconds=lease_seconds),
-                    attempts=outbox.c.attempts + 1,
-                )
+        statement = (
+            outbox.update()
+            .where(outbox.c.id.in_(due.scalar_subquery()), no_flush_wait(self._dialect))
+            .values(
+                next_attempt_at=now + timedelta(seconds=lease_seconds),
+                attempts=outbox.c.attempts + 1,
             )
+            .returning(*outbox.c)
+        )
+        async with single_statement(self.engine) as conn:
+            rows = sorted((await conn.execute(statement)).all(), key=lambda r: int(r.id))
         return [
             OutboxItem(
                 id=r.id,
@@ -399,16 +401,21 @@ class DspStore:
                 url=r.url,
                 audience=r.audience,
                 body=json.loads(r.body),
-                attempts=r.attempts + 1,
+                attempts=r.attempts,
             )
             for r in rows
         ]
 
-    async def mark_sent(self, conn: AsyncConnection, item_id: int, now: datetime) -> None:
+    async def mark_sent(self, conn: AsyncConnection | None, item_id: int, now: datetime) -> None:
+        """Delivered: in ``conn``'s transaction, or (None) as one statement of its own that
+        need not wait for the WAL flush (lost in a crash, the message is merely sent again)."""
         # The body is dropped once delivered: a start message carries a data plane token.
-        await conn.execute(
-            outbox.update().where(outbox.c.id == item_id).values(sent_at=now, body="{}")
-        )
+        statement = outbox.update().where(outbox.c.id == item_id).values(sent_at=now, body="{}")
+        if conn is not None:
+            await conn.execute(statement)
+            return
+        async with single_statement(self.engine) as own:
+            await own.execute(statement.where(no_flush_wait(self._dialect)))
 
     async def purge(self, *, before: datetime) -> int:
         """Forget delivered and failed messages older than ``before`` (the audit log keeps
@@ -422,7 +429,7 @@ class DspStore:
         return int(result.rowcount or 0)
 
     async def mark_retry(self, item_id: int, *, error: str, retry_at: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with single_statement(self.engine) as conn:
             await conn.execute(
                 outbox.update()
                 .where(outbox.c.id == item_id)

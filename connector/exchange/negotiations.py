@@ -165,9 +165,11 @@ class NegotiationService:
             n = replace(n, provider_pid=n.id)
             n = apply(n, message, sender_role=Role.CONSUMER, now=now)
             n = replace(n, offer=stored_offer | {"target": dataset_id})
+            self._audit(conn, n, "negotiation.requested", dataset_id=dataset_id)
+            n, hold = await self._provider_decide(conn, n, caller)
             await self.store.insert_negotiation(conn, n)
-            await self._audit(conn, n, "negotiation.requested", dataset_id=dataset_id)
-            n = await self._provider_decide(conn, n, caller)
+            if hold:
+                await self.store.set_approval(conn, n.id, "pending")
             return n, True
 
     async def receive_offer(
@@ -193,28 +195,34 @@ class NegotiationService:
             n = replace(n, consumer_pid=n.id)
             n = apply(n, message, sender_role=Role.PROVIDER, now=now)
             await self.store.insert_negotiation(conn, n)
-            await self._audit(conn, n, "negotiation.offered")
+            self._audit(conn, n, "negotiation.offered")
             return n, True
 
     async def receive(
         self, caller: VerifiedCaller, pid: str, message: NegotiationMessage
     ) -> Negotiation:
         """Any message for an existing negotiation of ours, in either role."""
-        # Signatures are checked before the transaction (they may need a did:web fetch);
-        # only agreement and verification messages carry one.
-        if isinstance(message, ContractAgreementMessage | ContractAgreementVerificationMessage):
-            async with self._transaction() as conn:
-                peek = await self._owned(conn, caller, pid)
-            await self._check_signatures(peek, message)
+        signed = isinstance(
+            message, ContractAgreementMessage | ContractAgreementVerificationMessage
+        )
+        if signed:
+            # A party's signature is checked with its DID key, resolved (or taken from the
+            # cache, where verifying the caller's token just put it) before the row is locked.
+            await self.resolver.resolve(caller.did)
         async with self._transaction() as conn:
             n = await self._owned(conn, caller, pid, lock=True)
             sender = n.role.other
             if self._already_applied(n, message, sender):
                 return n
+            if signed:
+                await self._check_signatures(n, message)
             n = apply(n, message, sender_role=sender, now=self.clock.now())
+            self._audit(conn, n, f"negotiation.{n.state.lower()}")
+            n, hold = await self._react(conn, n, caller, message)
             await self.store.update_negotiation(conn, n)
-            await self._audit(conn, n, f"negotiation.{n.state.lower()}")
-            return await self._react(conn, n, caller, message)
+            if hold:
+                await self.store.set_approval(conn, n.id, "pending")
+            return n
 
     async def get(self, caller: VerifiedCaller, pid: str) -> Negotiation:
         async with self._transaction() as conn:
@@ -243,9 +251,9 @@ class NegotiationService:
             {"consumerPid": n.id, "offer": offer, "callbackAddress": self.dsp_base}
         )
         async with self._transaction() as conn:
-            await self.store.insert_negotiation(conn, n)
             n = await self._send(conn, n, message, initial=True)
-            await self._audit(conn, n, "negotiation.requested", dataset_id=str(offer["target"]))
+            await self.store.insert_negotiation(conn, n)
+            self._audit(conn, n, "negotiation.requested", dataset_id=str(offer["target"]))
         return n
 
     async def offer(
@@ -273,9 +281,9 @@ class NegotiationService:
                     "callbackAddress": self.dsp_base,
                 }
             )
-            await self.store.insert_negotiation(conn, n)
             n = await self._send(conn, n, message, initial=True)
-            await self._audit(conn, n, "negotiation.offered", dataset_id=dataset_id)
+            await self.store.insert_negotiation(conn, n)
+            self._audit(conn, n, "negotiation.offered", dataset_id=dataset_id)
         return n
 
     async def accept(self, id: str) -> Negotiation:
@@ -290,7 +298,8 @@ class NegotiationService:
                 }
             )
             n = await self._send(conn, n, message)
-            await self._audit(conn, n, "negotiation.accepted")
+            await self.store.update_negotiation(conn, n)
+            self._audit(conn, n, "negotiation.accepted")
             return n
 
     async def approve(self, id: str, *, approver: str) -> Negotiation:
@@ -300,8 +309,10 @@ class NegotiationService:
             if await self.store.approval(conn, n.id) != "pending":
                 raise ConflictError(f"negotiation {id} is not waiting for approval")
             await self.store.set_approval(conn, n.id, "approved")
-            await self._audit(conn, n, "negotiation.approved", approver=approver)
-            return await self._agree(conn, n)
+            self._audit(conn, n, "negotiation.approved", approver=approver)
+            n = await self._agree(conn, n)
+            await self.store.update_negotiation(conn, n)
+            return n
 
     async def terminate(self, id: str, *, reason: str, actor: str) -> Negotiation:
         async with self._transaction() as conn:
@@ -309,7 +320,8 @@ class NegotiationService:
             if await self.store.approval(conn, n.id) == "pending":
                 await self.store.set_approval(conn, n.id, "rejected")
             n = await self._terminate(conn, n, code="terminated", reason=reason)
-            await self._audit(conn, n, "negotiation.terminated", by=actor, reason=reason)
+            await self.store.update_negotiation(conn, n)
+            self._audit(conn, n, "negotiation.terminated", by=actor, reason=reason)
             return n
 
     async def list(self, *, role: Role | None = None, pending: bool = False) -> list[Negotiation]:
@@ -348,8 +360,10 @@ class NegotiationService:
 
     async def _provider_decide(
         self, conn: AsyncConnection, n: Negotiation, caller: VerifiedCaller
-    ) -> Negotiation:
-        """After REQUESTED or ACCEPTED: evaluate the policy, then agree, hold, or terminate."""
+    ) -> tuple[Negotiation, bool]:
+        """After REQUESTED or ACCEPTED: evaluate the policy, then agree, hold for a person's
+        approval (returns ``hold`` True: the caller marks it pending once the row is written),
+        or terminate. The caller writes the negotiation."""
         offer = n.offer or {}
         policy = validate_policy(offer)
         dataset_id = str(offer.get("target", ""))
@@ -365,13 +379,12 @@ class NegotiationService:
         )
         if not decision:
             n = await self._terminate(conn, n, code="policy", reason=decision.reason)
-            await self._audit(conn, n, "negotiation.refused", reason=decision.reason)
-            return n
+            self._audit(conn, n, "negotiation.refused", reason=decision.reason)
+            return n, False
         if policy.approval_required:
-            await self.store.set_approval(conn, n.id, "pending")
-            await self._audit(conn, n, "negotiation.awaiting-approval")
-            return n
-        return await self._agree(conn, n)
+            self._audit(conn, n, "negotiation.awaiting-approval")
+            return n, True
+        return await self._agree(conn, n), False
 
     async def _agree(self, conn: AsyncConnection, n: Negotiation) -> Negotiation:
         offer = n.offer or {}
@@ -393,7 +406,7 @@ class NegotiationService:
             }
         )
         n = await self._send(conn, n, message)
-        await self._audit(conn, n, "negotiation.agreed", agreement_id=str(agreement["@id"]))
+        self._audit(conn, n, "negotiation.agreed", agreement_id=str(agreement["@id"]))
         return n
 
     async def _react(
@@ -402,13 +415,14 @@ class NegotiationService:
         n: Negotiation,
         caller: VerifiedCaller,
         message: NegotiationMessage,
-    ) -> Negotiation:
+    ) -> tuple[Negotiation, bool]:
+        """Our answer to a message just applied: returns the negotiation (the caller writes
+        it) and whether it now waits for a person's approval."""
         if n.role is Role.PROVIDER:
             if n.state in (NegotiationState.REQUESTED, NegotiationState.ACCEPTED):
                 if isinstance(message, ContractRequestMessage):  # counter-offer
                     stored = await self._stored_offer(conn, message.dataset_id, message.offer)
                     n = replace(n, offer=stored | {"target": message.dataset_id})
-                    await self.store.update_negotiation(conn, n)
                 return await self._provider_decide(conn, n, caller)
             if n.state is NegotiationState.VERIFIED:
                 await self._record_agreement(conn, n)
@@ -420,8 +434,8 @@ class NegotiationService:
                     }
                 )
                 n = await self._send(conn, n, message_out)
-                await self._audit(conn, n, "negotiation.finalized")
-            return n
+                self._audit(conn, n, "negotiation.finalized")
+            return n, False
         if n.state is NegotiationState.AGREED:
             agreement = n.agreement or {}
             signature = sign_agreement(agreement, self.did, self.keys.signing)
@@ -433,10 +447,10 @@ class NegotiationService:
                 }
             )
             n = await self._send(conn, n, verification)
-            await self._audit(conn, n, "negotiation.verified")
+            self._audit(conn, n, "negotiation.verified")
         elif n.state is NegotiationState.FINALIZED:
             await self._record_agreement(conn, n)
-        return n
+        return n, False
 
     async def _record_agreement(self, conn: AsyncConnection, n: Negotiation) -> None:
         agreement = {k: v for k, v in (n.agreement or {}).items() if k != SIGNATURE_PROPERTY}
@@ -534,10 +548,10 @@ class NegotiationService:
         *,
         initial: bool = False,
     ) -> Negotiation:
+        """Apply our own ``message`` and queue it; the caller writes the negotiation."""
         n = apply(n, message, sender_role=n.role, now=self.clock.now())
         if n.counterparty_address is None:
             raise ConflictError(f"negotiation {n.id} has no counterparty address")
-        await self.store.update_negotiation(conn, n)
         url = message_url(n.counterparty_address, n.role, message.TYPE, initial)
         if n.counterparty_pid is not None:
             # Known now: the sender need not read the negotiation back to fill it in.
@@ -600,9 +614,8 @@ class NegotiationService:
                 # conn.info outlives the checkout (it belongs to the pooled connection).
                 conn.info.pop(_AUDIT_KEY, None)
 
-    async def _audit(
-        self, conn: AsyncConnection, n: Negotiation, event: str, **details: Any
-    ) -> None:
+    @staticmethod
+    def _audit(conn: AsyncConnection, n: Negotiation, event: str, **details: Any) -> None:
         agreement_id = (n.agreement or {}).get("@id")
         conn.info[_AUDIT_KEY].append(
             {

@@ -212,10 +212,11 @@ class OutboxSender:
 
     async def _sent(self, item: OutboxItem, response: httpx.Response) -> None:
         now = self.clock.now()
+        if not item.message_type.endswith(":initial"):
+            await self.store.mark_sent(None, item.id, now)
+            return
         async with self.store.transaction() as conn:
             await self.store.mark_sent(conn, item.id, now)
-            if not item.message_type.endswith(":initial"):
-                return
             try:
                 if item.process_kind == "negotiation":
                     ack = parse_message(response.content, ContractNegotiation)
