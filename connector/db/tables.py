@@ -13,6 +13,8 @@ used_jtis = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
+# The hash chain (see connector/audit.py): one row per entry, linked by prev_hash. Written only
+# by the chainer, from audit_pending.
 audit_log = sa.Table(
     "audit_log",
     metadata,
