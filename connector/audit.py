@@ -1,15 +1,31 @@
-"""Append-only, hash-chained audit log.
+"""Append-only, hash-chained audit log, chained asynchronously in batches.
 
 Each entry's ``hash`` is SHA-256 over the RFC 8785 canonical JSON of its fields and the previous
-entry's hash; ``audit_head`` holds the newest (seq, hash). ``verify`` recomputes the chain, so an
-edited, inserted or deleted entry (including the newest) is detected. Appends lock the head row,
-which serialises writers across replicas sharing one PostgreSQL.
+entry's hash; ``audit_head`` holds the newest chained (seq, hash). ``verify`` recomputes the
+chain, so an edited, inserted or deleted entry (including the newest) is detected.
+
+Writing and chaining are separate, so audited transactions do not wait on one another:
+
+- ``append`` / ``append_many`` only INSERT the entry into ``audit_pending``, in the caller's
+  transaction: the entry commits, or rolls back, with the state change it records.
+- ``chain_pending`` (run by the background ``run_chainer`` and by ``flush``) takes the head lock,
+  moves a batch of pending entries into ``audit_log`` in id order with the next seqs and hashes,
+  and moves the head, in one transaction. The head lock serialises chainers of replicas sharing
+  one PostgreSQL; only they ever wait for it.
+
+The trade-off: an entry is durable when its business transaction commits, and tamper-evident
+once chained (normally within milliseconds; at the latest at the next poll, or when the next
+process starts and flushes). A row edited or deleted while still pending is not detected.
+Entries are chained in ``audit_pending`` id order among those committed at chaining time, so
+seq follows commit order only roughly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,14 +35,28 @@ import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from connector.db.tables import audit_head, audit_log
+from connector.db.tables import audit_head, audit_log, audit_pending
 from connector.ports import Clock
 
 GENESIS = "0" * 64
+_ENTRY_COLUMNS = (
+    "recorded_at",
+    "actor",
+    "event",
+    "negotiation_id",
+    "agreement_id",
+    "transfer_id",
+    "purpose",
+    "details",
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """One chained entry of ``audit_log``."""
+
     seq: int
     recorded_at: datetime
     actor: str
@@ -57,6 +87,8 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """The outcome of ``AuditLog.verify``: ``problems`` in plain words, empty when ``ok``."""
+
     ok: bool
     entries: int
     problems: list[str]
@@ -69,9 +101,15 @@ def _iso(value: datetime) -> str:
 
 
 class AuditLog:
+    """The audit log of one connector (see the module docstring for how entries get chained)."""
+
+    BATCH = 1000
+    GATHER_SECONDS = 0.02  # after a wake-up, so one chaining transaction takes many entries
+
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
+        self._wake = asyncio.Event()
 
     async def append(
         self,
@@ -84,107 +122,130 @@ class AuditLog:
         purpose: str | None = None,
         details: dict[str, Any] | None = None,
         conn: AsyncConnection | None = None,
-    ) -> AuditEntry:
-        """Append one entry; inside ``conn``'s transaction when given (so it commits with the
-        state change it records)."""
+    ) -> None:
+        """Record one entry; inside ``conn``'s transaction when given (so it commits with the
+        state change it records), else in a transaction of its own."""
+        fields = {
+            "actor": actor,
+            "event": event,
+            "negotiation_id": negotiation_id,
+            "agreement_id": agreement_id,
+            "transfer_id": transfer_id,
+            "purpose": purpose,
+            "details": details,
+        }
         if conn is not None:
-            return await self._append(
-                conn,
-                actor,
-                event,
-                negotiation_id,
-                agreement_id,
-                transfer_id,
-                purpose,
-                details or {},
-            )
+            await self.append_many(conn, [fields])
+            return
         async with self._engine.begin() as own:
-            return await self._append(
-                own, actor, event, negotiation_id, agreement_id, transfer_id, purpose, details or {}
-            )
+            await self.append_many(own, [fields])
 
     async def append_many(
         self, conn: AsyncConnection, entries: Sequence[Mapping[str, Any]]
-    ) -> list[AuditEntry]:
-        """Append several entries (each the keyword arguments of ``append`` without ``conn``)
-        in ``conn``'s transaction, locking the head once. Callers that defer their entries to
-        the end of a transaction hold the head lock, which serialises all writers, only for
-        these three statements and the commit."""
+    ) -> None:
+        """Record several entries (each the keyword arguments of ``append`` without ``conn``)
+        in ``conn``'s transaction with one INSERT. They are chained after the commit."""
         if not entries:
-            return []
-        head_query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        head = (await conn.execute(head_query.with_for_update())).one()
-        seq, prev = head.seq, head.hash
-        written: list[AuditEntry] = []
-        for fields in entries:
-            seq += 1
-            entry = AuditEntry(
-                seq=seq,
-                recorded_at=self._clock.now().astimezone(UTC),
-                actor=fields["actor"],
-                event=fields["event"],
-                negotiation_id=fields.get("negotiation_id"),
-                agreement_id=fields.get("agreement_id"),
-                transfer_id=fields.get("transfer_id"),
-                purpose=fields.get("purpose"),
-                details=json.loads(json.dumps(fields.get("details") or {}, default=str)),
-                prev_hash=prev,
-            )
-            entry = AuditEntry(**{**entry.__dict__, "hash": entry.compute_hash()})
-            written.append(entry)
-            prev = entry.hash
+            return
+        recorded_at = self._clock.now().astimezone(UTC)
         await conn.execute(
-            audit_log.insert(),
+            audit_pending.insert(),
             [
                 {
-                    "seq": e.seq,
-                    "recorded_at": e.recorded_at,
-                    "actor": e.actor,
-                    "event": e.event,
-                    "negotiation_id": e.negotiation_id,
-                    "agreement_id": e.agreement_id,
-                    "transfer_id": e.transfer_id,
-                    "purpose": e.purpose,
-                    "details": json.dumps(e.details, sort_keys=True),
-                    "prev_hash": e.prev_hash,
-                    "hash": e.hash,
+                    "recorded_at": recorded_at,
+                    "actor": fields["actor"],
+                    "event": fields["event"],
+                    "negotiation_id": fields.get("negotiation_id"),
+                    "agreement_id": fields.get("agreement_id"),
+                    "transfer_id": fields.get("transfer_id"),
+                    "purpose": fields.get("purpose"),
+                    "details": json.dumps(fields.get("details") or {}, default=str, sort_keys=True),
                 }
-                for e in written
+                for fields in entries
             ],
         )
-        await conn.execute(
-            audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev)
-        )
-        return written
+        # Before the commit, so the chainer may find nothing yet: it then catches these
+        # entries at the next wake-up or poll.
+        self._wake.set()
 
-    async def _append(
-        self,
-        conn: AsyncConnection,
-        actor: str,
-        event: str,
-        negotiation_id: str | None,
-        agreement_id: str | None,
-        transfer_id: str | None,
-        purpose: str | None,
-        details: dict[str, Any],
-    ) -> AuditEntry:
-        [entry] = await self.append_many(
-            conn,
-            [
-                {
-                    "actor": actor,
-                    "event": event,
-                    "negotiation_id": negotiation_id,
-                    "agreement_id": agreement_id,
-                    "transfer_id": transfer_id,
-                    "purpose": purpose,
-                    "details": details,
-                }
-            ],
-        )
-        return entry
+    async def chain_pending(self, limit: int = BATCH) -> int:
+        """Chain up to ``limit`` pending entries in one transaction; return how many."""
+        async with self._engine.begin() as conn:
+            head_query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+            head = (await conn.execute(head_query.with_for_update())).one()
+            # Holding the head lock, this statement sees every entry committed by now and none
+            # that another chainer already took (its transaction committed before ours locked).
+            batch = (
+                sa.select(audit_pending.c.id).order_by(audit_pending.c.id).limit(limit)
+            ).scalar_subquery()
+            taken = (
+                await conn.execute(
+                    audit_pending.delete()
+                    .where(audit_pending.c.id.in_(batch))
+                    .returning(*audit_pending.c)
+                )
+            ).all()
+            if not taken:
+                return 0
+            seq, prev = head.seq, head.hash
+            chained: list[dict[str, Any]] = []
+            for row in sorted(taken, key=lambda r: r.id):
+                seq += 1
+                entry = AuditEntry(
+                    seq=seq,
+                    recorded_at=row.recorded_at,
+                    actor=row.actor,
+                    event=row.event,
+                    negotiation_id=row.negotiation_id,
+                    agreement_id=row.agreement_id,
+                    transfer_id=row.transfer_id,
+                    purpose=row.purpose,
+                    details=json.loads(row.details),
+                    prev_hash=prev,
+                )
+                prev = entry.compute_hash()
+                chained.append(
+                    {
+                        **{c: getattr(row, c) for c in _ENTRY_COLUMNS},
+                        "seq": seq,
+                        "prev_hash": entry.prev_hash,
+                        "hash": prev,
+                    }
+                )
+            await conn.execute(audit_log.insert(), chained)
+            await conn.execute(
+                audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev)
+            )
+            return len(chained)
+
+    async def flush(self) -> int:
+        """Chain everything pending now; return how many entries were chained."""
+        total = 0
+        while True:
+            chained = await self.chain_pending()
+            total += chained
+            if chained < self.BATCH:
+                return total
+
+    async def run_chainer(self, poll_seconds: float = 5.0) -> None:
+        """Chain pending entries until cancelled: woken by appends in this process, and every
+        ``poll_seconds`` for entries of other replicas or of a process that crashed."""
+        while True:
+            self._wake.clear()  # an append from now on wakes the next round
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("audit chaining failed; retrying in %s s", poll_seconds)
+                await asyncio.sleep(poll_seconds)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            except TimeoutError:
+                continue
+            await asyncio.sleep(self.GATHER_SECONDS)
 
     async def entries(self, batch: int = 1000) -> AsyncIterator[AuditEntry]:
+        """The chained entries in seq order (call ``flush`` first to include pending ones)."""
         last = 0
         while True:
             async with self._engine.connect() as conn:
@@ -215,6 +276,8 @@ class AuditLog:
                 )
 
     async def verify(self) -> VerifyResult:
+        """Chain what is pending, then recompute the whole chain and compare it with the head."""
+        await self.flush()
         problems: list[str] = []
         expected_seq, prev, count = 1, GENESIS, 0
         async for entry in self.entries():

@@ -183,7 +183,9 @@ def audit_export(
         count = 0
         try:
             await migrate(engine)
-            async for entry in AuditLog(engine, SystemClock()).entries():
+            audit = AuditLog(engine, SystemClock())
+            await audit.flush()
+            async for entry in audit.entries():
                 stream.write(json.dumps(to_fhir_audit_event(entry, observer)) + "\n")
                 count += 1
         finally:

@@ -27,6 +27,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         services = await build_services(settings, clock=clock)
         app.state.services = services
         sender = asyncio.create_task(services.sender.run(), name="outbox-sender")
+        chainer = asyncio.create_task(services.audit.run_chainer(), name="audit-chainer")
         # Build the catalog snapshot now rather than on the first catalog request.
         warm = asyncio.create_task(services.published.snapshot(), name="catalog-warm-up")
         try:
@@ -38,6 +39,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+            chainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chainer
+            # Best effort: what is left pending is chained by the next start or `audit verify`.
+            with contextlib.suppress(Exception):
+                await services.audit.flush()
             await services.aclose()
 
     app = FastAPI(

@@ -13,6 +13,8 @@ used_jtis = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
+# The hash chain (see connector/audit.py): one row per entry, linked by prev_hash. Written only
+# by the chainer, from audit_pending.
 audit_log = sa.Table(
     "audit_log",
     metadata,
@@ -34,8 +36,24 @@ audit_log = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
-# One row (id=1): the newest entry's seq and hash. Locked while appending, so appends are
-# serialised across replicas, and lets `audit verify` notice a deleted tail.
+# Entries written in their business transaction, not yet chained. The chainer moves them into
+# audit_log in id order (see connector/audit.py); ids only order the rows waiting here.
+audit_pending = sa.Table(
+    "audit_pending",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(512), nullable=False),
+    sa.Column("event", sa.String(128), nullable=False),
+    sa.Column("negotiation_id", sa.String(255)),
+    sa.Column("agreement_id", sa.String(255)),
+    sa.Column("transfer_id", sa.String(255)),
+    sa.Column("purpose", sa.String(512)),
+    sa.Column("details", sa.Text, nullable=False),
+)
+
+# One row (id=1): the newest chained entry's seq and hash. Locked while chaining, so chainers
+# of several replicas take turns, and lets `audit verify` notice a deleted tail.
 audit_head = sa.Table(
     "audit_head",
     metadata,

@@ -1,4 +1,5 @@
-"""The app in-process: discovery documents, health, problem+json, metrics, request ids."""
+"""The app in-process: discovery documents, health, problem+json, metrics, request ids, the
+audit log chained by shutdown."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
+from catalog.examples import example_dataset
 from connector.api.app import create_app
+from connector.audit import AuditLog
+from connector.catalog_bridge import metadata_of
+from connector.clock import SystemClock
+from connector.db.engine import create_engine
+from connector.db.tables import audit_pending
 from connector.settings import load_settings
 
 
@@ -68,3 +76,30 @@ async def test_keys_survive_restart(tmp_path: Path) -> None:
         async with app.router.lifespan_context(app):
             docs.append(app.state.services.did_document)
     assert docs[0] == docs[1]
+
+
+async def test_audit_entries_are_chained_by_shutdown(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, public_url="http://127.0.0.1:9999", management_api_key="k"
+    )
+    app = create_app(settings)
+    body = {"id": "cohort", "title": "Cohort", "metadata": metadata_of(example_dataset())}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            key = {"X-Api-Key": "k"}
+            created = await c.post("/management/datasets", json=body, headers=key)
+            assert created.status_code == 201, created.text
+            retired = await c.post("/management/datasets/cohort/retire", headers=key)
+            assert retired.status_code == 200, retired.text
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with engine.connect() as conn:
+            pending = await conn.execute(sa.select(sa.func.count()).select_from(audit_pending))
+            assert pending.scalar_one() == 0
+        log = AuditLog(engine, SystemClock())
+        assert [e.event async for e in log.entries()] == ["dataset.created", "dataset.retired"]
+        assert (await log.verify()).ok
+    finally:
+        await engine.dispose()
