@@ -74,6 +74,7 @@ class Services:
     async def aclose(self) -> None:
         await self.fhir.aclose()
         await self.http.aclose()
+        await self.sender.aclose()
         await self.engine.dispose()
 
 
@@ -112,7 +113,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         ) from exc
     keys = load_keys(settings)
     api_key = management_api_key(settings)
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     try:
         await migrate(engine)
     except BaseException:
@@ -144,7 +149,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     sender = OutboxSender(
         store=store,
         tokens=tokens,
-        http=http,
+        timeout_seconds=settings.http_timeout_seconds,
         clock=clock,
         audit=audit,
         poll_seconds=settings.outbox_poll_seconds,

@@ -152,6 +152,24 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         0.2, gt=0, description="How often the state-machine loop looks for due work."
     )
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=500,
+        description=(
+            "PostgreSQL connections each replica keeps open. Keep replicas x (pool size + "
+            "overflow) below the server's max_connections."
+        ),
+    )
+    database_max_overflow: int = Field(
+        20,
+        ge=0,
+        le=500,
+        description=(
+            "PostgreSQL connections a replica may open beyond the pool under load (closed again "
+            "when returned; a busy connector that keeps overflowing wants a larger pool)."
+        ),
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,8 @@ from connector.errors import ConfigurationError
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+    """The store's engine; the pool sizes apply to PostgreSQL."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -49,7 +50,7 @@ def create_engine(url: str) -> AsyncEngine:
     # No pool_pre_ping: it cost a round trip on every checkout (about 6% of a busy
     # connector's time). A connection found dead on use invalidates the whole pool, so after
     # a database restart one request fails (the outbox retries) and the next ones reconnect.
-    return create_async_engine(url, pool_size=20, max_overflow=20)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
 
 
 @asynccontextmanager

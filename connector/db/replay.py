@@ -21,6 +21,13 @@ class SqlReplayGuard:
         self._engine = engine
         self._clock = clock
         self._next_purge: datetime | None = None
+        # Built once (one statement on every DSP request): INSERT ... SELECT, so the
+        # no-WAL-wait condition has a WHERE to go in.
+        row = sa.select(
+            sa.bindparam("jti", type_=sa.String()),
+            sa.bindparam("expires_at", type_=sa.DateTime(timezone=True)),
+        ).where(no_flush_wait(engine.dialect.name))
+        self._insert_jti = used_jtis.insert().from_select(["jti", "expires_at"], row)
 
     async def remember(self, jti: str, expires_at: datetime) -> bool:
         now = self._clock.now()
@@ -33,7 +40,6 @@ class SqlReplayGuard:
         return not purge and await self._insert(jti, expires_at, purge=True)
 
     async def _insert(self, jti: str, expires_at: datetime, *, purge: bool) -> bool:
-        dialect = self._engine.dialect.name
         if purge:
             async with single_statement(self._engine) as conn:
                 await conn.execute(
@@ -43,12 +49,9 @@ class SqlReplayGuard:
         # wait for the WAL flush: a database crash could forget the last few hundred
         # milliseconds of jtis, whose tokens expire within minutes anyway (an accepted
         # trade-off, for this table only).
-        row = sa.select(
-            sa.literal(jti, sa.String()), sa.literal(expires_at, sa.DateTime(timezone=True))
-        ).where(no_flush_wait(dialect))
         try:
             async with single_statement(self._engine) as conn:
-                await conn.execute(used_jtis.insert().from_select(["jti", "expires_at"], row))
+                await conn.execute(self._insert_jti, {"jti": jti, "expires_at": expires_at})
         except sa.exc.IntegrityError:
             return False
         return True

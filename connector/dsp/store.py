@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connector.db.engine import no_flush_wait, single_statement
@@ -183,10 +185,69 @@ class OutboxItem:
     attempts: int
 
 
+# Statements on the DSP hot path, built once: building a statement costs about as much as
+# executing a cached one (SQLAlchemy still caches the compiled SQL either way).
+_b = sa.bindparam
+_GET_N = sa.select(negotiations).where(negotiations.c.id == _b("id"))
+_GET_N_LOCKED = _GET_N.with_for_update()
+_FIND_N = sa.select(negotiations).where(
+    negotiations.c.role == _b("role"),
+    negotiations.c.counterparty_did == _b("did"),
+    negotiations.c.consumer_pid == _b("pid"),
+)
+_INSERT_N = negotiations.insert()
+_N_WRITTEN = (*_N_COLUMNS, "document", "dataset_id")
+_UPDATE_N = (
+    negotiations.update()
+    .where(negotiations.c.id == _b("_id"))
+    .values({c: _b(c) for c in _N_WRITTEN if c != "id"})
+)
+_GET_A = sa.select(agreements).where(agreements.c.id == _b("id"))
+_GET_A_LOCKED = _GET_A.with_for_update()
+_ENQUEUE = outbox.insert()
+_MARK_SENT = (
+    outbox.update().where(outbox.c.id == _b("_id")).values(sent_at=_b("sent_at"), body="{}")
+)
+
+
+def _claim_statement(dialect: str) -> sa.Update:
+    """Lease up to ``limit`` due messages, at most one per process (its oldest unsent)."""
+    older = outbox.alias("older")
+    due = (
+        sa.select(outbox.c.id)
+        .where(
+            outbox.c.sent_at.is_(None),
+            outbox.c.failed_at.is_(None),
+            outbox.c.next_attempt_at <= _b("now"),
+            ~sa.exists().where(
+                older.c.process_id == outbox.c.process_id,
+                older.c.sent_at.is_(None),
+                older.c.failed_at.is_(None),
+                older.c.id < outbox.c.id,
+            ),
+        )
+        .order_by(outbox.c.id)
+        .limit(_b("limit"))
+        .with_for_update(skip_locked=True, of=outbox)
+    )
+    return (
+        outbox.update()
+        .where(outbox.c.id.in_(due.scalar_subquery()), no_flush_wait(dialect))
+        .values(next_attempt_at=_b("lease_until"), attempts=outbox.c.attempts + 1)
+        .returning(*outbox.c)
+    )
+
+
 class DspStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._claim = _claim_statement(self._dialect)
+        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        self._insert_agreement = insert(agreements).on_conflict_do_nothing(
+            index_elements=[agreements.c.id]
+        )
+        self._mark_sent_alone = _MARK_SENT.where(no_flush_wait(self._dialect))
         self.on_enqueued: Callable[[], None] | None = None
 
     @asynccontextmanager
@@ -202,19 +263,15 @@ class DspStore:
     async def get_negotiation(
         self, conn: AsyncConnection, id: str, *, lock: bool = False
     ) -> Negotiation | None:
-        query = sa.select(negotiations).where(negotiations.c.id == id)
-        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        query = _GET_N_LOCKED if lock else _GET_N
+        row = (await conn.execute(query, {"id": id})).first()
         return _negotiation(row) if row else None
 
     async def find_negotiation(
         self, conn: AsyncConnection, role: Role, counterparty_did: str, consumer_pid: str
     ) -> Negotiation | None:
-        query = sa.select(negotiations).where(
-            negotiations.c.role == role,
-            negotiations.c.counterparty_did == counterparty_did,
-            negotiations.c.consumer_pid == consumer_pid,
-        )
-        row = (await conn.execute(query)).first()
+        params = {"role": str(role), "did": counterparty_did, "pid": consumer_pid}
+        row = (await conn.execute(_FIND_N, params)).first()
         return _negotiation(row) if row else None
 
     async def find_by_provider_pid(
@@ -229,11 +286,12 @@ class DspStore:
         return _negotiation(row) if row else None
 
     async def insert_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
-        await conn.execute(negotiations.insert().values(**_negotiation_row(n)))
+        await conn.execute(_INSERT_N, _negotiation_row(n))
 
     async def update_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
         row = _negotiation_row(n)
-        await conn.execute(negotiations.update().where(negotiations.c.id == n.id).values(**row))
+        row["_id"] = row.pop("id")
+        await conn.execute(_UPDATE_N, row)
 
     async def set_approval(self, conn: AsyncConnection, id: str, approval: str | None) -> None:
         await conn.execute(
@@ -292,28 +350,30 @@ class DspStore:
 
     # agreements
     async def insert_agreement(self, conn: AsyncConnection, a: AgreementRecord) -> None:
+        """Store an agreement; one already stored under its id is kept as it is (a repeat)."""
         await conn.execute(
-            agreements.insert().values(
-                id=a.id,
-                negotiation_id=a.negotiation_id,
-                role=a.role,
-                dataset_id=a.dataset_id,
-                provider_did=a.provider_did,
-                consumer_did=a.consumer_did,
-                agreement=_json(a.agreement),
-                provider_signature=a.provider_signature,
-                consumer_signature=a.consumer_signature,
-                uses=a.uses,
-                epsilon_spent=a.epsilon_spent,
-                created_at=a.created_at,
-            )
+            self._insert_agreement,
+            {
+                "id": a.id,
+                "negotiation_id": a.negotiation_id,
+                "role": a.role,
+                "dataset_id": a.dataset_id,
+                "provider_did": a.provider_did,
+                "consumer_did": a.consumer_did,
+                "agreement": _json(a.agreement),
+                "provider_signature": a.provider_signature,
+                "consumer_signature": a.consumer_signature,
+                "uses": a.uses,
+                "epsilon_spent": a.epsilon_spent,
+                "created_at": a.created_at,
+            },
         )
 
     async def get_agreement(
         self, conn: AsyncConnection, id: str, *, lock: bool = False
     ) -> AgreementRecord | None:
-        query = sa.select(agreements).where(agreements.c.id == id)
-        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        query = _GET_A_LOCKED if lock else _GET_A
+        row = (await conn.execute(query, {"id": id})).first()
         return _agreement(row) if row else None
 
     async def list_agreements(self, conn: AsyncConnection) -> list[AgreementRecord]:
@@ -346,52 +406,31 @@ class DspStore:
     ) -> None:
         conn.info["enqueued"] = True
         await conn.execute(
-            outbox.insert().values(
-                process_kind=process_kind,
-                process_id=process_id,
-                message_type=message_type,
-                url=url,
-                audience=audience,
-                body=_json(body),
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
+            _ENQUEUE,
+            {
+                "process_kind": process_kind,
+                "process_id": process_id,
+                "message_type": message_type,
+                "url": url,
+                "audience": audience,
+                "body": _json(body),
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
         )
 
     async def claim(self, *, now: datetime, lease_seconds: float, limit: int) -> list[OutboxItem]:
         """Claim due messages: at most one per process (the oldest unsent), each leased so a
         crashed sender's claim expires and another replica (or this one, restarted) retries.
         One statement (``UPDATE ... RETURNING`` over ``FOR UPDATE SKIP LOCKED``)."""
-        older = outbox.alias("older")
-        due = (
-            sa.select(outbox.c.id)
-            .where(
-                outbox.c.sent_at.is_(None),
-                outbox.c.failed_at.is_(None),
-                outbox.c.next_attempt_at <= now,
-                ~sa.exists().where(
-                    older.c.process_id == outbox.c.process_id,
-                    older.c.sent_at.is_(None),
-                    older.c.failed_at.is_(None),
-                    older.c.id < outbox.c.id,
-                ),
-            )
-            .order_by(outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=outbox)
-        )
-        statement = (
-            outbox.update()
-            .where(outbox.c.id.in_(due.scalar_subquery()), no_flush_wait(self._dialect))
-            .values(
-                next_attempt_at=now + timedelta(seconds=lease_seconds),
-                attempts=outbox.c.attempts + 1,
-            )
-            .returning(*outbox.c)
-        )
+        params = {
+            "now": now,
+            "limit": limit,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+        }
         async with single_statement(self.engine) as conn:
-            rows = sorted((await conn.execute(statement)).all(), key=lambda r: int(r.id))
+            rows = sorted((await conn.execute(self._claim, params)).all(), key=lambda r: int(r.id))
         return [
             OutboxItem(
                 id=r.id,
@@ -410,12 +449,12 @@ class DspStore:
         """Delivered: in ``conn``'s transaction, or (None) as one statement of its own that
         need not wait for the WAL flush (lost in a crash, the message is merely sent again)."""
         # The body is dropped once delivered: a start message carries a data plane token.
-        statement = outbox.update().where(outbox.c.id == item_id).values(sent_at=now, body="{}")
+        params = {"_id": item_id, "sent_at": now}
         if conn is not None:
-            await conn.execute(statement)
+            await conn.execute(_MARK_SENT, params)
             return
         async with single_statement(self.engine) as own:
-            await own.execute(statement.where(no_flush_wait(self._dialect)))
+            await own.execute(self._mark_sent_alone, params)
 
     async def purge(self, *, before: datetime) -> int:
         """Forget delivered and failed messages older than ``before`` (the audit log keeps

@@ -456,8 +456,6 @@ class NegotiationService:
         agreement = {k: v for k, v in (n.agreement or {}).items() if k != SIGNATURE_PROPERTY}
         if not n.provider_signature or not n.consumer_signature:
             raise InvalidTransitionError(f"negotiation {n.id} lacks a signature")
-        if await self.store.get_agreement(conn, str(agreement["@id"])):
-            return
         provider, consumer = (
             (self.did, n.counterparty_did)
             if n.role is Role.PROVIDER
@@ -602,9 +600,9 @@ class NegotiationService:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        """The store's transaction; audit entries recorded in it are written at its end, so the
-        audit head lock (held until commit, one writer at a time) is not held while we sign,
-        validate or wait on other statements."""
+        """The store's transaction; the audit entries recorded in it are written at its end
+        in one INSERT (they commit with the state change they record; the audit chainer links
+        them afterwards)."""
         async with self.store.transaction() as conn:
             conn.info[_AUDIT_KEY] = []
             try:

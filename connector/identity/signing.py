@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import secrets
@@ -162,6 +163,13 @@ def decode_jws_unverified(token: str) -> tuple[dict[str, Any], bytes]:
     return header, payload
 
 
+@functools.lru_cache(maxsize=512)
+def _public_key(items: tuple[tuple[str, Any], ...]) -> jwk.JWK:
+    """An imported public key, kept: importing costs more than the verification itself, and
+    the same few peer keys verify every request."""
+    return _import(dict(items), private=False)
+
+
 def verify_jws(token: str, public_jwk: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """Check a compact JWS against ``public_jwk``; return (header, payload).
 
@@ -178,8 +186,12 @@ def verify_jws(token: str, public_jwk: dict[str, Any]) -> tuple[dict[str, Any], 
     alg = SIGNING_ALGS[kind]
     if header.get("alg") != alg:
         raise AuthenticationError(f"JWS alg {header.get('alg')!r} does not match {kind} key")
+    members = {k: v for k, v in public_jwk.items() if k != "d"}
     try:
-        key = _import({k: v for k, v in public_jwk.items() if k != "d"}, private=False)
+        try:
+            key = _public_key(tuple(sorted(members.items())))
+        except TypeError:  # a member that is a list or object (e.g. key_ops): not cached
+            key = _import(members, private=False)
     except InvalidKeyError as exc:
         raise AuthenticationError(f"cannot verify with this key: {exc}") from None
     parsed = jws.JWS()

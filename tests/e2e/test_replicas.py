@@ -89,7 +89,7 @@ def test_two_replicas_share_the_work(
         assert len(agreements) == N and all(delivered[p] == 1 for p in agreements), delivered
         assert len(finals) == N and all(delivered[p] == 1 for p in finals), delivered
         assert len(papi.get("/agreements")) == N
-        sent_by = {name: r.log().count("HTTP Request: POST") for name, r in (("a", a), ("b", b))}
+        sent_by = {name: r.log().count('"msg": "sent ') for name, r in (("a", a), ("b", b))}
         assert sum(sent_by.values()) >= 2 * N and min(sent_by.values()) > 0, sent_by
     finally:
         for api in apis:
