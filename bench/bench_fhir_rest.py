@@ -4,7 +4,7 @@ Starts sekmet-fhir (the test suite's venv and helper), loads the shared 10-patie
 alternates the two clients over the same searches and reports the median time of each and their
 ratio (target: <= 1.2). Run from the repository root:
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_fhir_rest.py [--rounds 15] [--count 100]
+    PYTHONPATH=. .venv/bin/python bench/bench_fhir_rest.py [--rounds 15] [--count 100]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """DSP negotiation benchmark (run by hand, never in the test suite).
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_negotiation.py [--levels 1,8,32] [--seconds 10]
+    PYTHONPATH=. .venv/bin/python bench/bench_negotiation.py [--levels 1,8,32] [--seconds 10]
 
 Starts two real connectors (``python -m connector serve``) on loopback, each on a fresh
 PostgreSQL database, the consumer holding a membership credential from a throw-away authority;
@@ -370,6 +370,10 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
         "PHEMS_TRUSTED_ISSUERS": authority_did,
         "PHEMS_INSECURE_DID_HOSTS": f"127.0.0.1:{pp},127.0.0.1:{pc}",
         "PHEMS_LOG_LEVEL": "WARNING",
+        # 32 negotiations in flight hold more than the default 10 (+20 overflow) connections
+        # at times; overflow connections are closed on return, and reopening them (a new
+        # PostgreSQL backend each) cost more than the rest of the database work.
+        "PHEMS_DATABASE_POOL_SIZE": "40",
         **dict(kv.split("=", 1) for kv in args.env),
     }
     (tmp / "consumer" / "credentials").mkdir(parents=True)
