@@ -202,6 +202,15 @@ _UPDATE_N = (
     .where(negotiations.c.id == _b("_id"))
     .values({c: _b(c) for c in _N_WRITTEN if c != "id"})
 )
+_ACK_N = (
+    negotiations.update()
+    .where(
+        negotiations.c.id == _b("_id"),
+        sa.or_(negotiations.c.provider_pid.is_(None), negotiations.c.provider_pid == _b("ppid")),
+        sa.or_(negotiations.c.consumer_pid.is_(None), negotiations.c.consumer_pid == _b("cpid")),
+    )
+    .values(provider_pid=_b("ppid"), consumer_pid=_b("cpid"), updated_at=_b("now"))
+)
 _GET_A = sa.select(agreements).where(agreements.c.id == _b("id"))
 _GET_A_LOCKED = _GET_A.with_for_update()
 _ENQUEUE = outbox.insert()
@@ -292,6 +301,16 @@ class DspStore:
         row = _negotiation_row(n)
         row["_id"] = row.pop("id")
         await conn.execute(_UPDATE_N, row)
+
+    async def record_negotiation_ack(
+        self, id: str, *, provider_pid: str, consumer_pid: str, now: datetime
+    ) -> bool:
+        """Both pids from the counterparty's ACK to our initial message, as one statement of
+        its own; False if there is no such negotiation or a pid it knows differs."""
+        params = {"_id": id, "ppid": provider_pid, "cpid": consumer_pid, "now": now}
+        async with single_statement(self.engine) as conn:
+            result = await conn.execute(_ACK_N, params)
+        return bool(result.rowcount == 1)
 
     async def set_approval(self, conn: AsyncConnection, id: str, approval: str | None) -> None:
         await conn.execute(

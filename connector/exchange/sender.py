@@ -245,19 +245,34 @@ class OutboxSender:
         if not item.message_type.endswith(":initial"):
             await self.store.mark_sent(None, item.id, now)
             return
+        if item.process_kind == "negotiation":
+            # The ACK's pids first (durable), then the sent mark: a crash in between sends the
+            # message again, and the counterparty answers the repeat with the same ACK.
+            try:
+                ack = parse_message(response.body, ContractNegotiation)
+                if not await self.store.record_negotiation_ack(
+                    item.process_id,
+                    provider_pid=ack.provider_pid,
+                    consumer_pid=ack.consumer_pid,
+                    now=now,
+                ):
+                    log.warning(
+                        "ACK for negotiation %s names other pids (%s, %s)",
+                        item.process_id,
+                        ack.provider_pid,
+                        ack.consumer_pid,
+                    )
+            except InvalidMessageError as exc:
+                log.warning("unusable ACK for negotiation %s: %s", item.process_id, exc)
+            await self.store.mark_sent(None, item.id, now)
+            return
         async with self.store.transaction() as conn:
             await self.store.mark_sent(conn, item.id, now)
             try:
-                if item.process_kind == "negotiation":
-                    ack = parse_message(response.body, ContractNegotiation)
-                    n = await self.store.get_negotiation(conn, item.process_id, lock=True)
-                    if n is not None:
-                        await self.store.update_negotiation(conn, nsm.record_ack(n, ack, now=now))
-                else:
-                    tack = parse_message(response.body, TransferProcess)
-                    t = await self.store.get_transfer(conn, item.process_id, lock=True)
-                    if t is not None:
-                        await self.store.update_transfer(conn, tsm.record_ack(t, tack, now=now))
+                tack = parse_message(response.body, TransferProcess)
+                t = await self.store.get_transfer(conn, item.process_id, lock=True)
+                if t is not None:
+                    await self.store.update_transfer(conn, tsm.record_ack(t, tack, now=now))
             except (InvalidMessageError, InvalidTransitionError) as exc:
                 log.warning("unusable ACK for %s %s: %s", item.process_kind, item.process_id, exc)
 
