@@ -188,6 +188,7 @@ class OutboxItem:
 # Statements on the DSP hot path, built once: building a statement costs about as much as
 # executing a cached one (SQLAlchemy still caches the compiled SQL either way).
 _b = sa.bindparam
+_ENQUEUED = "dsp_enqueued"  # conn.info key: process ids whose messages a transaction queued
 _GET_N = sa.select(negotiations).where(negotiations.c.id == _b("id"))
 _GET_N_LOCKED = _GET_N.with_for_update()
 _FIND_N = sa.select(negotiations).where(
@@ -257,16 +258,21 @@ class DspStore:
             index_elements=[agreements.c.id]
         )
         self._mark_sent_alone = _MARK_SENT.where(no_flush_wait(self._dialect))
-        self.on_enqueued: Callable[[], None] | None = None
+        # Called after a commit with the process ids whose messages it queued.
+        self.on_enqueued: Callable[[list[str]], None] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as conn:
-            yield conn
-            enqueued = conn.info.pop("enqueued", False)
+            # conn.info belongs to the pooled connection: start clean, leave clean.
+            conn.info.pop(_ENQUEUED, None)
+            try:
+                yield conn
+            finally:
+                enqueued: list[str] = conn.info.pop(_ENQUEUED, [])
         # Committed: wake the sender for messages this transaction queued.
         if enqueued and self.on_enqueued is not None:
-            self.on_enqueued()
+            self.on_enqueued(enqueued)
 
     # negotiations
     async def get_negotiation(
@@ -423,7 +429,7 @@ class DspStore:
         body: dict[str, Any],
         now: datetime,
     ) -> None:
-        conn.info["enqueued"] = True
+        conn.info.setdefault(_ENQUEUED, []).append(process_id)
         await conn.execute(
             _ENQUEUE,
             {

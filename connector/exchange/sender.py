@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -87,7 +88,10 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._purged_at: datetime | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        self._enqueued = 0  # wake() calls so far: did anything get queued during a send?
+        # Processes with a message in flight, and those of them that queued another meanwhile
+        # (not claimable until the one in flight is recorded as sent).
+        self._sending: dict[str, int] = {}
+        self._blocked: set[str] = set()
 
     def _session(self) -> aiohttp.ClientSession:
         """Our own HTTP client (aiohttp: about half the CPU of httpx a message), made on first
@@ -103,8 +107,9 @@ class OutboxSender:
             await self._http.close()
             self._http = None
 
-    def wake(self) -> None:
-        self._enqueued += 1
+    def wake(self, process_ids: Collection[str] = ()) -> None:
+        """Messages were queued (for these processes): claim now rather than at the next poll."""
+        self._blocked.update(p for p in process_ids if p in self._sending)
         self._wake.set()
 
     async def run(self) -> None:
@@ -116,13 +121,15 @@ class OutboxSender:
         """
         try:
             while True:
-                self._wake.clear()
                 await self._purge_now_and_then()
-                if await self._claim_some() == 0:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                    except TimeoutError:
-                        pass
+                # Cleared before claiming: a wake-up during the claim is for a commit the
+                # claim may have missed, so it claims again at once.
+                self._wake.clear()
+                await self._claim_some()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    pass
         finally:
             for task in list(self._inflight):
                 task.cancel()
@@ -165,14 +172,21 @@ class OutboxSender:
         for item in items:
             task = asyncio.create_task(self._deliver_logged(item))
             self._inflight.add(task)
-            task.add_done_callback(partial(self._delivered, self._enqueued, full))
+            self._sending[item.process_id] = self._sending.get(item.process_id, 0) + 1
+            task.add_done_callback(partial(self._delivered, item.process_id, full))
         return len(items)
 
-    def _delivered(self, enqueued: int, full: bool, task: asyncio.Task[None]) -> None:
+    def _delivered(self, process_id: str, full: bool, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        # Claim again only if it may find something: a message queued during the send (the
-        # process's next one is claimable once this one is recorded) or a claim cut short.
-        if full or self._enqueued != enqueued:
+        left = self._sending.pop(process_id) - 1
+        if left:
+            self._sending[process_id] = left
+        # Claim again only if it may find something: the process's next message, queued
+        # during this send (claimable now that this one is recorded), or a claim cut short.
+        if process_id in self._blocked and not left:
+            self._blocked.discard(process_id)
+            self._wake.set()
+        if full:
             self._wake.set()
 
     async def _deliver_logged(self, item: OutboxItem) -> None:
