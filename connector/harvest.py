@@ -32,6 +32,7 @@ from connector.dsp.store import DspStore
 from connector.errors import PhemsError, UpstreamError
 from connector.identity.did import did_from_url
 from connector.identity.tokens import TokenIssuer
+from connector.peer_http import capped_request
 from connector.ports import Clock
 
 log = logging.getLogger(__name__)
@@ -202,12 +203,11 @@ class HarvestService:
 
     async def _metadata(self, address: str, dataset_id: str) -> Dataset:
         url = f"{public_root(address)}/catalog/datasets/{quote(dataset_id, safe='')}"
-        try:
-            response = await self.http.get(url, headers={"Accept": TURTLE})
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"dataset description failed: {exc!r}", url=url) from None
-        if response.status_code != 200:
-            raise UpstreamError(f"dataset description: HTTP {response.status_code}", url=url)
+        response = await capped_request(
+            self.http, "GET", url, what="dataset description", headers={"Accept": TURTLE}
+        )
+        if response.status != 200:
+            raise UpstreamError(f"dataset description: HTTP {response.status}", url=url)
         try:
             graph = Graph().parse(data=response.text, format="turtle")
             return from_graph(graph, dataset_iris(graph)[0])

@@ -3,6 +3,7 @@ through the outbox): fetching a counterparty's DSP catalog, one page or all of i
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ import httpx
 from connector.dsp.urls import join_url
 from connector.errors import UpstreamError
 from connector.identity.tokens import TokenIssuer
+from connector.peer_http import capped_request
 
 CATALOG_REQUEST = {
     "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
@@ -24,21 +26,25 @@ async def fetch_catalog_page(
     http: httpx.AsyncClient, tokens: TokenIssuer, url: str, did: str
 ) -> tuple[dict[str, Any], str | None]:
     """POST a signed CatalogRequestMessage to `url`; the catalog and its `rel="next"` URL."""
-    try:
-        response = await http.post(
-            url, json=CATALOG_REQUEST, headers={"Authorization": f"Bearer {tokens.issue(did)}"}
-        )
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"catalog request failed: {exc!r}", url=url) from None
-    if response.status_code != 200:
+    response = await capped_request(
+        http,
+        "POST",
+        url,
+        what="catalog request",
+        json=CATALOG_REQUEST,
+        headers={"Authorization": f"Bearer {tokens.issue(did)}"},
+    )
+    if response.status != 200:
         raise UpstreamError(
-            f"catalog request refused with HTTP {response.status_code}: {response.text[:300]}",
+            f"catalog request refused with HTTP {response.status}: {response.text[:300]}",
             url=url,
         )
     try:
-        result: dict[str, Any] = response.json()
+        result: dict[str, Any] = json.loads(response.body)
     except ValueError:
         raise UpstreamError("catalog response is not JSON", url=url) from None
+    if not isinstance(result, dict):
+        raise UpstreamError("catalog response is not a JSON object", url=url)
     match = _NEXT.search(response.headers.get("link", ""))
     return result, match.group(1) if match else None
 

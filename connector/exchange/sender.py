@@ -235,10 +235,12 @@ class OutboxSender:
         async with self._session().post(
             url, data=orjson.dumps(item.body), headers=headers, allow_redirects=False
         ) as response:
-            body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-            if len(body) > MAX_RESPONSE_BYTES:
-                raise ResponseTooLarge(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
-            return Answer(response.status, body)
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(65536):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLarge(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
+            return Answer(response.status, bytes(body))
 
     async def _resolve_url(self, item: OutboxItem) -> str | None:
         if PID_PLACEHOLDER not in item.url:
