@@ -405,6 +405,12 @@ async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> d
     return transfer_json(await services.transfers.suspend(tid, reason=body.reason, actor=ACTOR))
 
 
+@router.post("/transfers/{tid}/resume")
+async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
+    """Resume a transfer this connector suspended; as provider with a fresh DataAddress."""
+    return transfer_json(await services.transfers.resume(tid, actor=ACTOR))
+
+
 @router.post("/transfers/{tid}/terminate")
 async def terminate_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
     return transfer_json(await services.transfers.terminate(tid, reason=body.reason, actor=ACTOR))

@@ -26,7 +26,7 @@ from connector.dsp.messages import (
     TransferTerminationMessage,
     dump,
 )
-from connector.dsp.states import Role
+from connector.dsp.states import Role, TransferState
 from connector.dsp.store import DspStore
 from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
@@ -225,6 +225,34 @@ class TransferService:
             ),
         )
 
+    async def resume(self, id: str, *, actor: str) -> Transfer:
+        """Resume a transfer we suspended (whoever suspended it resumes it). The provider's
+        TransferStartMessage carries a fresh DataAddress (a new data plane token, the old one
+        may have expired during the pause); the consumer's carries none."""
+        async with self.store.transaction() as conn:
+            t = await self.store.get_transfer(conn, id, lock=True)
+            if t is None:
+                raise NotFoundError(f"no transfer {id}")
+            if t.state is not TransferState.SUSPENDED:
+                raise ConflictError(f"transfer {id} is {t.state}, not SUSPENDED")
+            if t.suspended_by is not t.role:
+                raise ConflictError(
+                    f"transfer {id} was suspended by the {t.suspended_by or 'counterparty'}; "
+                    "only the party that suspended it resumes it"
+                )
+            if t.role is Role.PROVIDER:
+                t = await self._start(conn, t, event="transfer.resumed", actor=actor)
+            else:
+                t = await self._send(
+                    conn,
+                    t,
+                    TransferStartMessage.model_validate(
+                        {"providerPid": t.provider_pid, "consumerPid": t.consumer_pid}
+                    ),
+                )
+                await self._audit(conn, t, "transfer.resumed", by=actor)
+            return t
+
     async def terminate(self, id: str, *, reason: str, actor: str) -> Transfer:
         return await self._local_message(
             id, actor, "terminated", lambda t: self._termination(t, "terminated", reason)
@@ -254,7 +282,14 @@ class TransferService:
             await self._audit(conn, t, f"transfer.{event}", by=actor)
             return t
 
-    async def _start(self, conn: AsyncConnection, t: Transfer) -> Transfer:
+    async def _start(
+        self,
+        conn: AsyncConnection,
+        t: Transfer,
+        *,
+        event: str = "transfer.started",
+        actor: str | None = None,
+    ) -> Transfer:
         assert t.agreement_id is not None and t.provider_pid is not None
         token = issue_access_token(
             did=self.did,
@@ -279,7 +314,7 @@ class TransferService:
             }
         )
         t = await self._send(conn, t, message)
-        await self._audit(conn, t, "transfer.started")
+        await self._audit(conn, t, event, **({"by": actor} if actor else {}))
         return t
 
     def _termination(self, t: Transfer, code: str, reason: str) -> TransferTerminationMessage:

@@ -130,8 +130,28 @@ def test_approval_terminations_and_proofs(pair: Pair, tmp_path: Path) -> None:
     )
     wait_for(lambda: pair.capi.get(f"/transfers/{t['id']}")["state"], lambda s: s == "STARTED")
     [pt] = [x for x in pair.papi.get("/transfers") if x["consumerPid"] == t["id"]]
+    first_address = pair.capi.get(f"/transfers/{t['id']}")["dataAddress"]
     pair.papi.post(f"/transfers/{pt['id']}/suspend", {"reason": "maintenance"}, expect=200)
     wait_for(lambda: pair.capi.get(f"/transfers/{t['id']}")["state"], lambda s: s == "SUSPENDED")
+    # Only the party that suspended resumes; nothing changes on a refused resume.
+    refused = pair.capi.post(f"/transfers/{t['id']}/resume", {}, expect=409)
+    assert "only the party that suspended it resumes it" in refused["detail"]
+    assert pair.capi.get(f"/transfers/{t['id']}")["state"] == "SUSPENDED"
+    pair.papi.post(f"/transfers/{pt['id']}/resume", {}, expect=200)
+    resumed = wait_for(
+        lambda: pair.capi.get(f"/transfers/{t['id']}"), lambda v: v["state"] == "STARTED"
+    )
+    # The provider's resume carries a fresh data plane token (the old one may have expired).
+    token = {p["name"]: p["value"] for p in resumed["dataAddress"]["endpointProperties"]}
+    old = {p["name"]: p["value"] for p in first_address["endpointProperties"]}
+    assert token["authorization"] != old["authorization"]
+    # The consumer suspends and resumes its side too.
+    pair.capi.post(f"/transfers/{t['id']}/suspend", {"reason": "pause"}, expect=200)
+    wait_for(lambda: pair.papi.get(f"/transfers/{pt['id']}")["state"], lambda s: s == "SUSPENDED")
+    pair.papi.post(f"/transfers/{pt['id']}/resume", {}, expect=409)
+    pair.capi.post(f"/transfers/{t['id']}/resume", {}, expect=200)
+    wait_for(lambda: pair.papi.get(f"/transfers/{pt['id']}")["state"], lambda s: s == "STARTED")
+    pair.capi.post(f"/transfers/{t['id']}/resume", {}, expect=409)  # not SUSPENDED any more
     pair.capi.post(f"/transfers/{t['id']}/terminate", {"reason": "done"}, expect=200)
     wait_for(lambda: pair.papi.get(f"/transfers/{pt['id']}")["state"], lambda s: s == "TERMINATED")
 
