@@ -1,10 +1,15 @@
-"""The pull endpoint named in a transfer's DataAddress.
+"""The pull endpoint named in a transfer's DataAddress, and its token refresh.
 
 Every call is checked: the bearer token (signed by us, bound to agreement and transfer), the
 transfer is STARTED, the caller is the agreement's consumer, and the agreement's policy holds
 at data plane scope. Fulfilment of the formats (aggregate queries, synthetic bundles,
 anonymized extracts) is added by the fulfilment modules; until one is registered for a
 format the call is answered 501 after all checks passed.
+
+Data plane tokens are short-lived (``TOKEN_LIFETIME``); a transfer may run longer, or be
+resumed by the consumer after a pause. ``POST /dataplane/transfers/{tid}/token`` (the
+DataAddress's ``refreshEndpoint``) gives the transfer's consumer a fresh one, authenticated
+like any DSP call by its self-issued token (DESIGN.md §3), while the transfer is STARTED.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from connector.api.deps import ServicesDep
-from connector.dataplane.tokens import verify_access_token
-from connector.dsp.states import TransferState
+from connector.dataplane.tokens import TOKEN_LIFETIME, issue_access_token, verify_access_token
+from connector.dsp.states import Role, TransferState
 from connector.errors import AuthenticationError, ForbiddenError, NotFoundError, PhemsError
 from connector.identity.tokens import bearer_token
 
@@ -50,3 +55,42 @@ async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, A
     raise NotImplementedYet(
         f"transfer {tid} is authorised, but no fulfilment for {transfer.format} is installed"
     )
+
+
+@router.post("/transfers/{tid}/token")
+async def refresh_token(tid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """A fresh data plane token for the consumer of a STARTED transfer."""
+    caller = await services.verifier.verify(bearer_token(request.headers.get("authorization")))
+    async with services.dsp_store.transaction() as conn:
+        transfer = await services.dsp_store.get_transfer(conn, tid)
+        if (
+            transfer is None
+            or transfer.role is not Role.PROVIDER
+            or transfer.counterparty_did != caller.did
+            or transfer.agreement_id is None
+        ):
+            # Unknown, or not the caller's: the same answer, so nothing leaks.
+            raise NotFoundError(f"no transfer {tid}")
+        if transfer.state is not TransferState.STARTED:
+            raise ForbiddenError(f"transfer {tid} is {transfer.state}, not STARTED")
+        token = issue_access_token(
+            did=services.did,
+            keys=services.keys,
+            consumer=caller.did,
+            agreement_id=transfer.agreement_id,
+            transfer_id=tid,
+            now=services.clock.now(),
+        )
+        await services.audit.append(
+            actor=caller.did,
+            event="transfer.token-issued",
+            transfer_id=tid,
+            agreement_id=transfer.agreement_id,
+            details={"state": str(transfer.state), "role": str(transfer.role)},
+            conn=conn,
+        )
+    return {
+        "authorization": token,
+        "authType": "bearer",
+        "expiresIn": int(TOKEN_LIFETIME.total_seconds()),
+    }

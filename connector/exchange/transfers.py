@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
-from connector.dataplane.tokens import issue_access_token
+from connector.dataplane.tokens import TOKEN_LIFETIME, issue_access_token
 from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetStore
 from connector.dsp.messages import (
     TransferCompletionMessage,
@@ -309,6 +309,14 @@ class TransferService:
                     "endpointProperties": [
                         {"name": "authorization", "value": token},
                         {"name": "authType", "value": "bearer"},
+                        {"name": "expiresIn", "value": str(int(TOKEN_LIFETIME.total_seconds()))},
+                        # POST with the consumer's self-issued token: a fresh authorization.
+                        {
+                            "name": "refreshEndpoint",
+                            "value": join_url(
+                                self.public_url, "dataplane", "transfers", t.id, "token"
+                            ),
+                        },
                     ],
                 },
             }

@@ -6,9 +6,20 @@ from typing import Any
 
 import httpx
 
+from connector.clock import SystemClock
 from connector.identity.agreements import agreement_payload
+from connector.identity.keys import load_or_create_keys
 from connector.identity.signing import decode_jws_unverified
+from connector.identity.tokens import TokenIssuer
 from tests.e2e.conftest import Pair, dataset, wait_for
+from tests.processes import ConnectorProcess
+
+
+def _issuer(connector: ConnectorProcess) -> TokenIssuer:
+    """Self-issued tokens as ``connector`` (its own keys and credentials, read from disk)."""
+    keys = load_or_create_keys(connector.data_dir / "keys")
+    creds = [p.read_text() for p in sorted((connector.data_dir / "credentials").glob("*.jwt"))]
+    return TokenIssuer(connector.did, keys, 120, creds, SystemClock())
 
 
 def _negotiate(pair: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,8 +93,31 @@ def test_catalog_negotiation_transfer(pair: Pair) -> None:
         == 401
     )
 
+    # A fresh token for a long transfer (or after a resume): the consumer asks with its
+    # self-issued token at the DataAddress's refreshEndpoint.
+    refresh = props["refreshEndpoint"]
+    assert refresh == address["endpoint"] + "/token" and props["expiresIn"] == "900"
+    consumer_token = _issuer(pair.consumer).issue(pair.provider.did)
+    fresh = httpx.post(refresh, headers={"Authorization": f"Bearer {consumer_token}"})
+    assert fresh.status_code == 200, fresh.text
+    new = fresh.json()
+    assert new["authType"] == "bearer" and new["expiresIn"] == 900
+    assert new["authorization"] != props["authorization"]
+    r = httpx.get(address["endpoint"], headers={"Authorization": f"Bearer {new['authorization']}"})
+    assert r.status_code == 501, r.text  # authorised (fulfilment comes later)
+    # The data plane token itself does not refresh; a replayed DSP token is refused.
+    for token in (props["authorization"], consumer_token):
+        again = httpx.post(refresh, headers={"Authorization": f"Bearer {token}"})
+        assert again.status_code == 401, again.text
+    # Another participant (here the provider's own identity) learns nothing about the transfer.
+    other = _issuer(pair.provider).issue(pair.provider.did)
+    assert httpx.post(refresh, headers={"Authorization": f"Bearer {other}"}).status_code == 404
+
     pair.capi.post(f"/transfers/{t['id']}/complete", expect=200)
     wait_for(lambda: pair.papi.get("/transfers"), lambda v: v[0]["state"] == "COMPLETED")
+    late = _issuer(pair.consumer).issue(pair.provider.did)
+    done = httpx.post(refresh, headers={"Authorization": f"Bearer {late}"})
+    assert done.status_code == 403 and "not STARTED" in done.json()["detail"], done.text
 
     events = [e for e in pair.provider.log().splitlines() if "Traceback" in e]
     assert events == []
