@@ -19,8 +19,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from connector.api.deps import ServicesDep
-from connector.dataplane.tokens import TOKEN_LIFETIME, issue_access_token, verify_access_token
-from connector.dsp.states import Role, TransferState
+from connector.dataplane.tokens import TOKEN_LIFETIME, verify_access_token
+from connector.dsp.states import TransferState
 from connector.errors import AuthenticationError, ForbiddenError, NotFoundError, PhemsError
 from connector.identity.tokens import bearer_token
 
@@ -61,36 +61,8 @@ async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, A
 async def refresh_token(tid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """A fresh data plane token for the consumer of a STARTED transfer."""
     caller = await services.verifier.verify(bearer_token(request.headers.get("authorization")))
-    async with services.dsp_store.transaction() as conn:
-        transfer = await services.dsp_store.get_transfer(conn, tid)
-        if (
-            transfer is None
-            or transfer.role is not Role.PROVIDER
-            or transfer.counterparty_did != caller.did
-            or transfer.agreement_id is None
-        ):
-            # Unknown, or not the caller's: the same answer, so nothing leaks.
-            raise NotFoundError(f"no transfer {tid}")
-        if transfer.state is not TransferState.STARTED:
-            raise ForbiddenError(f"transfer {tid} is {transfer.state}, not STARTED")
-        token = issue_access_token(
-            did=services.did,
-            keys=services.keys,
-            consumer=caller.did,
-            agreement_id=transfer.agreement_id,
-            transfer_id=tid,
-            now=services.clock.now(),
-        )
-        await services.audit.append(
-            actor=caller.did,
-            event="transfer.token-issued",
-            transfer_id=tid,
-            agreement_id=transfer.agreement_id,
-            details={"state": str(transfer.state), "role": str(transfer.role)},
-            conn=conn,
-        )
     return {
-        "authorization": token,
+        "authorization": await services.transfers.refresh_token(caller, tid),
         "authType": "bearer",
         "expiresIn": int(TOKEN_LIFETIME.total_seconds()),
     }

@@ -32,6 +32,7 @@ from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
 from connector.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidMessageError,
     InvalidTransitionError,
     NotFoundError,
@@ -253,6 +254,18 @@ class TransferService:
                 await self._audit(conn, t, "transfer.resumed", by=actor)
             return t
 
+    async def refresh_token(self, caller: VerifiedCaller, id: str) -> str:
+        """A fresh data plane token for the consumer of a STARTED transfer we provide."""
+        async with self.store.transaction() as conn:
+            t = await self._owned(conn, caller, id)
+            if t.role is not Role.PROVIDER or t.agreement_id is None:
+                raise NotFoundError(f"no transfer process {id}")  # as for a stranger
+            if t.state is not TransferState.STARTED:
+                raise ForbiddenError(f"transfer {id} is {t.state}, not STARTED")
+            token = self._access_token(t)
+            await self._audit(conn, t, "transfer.token-issued")
+            return token
+
     async def terminate(self, id: str, *, reason: str, actor: str) -> Transfer:
         return await self._local_message(
             id, actor, "terminated", lambda t: self._termination(t, "terminated", reason)
@@ -290,15 +303,8 @@ class TransferService:
         event: str = "transfer.started",
         actor: str | None = None,
     ) -> Transfer:
-        assert t.agreement_id is not None and t.provider_pid is not None
-        token = issue_access_token(
-            did=self.did,
-            keys=self.keys,
-            consumer=t.counterparty_did,
-            agreement_id=t.agreement_id,
-            transfer_id=t.id,
-            now=self.clock.now(),
-        )
+        assert t.provider_pid is not None
+        token = self._access_token(t)
         message = TransferStartMessage.model_validate(
             {
                 "providerPid": t.provider_pid,
@@ -324,6 +330,18 @@ class TransferService:
         t = await self._send(conn, t, message)
         await self._audit(conn, t, event, **({"by": actor} if actor else {}))
         return t
+
+    def _access_token(self, t: Transfer) -> str:
+        """A data plane token for the consumer of ``t``, bound to its agreement and to ``t``."""
+        assert t.agreement_id is not None
+        return issue_access_token(
+            did=self.did,
+            keys=self.keys,
+            consumer=t.counterparty_did,
+            agreement_id=t.agreement_id,
+            transfer_id=t.id,
+            now=self.clock.now(),
+        )
 
     def _termination(self, t: Transfer, code: str, reason: str) -> TransferTerminationMessage:
         return TransferTerminationMessage.model_validate(
