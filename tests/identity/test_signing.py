@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from jwcrypto import jwk, jws
 
 from connector.errors import AuthenticationError
 from connector.identity.signing import (
@@ -40,6 +41,29 @@ def test_ed25519_signature_checked_by_independent_implementation() -> None:
     signing_input, signature = token.rsplit(".", 1)
     public = Ed25519PublicKey.from_public_bytes(b64url_decode(key.public_jwk()["x"]))
     public.verify(b64url_decode(signature), signing_input.encode())  # raises if wrong
+
+
+@pytest.mark.parametrize(("kind", "alg"), [("Ed25519", "EdDSA"), ("P-256", "ES256")])
+def test_interoperates_with_jwcrypto_jws_objects(kind: KeyKind, alg: str) -> None:
+    """Our compact JWS is what jwcrypto's full JWS implementation makes and checks, both ways."""
+    key = generate_key(kind)
+    ours = sign_jws(b'{"n":1}', key, "k")
+    theirs = jws.JWS()
+    theirs.deserialize(ours)
+    theirs.verify(jwk.JWK(**key.public_jwk()), alg=alg)  # raises if it does not verify
+    assert theirs.payload == b'{"n":1}'
+    made = jws.JWS(b'{"n":2}')
+    made.add_signature(jwk.JWK(**key.private_jwk()), alg=alg, protected=json.dumps({"alg": alg}))
+    assert verify_jws(made.serialize(compact=True), key.public_jwk()) == ({"alg": alg}, b'{"n":2}')
+
+
+@pytest.mark.parametrize("signature", ["", "AAAA", b64url_encode(bytes(65)), "%%%"])
+def test_signature_of_the_wrong_size_or_encoding_is_refused(signature: str) -> None:
+    for kind in ("Ed25519", "P-256"):
+        key = generate_key(kind)  # type: ignore[arg-type]
+        header, payload, _ = sign_jws(b"x", key, "k").split(".")
+        with pytest.raises(AuthenticationError, match="malformed JWS|signature does not verify"):
+            verify_jws(f"{header}.{payload}.{signature}", key.public_jwk())
 
 
 def test_tampered_payload_is_refused() -> None:
