@@ -50,6 +50,16 @@ _ENTRY_COLUMNS = (
     "details",
 )
 
+_CHAINED_COLUMNS = ("seq", *_ENTRY_COLUMNS, "prev_hash", "hash")
+_PG_TYPES = {"seq": "bigint", "recorded_at": "timestamptz"}
+# PostgreSQL: insert a chained batch from one array per column and move the head, together.
+_PG_CHAIN = sa.text(
+    "WITH head AS (UPDATE audit_head SET seq = :head_seq, hash = :head_hash WHERE id = 1) "
+    f"INSERT INTO audit_log ({', '.join(_CHAINED_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c} AS {_PG_TYPES.get(c, 'text')}[])" for c in _CHAINED_COLUMNS)
+    + ")"
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -212,10 +222,15 @@ class AuditLog:
                         "hash": prev,
                     }
                 )
-            await conn.execute(audit_log.insert(), chained)
-            await conn.execute(
-                audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev)
-            )
+            if conn.dialect.name == "postgresql":
+                # The whole batch and the head move in one statement (one bind per column).
+                columns = {c: [e[c] for e in chained] for c in _CHAINED_COLUMNS}
+                await conn.execute(_PG_CHAIN, {**columns, "head_seq": seq, "head_hash": prev})
+            else:
+                await conn.execute(audit_log.insert(), chained)
+                await conn.execute(
+                    audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev)
+                )
             return len(chained)
 
     async def flush(self) -> int:

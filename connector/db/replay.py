@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connector.db.batching import GroupWriter
 from connector.db.engine import no_flush_wait, single_statement
 from connector.db.tables import used_jtis
 from connector.ports import Clock
@@ -14,6 +16,15 @@ from connector.ports import Clock
 # Expired jtis are purged at most this often (and whenever a jti collides), not on every
 # token: the purge was one more statement on every DSP request.
 PURGE_EVERY = timedelta(seconds=30)
+
+# PostgreSQL: the jtis of concurrent requests in one statement (see GroupWriter); RETURNING
+# names those that were new. It need not wait for the WAL flush (see _insert).
+_PG_INSERT_MANY = sa.text(
+    "INSERT INTO used_jtis (jti, expires_at) "
+    "SELECT j, e FROM unnest(CAST(:jtis AS text[]), CAST(:expires AS timestamptz[])) AS t(j, e) "
+    "WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL "
+    "ON CONFLICT (jti) DO NOTHING RETURNING jti"
+)
 
 
 class SqlReplayGuard:
@@ -28,6 +39,9 @@ class SqlReplayGuard:
             sa.bindparam("expires_at", type_=sa.DateTime(timezone=True)),
         ).where(no_flush_wait(engine.dialect.name))
         self._insert_jti = used_jtis.insert().from_select(["jti", "expires_at"], row)
+        self._group: GroupWriter[tuple[str, datetime], bool] | None = (
+            GroupWriter(self._insert_many) if engine.dialect.name == "postgresql" else None
+        )
 
     async def remember(self, jti: str, expires_at: datetime) -> bool:
         now = self._clock.now()
@@ -45,6 +59,8 @@ class SqlReplayGuard:
                 await conn.execute(
                     used_jtis.delete().where(used_jtis.c.expires_at < self._clock.now())
                 )
+        if self._group is not None:
+            return await self._group.submit((jti, expires_at))
         # One statement in its own transaction. Every DSP request writes its jti; it need not
         # wait for the WAL flush: a database crash could forget the last few hundred
         # milliseconds of jtis, whose tokens expire within minutes anyway (an accepted
@@ -55,3 +71,13 @@ class SqlReplayGuard:
         except sa.exc.IntegrityError:
             return False
         return True
+
+    async def _insert_many(self, items: Sequence[tuple[str, datetime]]) -> list[bool]:
+        params = {"jtis": [jti for jti, _ in items], "expires": [exp for _, exp in items]}
+        async with single_statement(self._engine) as conn:
+            new = {row[0] for row in await conn.execute(_PG_INSERT_MANY, params)}
+        results = []
+        for jti, _ in items:  # the same jti twice in one batch: only the first is new
+            results.append(jti in new)
+            new.discard(jti)
+        return results

@@ -8,7 +8,7 @@ Rows are locked with ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite serialises wr
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connector.db.batching import GroupWriter
 from connector.db.engine import no_flush_wait, single_statement
 from connector.db.tables import agreements, negotiations, outbox, transfers
 from connector.dsp.negotiation import Negotiation
@@ -220,6 +221,15 @@ _MARK_SENT = (
 )
 
 
+# PostgreSQL: the sent marks of concurrent deliveries as one statement (see GroupWriter),
+# committed without waiting for the WAL flush (see mark_sent).
+_PG_MARK_SENT_MANY = sa.text(
+    "UPDATE outbox SET sent_at = t.s, body = '{}' "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:sent AS timestamptz[])) AS t(i, s) "
+    "WHERE outbox.id = t.i AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
+)
+
+
 def _claim_statement(dialect: str) -> sa.Update:
     """Lease up to ``limit`` due messages, at most one per process (its oldest unsent)."""
     older = outbox.alias("older")
@@ -258,6 +268,9 @@ class DspStore:
             index_elements=[agreements.c.id]
         )
         self._mark_sent_alone = _MARK_SENT.where(no_flush_wait(self._dialect))
+        self._sent_marks: GroupWriter[tuple[int, datetime], None] | None = (
+            GroupWriter(self._mark_sent_many) if self._dialect == "postgresql" else None
+        )
         # Called after a commit with the process ids whose messages it queued.
         self.on_enqueued: Callable[[list[str]], None] | None = None
 
@@ -478,8 +491,17 @@ class DspStore:
         if conn is not None:
             await conn.execute(_MARK_SENT, params)
             return
+        if self._sent_marks is not None:
+            await self._sent_marks.submit((item_id, now))
+            return
         async with single_statement(self.engine) as own:
             await own.execute(self._mark_sent_alone, params)
+
+    async def _mark_sent_many(self, items: Sequence[tuple[int, datetime]]) -> list[None]:
+        params = {"ids": [i for i, _ in items], "sent": [at for _, at in items]}
+        async with single_statement(self.engine) as conn:
+            await conn.execute(_PG_MARK_SENT_MANY, params)
+        return [None] * len(items)
 
     async def purge(self, *, before: datetime) -> int:
         """Forget delivered and failed messages older than ``before`` (the audit log keeps

@@ -6,8 +6,10 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connector.db.tables import outbox
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import NegotiationState, Role, TransferState
 from connector.dsp.store import AgreementRecord, DspStore
@@ -178,3 +180,35 @@ async def test_sent_messages_lose_their_body_and_are_purged_later(engine: AsyncE
     # The unsent message is untouched and still claimable, body intact.
     [left] = await store.claim(now=T0 + timedelta(days=8), lease_seconds=30, limit=10)
     assert left.body == {"i": 1}
+
+
+async def test_concurrent_sent_marks_of_their_own_all_land(engine: AsyncEngine) -> None:
+    """Sent marks outside a transaction (the sender's) may share one statement under load;
+    each is stored with its own time, drops its body, and frees its process's next message."""
+    store = DspStore(engine)
+    for p in range(30):
+        await _enqueue(store, f"p{p}", 2)
+    claimed = await store.claim(now=T0, lease_seconds=30, limit=100)
+    assert len(claimed) == 30
+    await asyncio.gather(
+        *(
+            store.mark_sent(None, item.id, T0 + timedelta(seconds=i))
+            for i, item in enumerate(claimed)
+        )
+    )
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(outbox.c.id, outbox.c.sent_at, outbox.c.body).where(
+                    outbox.c.sent_at.is_not(None)
+                )
+            )
+        ).all()
+    sent = {r.id: r for r in rows}
+    assert set(sent) == {item.id for item in claimed}
+    for i, item in enumerate(claimed):
+        assert sent[item.id].sent_at.replace(tzinfo=UTC) == T0 + timedelta(seconds=i)
+        assert sent[item.id].body == "{}"
+    second = await store.claim(now=T0, lease_seconds=30, limit=100)
+    assert sorted(i.process_id for i in second) == sorted(f"p{p}" for p in range(30))
+    assert {i.message_type for i in second} == {"M1"}
