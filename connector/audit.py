@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,7 @@ import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connector.db import deferred
 from connector.db.tables import audit_head, audit_log, audit_pending
 from connector.ports import Clock
 
@@ -59,6 +60,20 @@ _PG_CHAIN = sa.text(
     + ", ".join(f"CAST(:{c} AS {_PG_TYPES.get(c, 'text')}[])" for c in _CHAINED_COLUMNS)
     + ")"
 )
+
+
+def _pg_insert_pending(count: int) -> Callable[[int], str]:
+    """PostgreSQL text inserting ``count`` pending entries (for a combined statement)."""
+    width = len(_ENTRY_COLUMNS)
+
+    def sql(offset: int) -> str:
+        rows = ", ".join(
+            f"({deferred.placeholders(offset + i * width, width)})" for i in range(count)
+        )
+        return f"INSERT INTO audit_pending ({', '.join(_ENTRY_COLUMNS)}) VALUES {rows}"
+
+    return sql
+
 
 log = logging.getLogger(__name__)
 
@@ -158,22 +173,30 @@ class AuditLog:
         if not entries:
             return
         recorded_at = self._clock.now().astimezone(UTC)
-        await conn.execute(
+        rows = [
+            {
+                "recorded_at": recorded_at,
+                "actor": fields["actor"],
+                "event": fields["event"],
+                "negotiation_id": fields.get("negotiation_id"),
+                "agreement_id": fields.get("agreement_id"),
+                "transfer_id": fields.get("transfer_id"),
+                "purpose": fields.get("purpose"),
+                "details": json.dumps(fields.get("details") or {}, default=str, sort_keys=True),
+            }
+            for fields in entries
+        ]
+        # Held to the end of a store transaction (connector/db/deferred.py), else run now.
+        args = tuple(row[c] for row in rows for c in _ENTRY_COLUMNS)
+        write = deferred.Write(
             audit_pending.insert(),
-            [
-                {
-                    "recorded_at": recorded_at,
-                    "actor": fields["actor"],
-                    "event": fields["event"],
-                    "negotiation_id": fields.get("negotiation_id"),
-                    "agreement_id": fields.get("agreement_id"),
-                    "transfer_id": fields.get("transfer_id"),
-                    "purpose": fields.get("purpose"),
-                    "details": json.dumps(fields.get("details") or {}, default=str, sort_keys=True),
-                }
-                for fields in entries
-            ],
+            rows,
+            ("audit", len(rows)),
+            _pg_insert_pending(len(rows)),
+            args,
+            key="audit",  # entries keep their order: a second INSERT waits for the first
         )
+        await deferred.write(conn, write)
         # Before the commit, so the chainer may find nothing yet: it then catches these
         # entries at the next wake-up or poll.
         self._wake.set()

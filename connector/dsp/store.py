@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connector.db import deferred
 from connector.db.batching import GroupWriter
 from connector.db.engine import no_flush_wait, single_statement
 from connector.db.tables import agreements, negotiations, outbox, transfers
@@ -213,6 +214,38 @@ _ACK_N = (
     )
     .values(provider_pid=_b("ppid"), consumer_pid=_b("cpid"), updated_at=_b("now"))
 )
+_A_COLUMNS = tuple(c.name for c in agreements.c)
+_O_COLUMNS = (
+    "process_kind",
+    "process_id",
+    "message_type",
+    "url",
+    "audience",
+    "body",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
+
+
+# The same writes as PostgreSQL text, for statements combined by connector/db/deferred.py.
+def _pg_insert(table: str, columns: tuple[str, ...], suffix: str = "") -> Callable[[int], str]:
+    names = ", ".join(columns)
+    return lambda o: (
+        f"INSERT INTO {table} ({names}) VALUES ({deferred.placeholders(o, len(columns))}){suffix}"
+    )
+
+
+def _pg_update_n(o: int) -> str:
+    columns = [c for c in _N_WRITTEN if c != "id"]
+    sets = ", ".join(f"{c} = ${o + i}" for i, c in enumerate(columns, start=1))
+    return f"UPDATE negotiations SET {sets} WHERE id = ${o + len(columns) + 1}"
+
+
+_PG_INSERT_N = _pg_insert("negotiations", _N_WRITTEN)
+_PG_UPDATE_N = _pg_update_n
+_PG_INSERT_A = _pg_insert("agreements", _A_COLUMNS, " ON CONFLICT (id) DO NOTHING")
+_PG_ENQUEUE = _pg_insert("outbox", _O_COLUMNS)
 _GET_A = sa.select(agreements).where(agreements.c.id == _b("id"))
 _GET_A_LOCKED = _GET_A.with_for_update()
 _ENQUEUE = outbox.insert()
@@ -276,30 +309,43 @@ class DspStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction for store calls. On PostgreSQL its negotiation, agreement, outbox
+        and audit writes are held and sent as one statement before the commit (see
+        connector/db/deferred.py); every other statement the store runs sends them first."""
         async with self.engine.begin() as conn:
             # conn.info belongs to the pooled connection: start clean, leave clean.
             conn.info.pop(_ENQUEUED, None)
+            if self._dialect == "postgresql":
+                deferred.begin(conn)
             try:
                 yield conn
+                await deferred.flush(conn)
             finally:
+                deferred.end(conn)
                 enqueued: list[str] = conn.info.pop(_ENQUEUED, [])
         # Committed: wake the sender for messages this transaction queued.
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued(enqueued)
+
+    @staticmethod
+    async def _run(conn: AsyncConnection, statement: Any, params: Any = None) -> Any:
+        """Run a statement in the caller's transaction, after the writes it holds."""
+        await deferred.flush(conn)
+        return await conn.execute(statement, params)
 
     # negotiations
     async def get_negotiation(
         self, conn: AsyncConnection, id: str, *, lock: bool = False
     ) -> Negotiation | None:
         query = _GET_N_LOCKED if lock else _GET_N
-        row = (await conn.execute(query, {"id": id})).first()
+        row = (await self._run(conn, query, {"id": id})).first()
         return _negotiation(row) if row else None
 
     async def find_negotiation(
         self, conn: AsyncConnection, role: Role, counterparty_did: str, consumer_pid: str
     ) -> Negotiation | None:
         params = {"role": str(role), "did": counterparty_did, "pid": consumer_pid}
-        row = (await conn.execute(_FIND_N, params)).first()
+        row = (await self._run(conn, _FIND_N, params)).first()
         return _negotiation(row) if row else None
 
     async def find_by_provider_pid(
@@ -310,16 +356,19 @@ class DspStore:
             negotiations.c.counterparty_did == counterparty_did,
             negotiations.c.provider_pid == provider_pid,
         )
-        row = (await conn.execute(query)).first()
+        row = (await self._run(conn, query)).first()
         return _negotiation(row) if row else None
 
     async def insert_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
-        await conn.execute(_INSERT_N, _negotiation_row(n))
+        row = _negotiation_row(n)
+        args = tuple(row[c] for c in _N_WRITTEN)
+        await deferred.write(conn, deferred.Write(_INSERT_N, row, "n+", _PG_INSERT_N, args, n.id))
 
     async def update_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
         row = _negotiation_row(n)
+        args = (*(row[c] for c in _N_WRITTEN if c != "id"), n.id)
         row["_id"] = row.pop("id")
-        await conn.execute(_UPDATE_N, row)
+        await deferred.write(conn, deferred.Write(_UPDATE_N, row, "n=", _PG_UPDATE_N, args, n.id))
 
     async def record_negotiation_ack(
         self, id: str, *, provider_pid: str, consumer_pid: str, now: datetime
@@ -332,13 +381,13 @@ class DspStore:
         return bool(result.rowcount == 1)
 
     async def set_approval(self, conn: AsyncConnection, id: str, approval: str | None) -> None:
-        await conn.execute(
-            negotiations.update().where(negotiations.c.id == id).values(approval=approval)
+        await self._run(
+            conn, negotiations.update().where(negotiations.c.id == id).values(approval=approval)
         )
 
     async def approval(self, conn: AsyncConnection, id: str) -> str | None:
         query = sa.select(negotiations.c.approval).where(negotiations.c.id == id)
-        value = (await conn.execute(query)).scalar_one_or_none()
+        value = (await self._run(conn, query)).scalar_one_or_none()
         return str(value) if value else None
 
     async def list_negotiations(
@@ -349,14 +398,14 @@ class DspStore:
             query = query.where(negotiations.c.role == role)
         if approval is not None:
             query = query.where(negotiations.c.approval == approval)
-        return [_negotiation(r) for r in (await conn.execute(query)).all()]
+        return [_negotiation(r) for r in (await self._run(conn, query)).all()]
 
     # transfers
     async def get_transfer(
         self, conn: AsyncConnection, id: str, *, lock: bool = False
     ) -> Transfer | None:
         query = sa.select(transfers).where(transfers.c.id == id)
-        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        row = (await self._run(conn, query.with_for_update() if lock else query)).first()
         return _transfer(row) if row else None
 
     async def find_transfer(
@@ -367,15 +416,15 @@ class DspStore:
             transfers.c.counterparty_did == counterparty_did,
             transfers.c.consumer_pid == consumer_pid,
         )
-        row = (await conn.execute(query)).first()
+        row = (await self._run(conn, query)).first()
         return _transfer(row) if row else None
 
     async def insert_transfer(self, conn: AsyncConnection, t: Transfer) -> None:
-        await conn.execute(transfers.insert().values(**_transfer_row(t)))
+        await self._run(conn, transfers.insert().values(**_transfer_row(t)))
 
     async def update_transfer(self, conn: AsyncConnection, t: Transfer) -> None:
-        await conn.execute(
-            transfers.update().where(transfers.c.id == t.id).values(**_transfer_row(t))
+        await self._run(
+            conn, transfers.update().where(transfers.c.id == t.id).values(**_transfer_row(t))
         )
 
     async def list_transfers(
@@ -384,49 +433,50 @@ class DspStore:
         query = sa.select(transfers).order_by(transfers.c.created_at)
         if role is not None:
             query = query.where(transfers.c.role == role)
-        return [_transfer(r) for r in (await conn.execute(query)).all()]
+        return [_transfer(r) for r in (await self._run(conn, query)).all()]
 
     # agreements
     async def insert_agreement(self, conn: AsyncConnection, a: AgreementRecord) -> None:
         """Store an agreement; one already stored under its id is kept as it is (a repeat)."""
-        await conn.execute(
-            self._insert_agreement,
-            {
-                "id": a.id,
-                "negotiation_id": a.negotiation_id,
-                "role": a.role,
-                "dataset_id": a.dataset_id,
-                "provider_did": a.provider_did,
-                "consumer_did": a.consumer_did,
-                "agreement": _json(a.agreement),
-                "provider_signature": a.provider_signature,
-                "consumer_signature": a.consumer_signature,
-                "uses": a.uses,
-                "epsilon_spent": a.epsilon_spent,
-                "created_at": a.created_at,
-            },
-        )
+        row = {
+            "id": a.id,
+            "negotiation_id": a.negotiation_id,
+            "role": a.role,
+            "dataset_id": a.dataset_id,
+            "provider_did": a.provider_did,
+            "consumer_did": a.consumer_did,
+            "agreement": _json(a.agreement),
+            "provider_signature": a.provider_signature,
+            "consumer_signature": a.consumer_signature,
+            "uses": a.uses,
+            "epsilon_spent": a.epsilon_spent,
+            "created_at": a.created_at,
+        }
+        args = tuple(row[c] for c in _A_COLUMNS)
+        write = deferred.Write(self._insert_agreement, row, "a+", _PG_INSERT_A, args, a.id)
+        await deferred.write(conn, write)
 
     async def get_agreement(
         self, conn: AsyncConnection, id: str, *, lock: bool = False
     ) -> AgreementRecord | None:
         query = _GET_A_LOCKED if lock else _GET_A
-        row = (await conn.execute(query, {"id": id})).first()
+        row = (await self._run(conn, query, {"id": id})).first()
         return _agreement(row) if row else None
 
     async def list_agreements(self, conn: AsyncConnection) -> list[AgreementRecord]:
         query = sa.select(agreements).order_by(agreements.c.created_at)
-        return [_agreement(r) for r in (await conn.execute(query)).all()]
+        return [_agreement(r) for r in (await self._run(conn, query)).all()]
 
     async def spend(
         self, conn: AsyncConnection, id: str, *, uses: int = 1, epsilon: float = 0.0
     ) -> None:
-        await conn.execute(
+        await self._run(
+            conn,
             agreements.update()
             .where(agreements.c.id == id)
             .values(
                 uses=agreements.c.uses + uses, epsilon_spent=agreements.c.epsilon_spent + epsilon
-            )
+            ),
         )
 
     # outbox
@@ -443,20 +493,22 @@ class DspStore:
         now: datetime,
     ) -> None:
         conn.info.setdefault(_ENQUEUED, []).append(process_id)
-        await conn.execute(
-            _ENQUEUE,
-            {
-                "process_kind": process_kind,
-                "process_id": process_id,
-                "message_type": message_type,
-                "url": url,
-                "audience": audience,
-                "body": _json(body),
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            },
-        )
+        row = {
+            "process_kind": process_kind,
+            "process_id": process_id,
+            "message_type": message_type,
+            "url": url,
+            "audience": audience,
+            "body": _json(body),
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        args = tuple(row[c] for c in _O_COLUMNS)
+        # Keyed by process: a process's messages must get ids in the order they were queued,
+        # and sub-statements of one statement are not run in a set order.
+        write = deferred.Write(_ENQUEUE, row, "o+", _PG_ENQUEUE, args, ("outbox", process_id))
+        await deferred.write(conn, write)
 
     async def claim(self, *, now: datetime, lease_seconds: float, limit: int) -> list[OutboxItem]:
         """Claim due messages: at most one per process (the oldest unsent), each leased so a
@@ -489,7 +541,7 @@ class DspStore:
         # The body is dropped once delivered: a start message carries a data plane token.
         params = {"_id": item_id, "sent_at": now}
         if conn is not None:
-            await conn.execute(_MARK_SENT, params)
+            await self._run(conn, _MARK_SENT, params)
             return
         if self._sent_marks is not None:
             await self._sent_marks.submit((item_id, now))
@@ -525,10 +577,11 @@ class DspStore:
     async def mark_failed(
         self, conn: AsyncConnection, item_id: int, *, error: str, now: datetime
     ) -> None:
-        await conn.execute(
+        await self._run(
+            conn,
             outbox.update()
             .where(outbox.c.id == item_id)
-            .values(failed_at=now, last_error=error[:2000])
+            .values(failed_at=now, last_error=error[:2000]),
         )
 
     async def pending_messages(self, conn: AsyncConnection, process_id: str) -> int:
@@ -537,7 +590,7 @@ class DspStore:
             outbox.c.sent_at.is_(None),
             outbox.c.failed_at.is_(None),
         )
-        return int((await conn.execute(query)).scalar_one())
+        return int((await self._run(conn, query)).scalar_one())
 
 
 def _agreement(row: sa.Row[Any]) -> AgreementRecord:

@@ -1,0 +1,103 @@
+"""Writes held to the end of a transaction and sent to PostgreSQL as one statement.
+
+A DSP handler's transaction reads and locks a row, then writes the new state, queues the
+outbound message, stores an agreement and records audit entries: four or five INSERT/UPDATE
+statements, each a round trip costing more CPU (driver, SQLAlchemy, server) than the work it
+does. Between ``begin`` and ``end`` such writes are held (``write``) and sent together by
+``flush`` as one statement of data-modifying CTEs (``WITH w0 AS (INSERT ...), w1 AS (...)
+UPDATE ...``), just before the commit.
+
+The rules that keep this invisible to callers:
+
+- Anything else run on the connection by the store (a read, or a write that is not held)
+  calls ``flush`` first, so a transaction always reads its own writes.
+- The sub-statements of one statement do not see each other's rows and run in no set order,
+  so a second write with the same ``key`` (the same row, or rows whose order matters, such
+  as a process's outbox messages) flushes the first before it is held.
+- A held write that fails (a constraint) fails the flush, inside the same transaction, which
+  then rolls back as a whole: no partial state, as before; only the error surfaces later.
+
+Only PostgreSQL defers (``begin`` is called for it alone); elsewhere ``write`` executes at
+once. ``write`` on a connection without ``begin`` also executes at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_HELD = "deferred_writes"  # conn.info key (conn.info belongs to the pooled connection)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One held write: how to run it alone (SQLAlchemy) and as part of a combined statement
+    (PostgreSQL text whose parameters are numbered from the offset it is given)."""
+
+    statement: sa.Executable
+    params: Any  # for ``statement``: a dict, or a list of dicts (executemany)
+    shape: Hashable  # equal shapes render equal SQL: the combined text is cached by shapes
+    sql: Callable[[int], str]  # the PostgreSQL text, ``$n`` numbered from the argument + 1
+    args: tuple[Any, ...]  # the positional values for ``sql``
+    key: Hashable | None = None  # the row written, if a second write of it must wait
+
+
+def begin(conn: AsyncConnection) -> None:
+    conn.info[_HELD] = []
+
+
+def end(conn: AsyncConnection) -> None:
+    conn.info.pop(_HELD, None)
+
+
+async def write(conn: AsyncConnection, w: Write) -> None:
+    held: list[Write] | None = conn.info.get(_HELD)
+    if held is None:
+        await conn.execute(w.statement, w.params)
+        return
+    if w.key is not None and any(h.key == w.key for h in held):
+        await flush(conn)
+        held = conn.info[_HELD]
+    held.append(w)
+
+
+async def flush(conn: AsyncConnection) -> None:
+    """Send the held writes (one statement); a no-op when none are held."""
+    held: list[Write] | None = conn.info.get(_HELD)
+    if not held:
+        return
+    conn.info[_HELD] = []
+    if len(held) == 1:
+        await conn.execute(held[0].statement, held[0].params)
+        return
+    args: list[Any] = []
+    for w in held:
+        args.extend(w.args)
+    await conn.exec_driver_sql(_combined(held), tuple(args))
+
+
+_TEXTS: dict[tuple[Hashable, ...], str] = {}
+
+
+def _combined(held: list[Write]) -> str:
+    shapes = tuple(w.shape for w in held)
+    text = _TEXTS.get(shapes)
+    if text is None:
+        parts, offset = [], 0
+        for w in held:
+            parts.append(w.sql(offset))
+            offset += len(w.args)
+        ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+        text = f"WITH {ctes} {parts[-1]}"
+        if len(_TEXTS) < 512:  # shapes are few (one per kind of handler); never unbounded
+            _TEXTS[shapes] = text
+    return text
+
+
+def placeholders(offset: int, count: int) -> str:
+    """``$offset+1, ..., $offset+count``."""
+    return ", ".join(f"${i}" for i in range(offset + 1, offset + count + 1))
