@@ -52,6 +52,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         version=__version__,
         description="FHIR-native data space connector (DSP 2025-1, HealthDCAT-AP, ODRL).",
         lifespan=lifespan,
+        # We export Prometheus metrics (/metrics) and JSON logs, not OpenTelemetry. Left on,
+        # FastAPI's native telemetry looks up the global OTel providers (environment reads)
+        # on every request: about 2% of a busy connector's CPU for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics = Metrics()
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)

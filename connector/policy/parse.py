@@ -17,6 +17,7 @@ the ``https://w3id.org/phems/ns/signature`` property, and a rule-level ``target`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -245,6 +246,13 @@ def _rule(node: object, kind: RuleKind, names: _Names) -> Rule:
     return Rule(kind, _action(props[ODRL + "action"], names), constraints, duties)
 
 
+# Policies already normalised, by their JSON with sorted keys: a negotiation validates the same
+# offer several times (request, decision, agreement terms on both sides). Policy objects are
+# immutable, so sharing one is safe; refusals are not kept.
+_VALIDATED: dict[bytes, Policy] = {}
+_VALIDATED_MAX = 1024
+
+
 def validate_policy(policy: Mapping[str, Any]) -> Policy:
     """Normalise an ODRL Offer / Agreement / Set, refusing anything this profile cannot enforce.
 
@@ -252,6 +260,20 @@ def validate_policy(policy: Mapping[str, Any]) -> Policy:
     """
     if not isinstance(policy, Mapping):
         raise _fail(f"a policy must be a JSON object, got {type(policy).__name__}")
+    try:
+        key = json.dumps(policy, sort_keys=True, separators=(",", ":")).encode()
+    except (TypeError, ValueError):  # not plain JSON data: validated (and refused) unmemoised
+        return _validate_policy(policy)
+    found = _VALIDATED.get(key)
+    if found is None:
+        found = _validate_policy(policy)
+        if len(_VALIDATED) >= _VALIDATED_MAX:
+            _VALIDATED.clear()
+        _VALIDATED[key] = found
+    return found
+
+
+def _validate_policy(policy: Mapping[str, Any]) -> Policy:
     names = _Names(policy.get("@context"))
     props = _keys(policy, names, "policy")
     unknown = set(props) - _TOP_LEVEL

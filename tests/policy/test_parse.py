@@ -319,3 +319,34 @@ def test_approval_required_flag() -> None:
 )
 def test_expand(term: str, iri: str) -> None:
     assert expand(term) == iri
+
+
+def test_validation_is_remembered_by_content_not_by_object() -> None:
+    """The memo returns the same normalised policy for equal JSON (key order aside), sees a
+    changed policy as new, and never remembers a refusal."""
+    offer = {
+        "@type": "Offer",
+        "permission": [
+            {
+                "action": "use",
+                "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "x"}],
+            }
+        ],
+    }
+    first = validate_policy(offer)
+    assert validate_policy(dict(reversed(list(offer.items())))) is first
+    offer["permission"][0]["constraint"][0]["rightOperand"] = "y"  # type: ignore[index]
+    changed = validate_policy(offer)
+    assert changed != first
+    bad = {
+        "@type": "Offer",
+        "permission": [
+            {
+                "action": "use",
+                "constraint": [{"leftOperand": "nope", "operator": "eq", "rightOperand": 1}],
+            }
+        ],
+    }
+    for _ in range(2):
+        with pytest.raises(PolicyDefinitionError):
+            validate_policy(bad)
