@@ -1,10 +1,12 @@
 """The pull endpoint named in a transfer's DataAddress, and its token refresh.
 
 Every call is checked: the bearer token (signed by us, bound to agreement and transfer), the
-transfer is STARTED, the caller is the agreement's consumer, and the agreement's policy holds
-at data plane scope. Fulfilment of the formats (aggregate queries, synthetic bundles,
-anonymized extracts) is added by the fulfilment modules; until one is registered for a
-format the call is answered 501 after all checks passed.
+transfer is STARTED, and the caller is the agreement's consumer. Fulfilment of the formats
+(aggregate queries, synthetic bundles, anonymized extracts) is added by the fulfilment
+modules; until one is registered for a format the call is answered 501 after these checks.
+The agreement's policy at data plane scope is not evaluated here yet: on the data plane every
+constraint needs its fact (the query's purpose, output type, cell size, epsilon), and those
+facts come from the query that fulfilment defines. It is evaluated at transfer start.
 
 Data plane tokens are short-lived (``TOKEN_LIFETIME``); a transfer may run longer, or be
 resumed by the consumer after a pause. ``POST /dataplane/transfers/{tid}/token`` (the
