@@ -1,0 +1,137 @@
+"""Writes held to the end of a store transaction (one statement on PostgreSQL) behave exactly
+like writes run at once: read-your-writes, order, all-or-nothing. Runs on both databases."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connector.audit import AuditLog
+from connector.clock import FixedClock
+from connector.db.tables import agreements, audit_pending, negotiations, outbox
+from connector.dsp.negotiation import Negotiation
+from connector.dsp.states import NegotiationState, Role
+from connector.dsp.store import AgreementRecord, DspStore
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def _negotiation(id: str) -> Negotiation:
+    n = Negotiation.new(
+        id=id,
+        role=Role.PROVIDER,
+        counterparty_did="did:web:c",
+        now=T0,
+        counterparty_address="http://c/dsp",
+        provider_pid=id,
+        consumer_pid=f"c-{id}",
+    )
+    return replace(n, offer={"@id": "o", "target": "ds"})
+
+
+def _agreement(id: str, negotiation_id: str) -> AgreementRecord:
+    return AgreementRecord(
+        id=id,
+        negotiation_id=negotiation_id,
+        role=Role.PROVIDER,
+        dataset_id="ds",
+        provider_did="did:web:p",
+        consumer_did="did:web:c",
+        agreement={"@id": id},
+        provider_signature="p",
+        consumer_signature="c",
+        uses=0,
+        epsilon_spent=0.0,
+        created_at=T0,
+    )
+
+
+async def _enqueue(store: DspStore, conn: object, process: str, kind: str) -> None:
+    await store.enqueue(
+        conn,  # type: ignore[arg-type]
+        process_kind="negotiation",
+        process_id=process,
+        message_type=kind,
+        url="http://c/dsp",
+        audience="did:web:c",
+        body={"kind": kind},
+        now=T0,
+    )
+
+
+async def _count(engine: AsyncEngine, table: sa.Table) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+async def test_a_handlers_writes_all_land_and_are_read_back_inside(engine: AsyncEngine) -> None:
+    store, audit = DspStore(engine), AuditLog(engine, FixedClock(T0))
+    n = _negotiation("urn:uuid:n1")
+    async with store.transaction() as conn:
+        await store.insert_negotiation(conn, n)
+        await _enqueue(store, conn, n.id, "agreement")
+        await _enqueue(store, conn, "urn:uuid:other", "event")
+        await store.insert_agreement(conn, _agreement("urn:uuid:a1", n.id))
+        await audit.append_many(conn, [{"actor": "did:web:c", "event": "negotiation.agreed"}])
+        # Read-your-writes: a read in the same transaction sees the held insert...
+        assert await store.get_negotiation(conn, n.id) == n
+        # ...and writes after the read are held again and land too.
+        agreed = replace(n, state=NegotiationState.AGREED, updated_at=T0 + timedelta(seconds=1))
+        await store.update_negotiation(conn, agreed)
+        await audit.append_many(conn, [{"actor": "did:web:c", "event": "negotiation.second"}])
+        await audit.append_many(conn, [{"actor": "did:web:c", "event": "negotiation.third"}])
+    async with store.transaction() as conn:
+        assert await store.get_negotiation(conn, n.id) == agreed
+        assert await store.get_agreement(conn, "urn:uuid:a1") is not None
+        assert await store.pending_messages(conn, n.id) == 1
+    assert await _count(engine, outbox) == 2
+    assert await audit.flush() == 3
+    events = [e.event async for e in audit.entries()]
+    assert events == ["negotiation.agreed", "negotiation.second", "negotiation.third"]
+
+
+async def test_a_failing_transaction_leaves_none_of_its_held_writes(engine: AsyncEngine) -> None:
+    store, audit = DspStore(engine), AuditLog(engine, FixedClock(T0))
+    n = _negotiation("urn:uuid:n2")
+    with pytest.raises(RuntimeError, match="handler failed"):
+        async with store.transaction() as conn:
+            await store.insert_negotiation(conn, n)
+            await _enqueue(store, conn, n.id, "agreement")
+            await audit.append_many(conn, [{"actor": "did:web:c", "event": "x"}])
+            raise RuntimeError("handler failed")
+    for table in (negotiations, outbox, audit_pending, agreements):
+        assert await _count(engine, table) == 0
+
+
+async def test_a_held_write_that_violates_a_constraint_takes_the_others_with_it(
+    engine: AsyncEngine,
+) -> None:
+    store = DspStore(engine)
+    n = _negotiation("urn:uuid:n3")
+    async with store.transaction() as conn:
+        await store.insert_negotiation(conn, n)
+    with pytest.raises(sa.exc.IntegrityError):
+        async with store.transaction() as conn:
+            await _enqueue(store, conn, "urn:uuid:n3", "agreement")
+            await store.insert_agreement(conn, _agreement("urn:uuid:a3", n.id))
+            await store.insert_negotiation(conn, n)  # the same id again
+    assert await _count(engine, outbox) == 0
+    assert await _count(engine, agreements) == 0
+    assert await _count(engine, negotiations) == 1
+
+
+async def test_a_processs_messages_keep_their_queue_order(engine: AsyncEngine) -> None:
+    store = DspStore(engine)
+    async with store.transaction() as conn:
+        for kind in ("first", "second", "third"):
+            await _enqueue(store, conn, "urn:uuid:p", kind)
+    order = []
+    for _ in range(3):
+        [item] = await store.claim(now=T0, lease_seconds=30, limit=10)
+        order.append(item.message_type)
+        await store.mark_sent(None, item.id, T0)
+    assert order == ["first", "second", "third"]
