@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
@@ -143,7 +144,23 @@ class NegotiationService:
     ) -> tuple[Negotiation, bool]:
         """An initial ContractRequestMessage (provider role); returns (negotiation, created).
         A repeat of a request already recorded (same consumerPid from the same caller)
-        returns the recorded negotiation unchanged."""
+        returns the recorded negotiation unchanged, also when the copies arrive together."""
+        try:
+            return await self._receive_request(caller, message)
+        except IntegrityError:
+            # A copy of this request (same caller, same consumerPid) running at the same
+            # time committed first: answer as for any repeat.
+            async with self._transaction() as conn:
+                existing = await self.store.find_negotiation(
+                    conn, Role.PROVIDER, caller.did, message.consumer_pid
+                )
+            if existing is None:
+                raise
+            return existing, False
+
+    async def _receive_request(
+        self, caller: VerifiedCaller, message: ContractRequestMessage
+    ) -> tuple[Negotiation, bool]:
         async with self._transaction() as conn:
             existing = await self.store.find_negotiation(
                 conn, Role.PROVIDER, caller.did, message.consumer_pid

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
@@ -87,6 +88,24 @@ class TransferService:
         self.public_url = public_url
 
     async def receive_request(
+        self, caller: VerifiedCaller, message: TransferRequestMessage
+    ) -> tuple[Transfer, bool]:
+        """An initial TransferRequestMessage; returns (transfer, created). A repeat (same
+        caller, same consumerPid) returns the recorded transfer, also when copies arrive
+        together."""
+        try:
+            return await self._receive_request(caller, message)
+        except IntegrityError:
+            # A copy running at the same time committed first: answer as for any repeat.
+            async with self.store.transaction() as conn:
+                existing = await self.store.find_transfer(
+                    conn, Role.PROVIDER, caller.did, message.consumer_pid
+                )
+            if existing is None:
+                raise
+            return existing, False
+
+    async def _receive_request(
         self, caller: VerifiedCaller, message: TransferRequestMessage
     ) -> tuple[Transfer, bool]:
         async with self.store.transaction() as conn:
