@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,19 +60,6 @@ _PG_CHAIN = sa.text(
     + ", ".join(f"CAST(:{c} AS {_PG_TYPES.get(c, 'text')}[])" for c in _CHAINED_COLUMNS)
     + ")"
 )
-
-
-def _pg_insert_pending(count: int) -> Callable[[int], str]:
-    """PostgreSQL text inserting ``count`` pending entries (for a combined statement)."""
-    width = len(_ENTRY_COLUMNS)
-
-    def sql(offset: int) -> str:
-        rows = ", ".join(
-            f"({deferred.placeholders(offset + i * width, width)})" for i in range(count)
-        )
-        return f"INSERT INTO audit_pending ({', '.join(_ENTRY_COLUMNS)}) VALUES {rows}"
-
-    return sql
 
 
 log = logging.getLogger(__name__)
@@ -194,7 +181,7 @@ class AuditLog:
             audit_pending.insert(),
             rows,
             ("audit", len(rows)),
-            _pg_insert_pending(len(rows)),
+            deferred.insert_text("audit_pending", _ENTRY_COLUMNS, rows=len(rows)),
             args,
             key="audit",  # entries keep their order: a second INSERT waits for the first
         )

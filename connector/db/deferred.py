@@ -98,6 +98,18 @@ def _combined(held: list[Write]) -> str:
     return text
 
 
-def placeholders(offset: int, count: int) -> str:
-    """``$offset+1, ..., $offset+count``."""
-    return ", ".join(f"${i}" for i in range(offset + 1, offset + count + 1))
+def insert_text(
+    table: str, columns: tuple[str, ...], *, rows: int = 1, suffix: str = ""
+) -> Callable[[int], str]:
+    """``Write.sql`` for ``INSERT INTO table (columns) VALUES (...), ...`` of ``rows`` rows,
+    the parameters numbered row by row from the offset it is given."""
+    names, width = ", ".join(columns), len(columns)
+
+    def sql(offset: int) -> str:
+        values = ", ".join(
+            "(" + ", ".join(f"${offset + r * width + i}" for i in range(1, width + 1)) + ")"
+            for r in range(rows)
+        )
+        return f"INSERT INTO {table} ({names}) VALUES {values}{suffix}"
+
+    return sql

@@ -229,23 +229,16 @@ _O_COLUMNS = (
 
 
 # The same writes as PostgreSQL text, for statements combined by connector/db/deferred.py.
-def _pg_insert(table: str, columns: tuple[str, ...], suffix: str = "") -> Callable[[int], str]:
-    names = ", ".join(columns)
-    return lambda o: (
-        f"INSERT INTO {table} ({names}) VALUES ({deferred.placeholders(o, len(columns))}){suffix}"
-    )
-
-
 def _pg_update_n(o: int) -> str:
     columns = [c for c in _N_WRITTEN if c != "id"]
     sets = ", ".join(f"{c} = ${o + i}" for i, c in enumerate(columns, start=1))
     return f"UPDATE negotiations SET {sets} WHERE id = ${o + len(columns) + 1}"
 
 
-_PG_INSERT_N = _pg_insert("negotiations", _N_WRITTEN)
+_PG_INSERT_N = deferred.insert_text("negotiations", _N_WRITTEN)
 _PG_UPDATE_N = _pg_update_n
-_PG_INSERT_A = _pg_insert("agreements", _A_COLUMNS, " ON CONFLICT (id) DO NOTHING")
-_PG_ENQUEUE = _pg_insert("outbox", _O_COLUMNS)
+_PG_INSERT_A = deferred.insert_text("agreements", _A_COLUMNS, suffix=" ON CONFLICT (id) DO NOTHING")
+_PG_ENQUEUE = deferred.insert_text("outbox", _O_COLUMNS)
 _GET_A = sa.select(agreements).where(agreements.c.id == _b("id"))
 _GET_A_LOCKED = _GET_A.with_for_update()
 _ENQUEUE = outbox.insert()

@@ -6,87 +6,37 @@ with the same ACK, none with a 5xx. On PostgreSQL the copies really run at the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
-from tests.e2e.conftest import RESEARCH_OFFER, Api, Authority, Pair, dataset, launch
-from tests.e2e.test_dsp_bad_input import CTX, Peer
+from tests.e2e.conftest import RESEARCH_OFFER, Pair, dataset
+from tests.e2e.test_dsp_bad_input import CTX
 from tests.e2e.test_negotiation_flow import _issuer, _negotiate
-from tests.processes import stop
 
 
-def test_simultaneous_copies_of_an_initial_request_make_one_negotiation(
-    tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str]
-) -> None:
-    pp, pc = free_port(), free_port()
-    provider = launch(
-        tmp_path, "provider", pp, [pp, pc], authority, env={"PHEMS_DATABASE_URL": pg_db_factory()}
-    )
-    try:
-        consumer = launch(
-            tmp_path,
-            "consumer",
-            pc,
-            [pp, pc],
-            authority,
-            credentials={"m.jwt": authority.credential(f"did:web:127.0.0.1%3A{pc}")},
-        )
-        try:
-            papi = Api(provider)
-            papi.post("/datasets", dataset(), expect=201)
-            peer = Peer(consumer, provider)
-            for round_ in range(3):
-                body: dict[str, Any] = {
-                    "@context": CTX,
-                    "@type": "ContractRequestMessage",
-                    "consumerPid": f"urn:uuid:race-{round_}",
-                    "offer": RESEARCH_OFFER | {"target": "paediatric-asthma"},
-                    "callbackAddress": consumer.url + "/dsp/2025-1",
-                }
-                tokens = [peer.token() for _ in range(8)]  # each copy has its own token
-                answers = asyncio.run(_all_at_once(provider.url, body, tokens))
-                statuses = sorted(r.status_code for r in answers)
-                assert statuses == [200] * 7 + [201], [r.text for r in answers]
-                assert len({r.json()["providerPid"] for r in answers}) == 1
-                mine = [
-                    n
-                    for n in papi.get("/negotiations")
-                    if n.get("consumerPid") == f"urn:uuid:race-{round_}"
-                ]
-                assert len(mine) == 1
-            papi.http.close()
-            peer.http.close()
-        finally:
-            stop(consumer.proc)
-    finally:
-        stop(provider.proc)
-
-
-async def _all_at_once(
-    url: str, body: dict[str, Any], tokens: list[str], path: str = "/negotiations/request"
-) -> list[httpx.Response]:
-    """Open a connection per copy first, then send all copies in the same instant."""
-    clients = [httpx.AsyncClient(base_url=url + "/dsp/2025-1", timeout=30) for _ in tokens]
-    try:
-        await asyncio.gather(*(c.get(url + "/healthz") for c in clients))  # connect
-        return list(
-            await asyncio.gather(
-                *(
-                    c.post(
-                        path,
-                        json=body,
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-                    for c, token in zip(clients, tokens, strict=True)
-                )
-            )
-        )
-    finally:
-        await asyncio.gather(*(c.aclose() for c in clients))
+def test_simultaneous_copies_of_an_initial_request_make_one_negotiation(pair: Pair) -> None:
+    pair.papi.post("/datasets", dataset(), expect=201)
+    issuer = _issuer(pair.consumer)
+    for round_ in range(3):
+        body: dict[str, Any] = {
+            "@context": CTX,
+            "@type": "ContractRequestMessage",
+            "consumerPid": f"urn:uuid:race-{round_}",
+            "offer": RESEARCH_OFFER | {"target": "paediatric-asthma"},
+            "callbackAddress": pair.consumer.url + "/dsp/2025-1",
+        }
+        tokens = [issuer.issue(pair.provider.did) for _ in range(8)]  # each copy its own
+        answers = asyncio.run(_all_at_once(pair.provider.url, body, tokens))
+        statuses = sorted(r.status_code for r in answers)
+        assert statuses == [200] * 7 + [201], [r.text for r in answers]
+        assert len({r.json()["providerPid"] for r in answers}) == 1
+        mine = [
+            n
+            for n in pair.papi.get("/negotiations")
+            if n.get("consumerPid") == f"urn:uuid:race-{round_}"
+        ]
+        assert len(mine) == 1
 
 
 def test_simultaneous_copies_of_a_transfer_request_make_one_transfer(pair: Pair) -> None:
@@ -110,3 +60,26 @@ def test_simultaneous_copies_of_a_transfer_request_make_one_transfer(pair: Pair)
     assert len({r.json()["providerPid"] for r in answers}) == 1
     mine = [t for t in pair.papi.get("/transfers") if t.get("consumerPid") == body["consumerPid"]]
     assert len(mine) == 1
+
+
+async def _all_at_once(
+    url: str, body: dict[str, Any], tokens: list[str], path: str = "/negotiations/request"
+) -> list[httpx.Response]:
+    """Open a connection per copy first, then send all copies in the same instant."""
+    clients = [httpx.AsyncClient(base_url=url + "/dsp/2025-1", timeout=30) for _ in tokens]
+    try:
+        await asyncio.gather(*(c.get(url + "/healthz") for c in clients))  # connect
+        return list(
+            await asyncio.gather(
+                *(
+                    c.post(
+                        path,
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    for c, token in zip(clients, tokens, strict=True)
+                )
+            )
+        )
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
