@@ -92,6 +92,8 @@ negotiations = sa.Table(
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
     sa.UniqueConstraint("role", "counterparty_did", "consumer_pid", name="uq_negotiation_cpid"),
+    # Consumer side of a provider-initiated negotiation: one per initial offer (0006).
+    sa.Index("uq_negotiation_ppid", "role", "counterparty_did", "provider_pid", unique=True),
 )
 
 transfers = sa.Table(

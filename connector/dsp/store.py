@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connector.db import deferred
@@ -367,10 +368,14 @@ class DspStore:
         self, id: str, *, provider_pid: str, consumer_pid: str, now: datetime
     ) -> bool:
         """Both pids from the counterparty's ACK to our initial message, as one statement of
-        its own; False if there is no such negotiation or a pid it knows differs."""
+        its own; False if there is no such negotiation, a pid it knows differs, or another
+        negotiation with the same counterparty already has that providerPid."""
         params = {"_id": id, "ppid": provider_pid, "cpid": consumer_pid, "now": now}
-        async with single_statement(self.engine) as conn:
-            result = await conn.execute(_ACK_N, params)
+        try:
+            async with single_statement(self.engine) as conn:
+                result = await conn.execute(_ACK_N, params)
+        except IntegrityError:  # uq_negotiation_ppid: a peer reusing its pid
+            return False
         return bool(result.rowcount == 1)
 
     async def set_approval(self, conn: AsyncConnection, id: str, approval: str | None) -> None:

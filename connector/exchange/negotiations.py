@@ -192,7 +192,24 @@ class NegotiationService:
     async def receive_offer(
         self, caller: VerifiedCaller, message: ContractOfferMessage
     ) -> tuple[Negotiation, bool]:
-        """An initial ContractOfferMessage (consumer role): a provider-initiated negotiation."""
+        """An initial ContractOfferMessage (consumer role): a provider-initiated negotiation.
+        A repeat (same providerPid from the same caller) returns the recorded negotiation
+        unchanged, also when the copies arrive together."""
+        try:
+            return await self._receive_offer(caller, message)
+        except IntegrityError:
+            # A copy of this offer committed first (unique index uq_negotiation_ppid).
+            async with self._transaction() as conn:
+                existing = await self.store.find_by_provider_pid(
+                    conn, Role.CONSUMER, caller.did, message.provider_pid
+                )
+            if existing is None:
+                raise
+            return existing, False
+
+    async def _receive_offer(
+        self, caller: VerifiedCaller, message: ContractOfferMessage
+    ) -> tuple[Negotiation, bool]:
         async with self._transaction() as conn:
             if message.callback_address is None:
                 raise InvalidMessageError("an initial offer needs a callbackAddress")

@@ -1,18 +1,24 @@
 """A consumer that repeats its initial request at once (a retry racing the original, or two
 replicas of the consumer's sender) gets one negotiation or transfer: every copy is answered
 with the same ACK, none with a 5xx. On PostgreSQL the copies really run at the same time
-(before the fix, all but one failed with 500: the unique constraint fired at the insert)."""
+(before the fix, all but one failed with 500: the unique constraint fired at the insert).
+The same holds for a provider repeating its initial offer to a consumer on PostgreSQL
+(before the fix, each copy made a negotiation of its own)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import RESEARCH_OFFER, Pair, dataset
+from tests.conftest import free_port
+from tests.e2e.conftest import RESEARCH_OFFER, Api, Authority, Pair, dataset, launch
 from tests.e2e.test_dsp_bad_input import CTX
 from tests.e2e.test_negotiation_flow import _issuer, _negotiate
+from tests.processes import stop
 
 
 def test_simultaneous_copies_of_an_initial_request_make_one_negotiation(pair: Pair) -> None:
@@ -60,6 +66,53 @@ def test_simultaneous_copies_of_a_transfer_request_make_one_transfer(pair: Pair)
     assert len({r.json()["providerPid"] for r in answers}) == 1
     mine = [t for t in pair.papi.get("/transfers") if t.get("consumerPid") == body["consumerPid"]]
     assert len(mine) == 1
+
+
+def test_simultaneous_copies_of_an_initial_offer_make_one_negotiation(
+    tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str]
+) -> None:
+    """A provider (no database needed beyond its own) offers to a consumer on PostgreSQL."""
+    pp, pc = free_port(), free_port()
+    provider = launch(tmp_path, "provider", pp, [pp, pc], authority)
+    try:
+        consumer = launch(
+            tmp_path,
+            "consumer",
+            pc,
+            [pp, pc],
+            authority,
+            env={"PHEMS_DATABASE_URL": pg_db_factory()},
+        )
+    except BaseException:
+        stop(provider.proc)
+        raise
+    capi = Api(consumer)
+    try:
+        issuer = _issuer(provider)
+        for round_ in range(3):
+            body: dict[str, Any] = {
+                "@context": CTX,
+                "@type": "ContractOfferMessage",
+                "providerPid": f"urn:uuid:offer-race-{round_}",
+                "offer": RESEARCH_OFFER | {"target": "paediatric-asthma"},
+                "callbackAddress": provider.url + "/dsp/2025-1",
+            }
+            tokens = [issuer.issue(consumer.did) for _ in range(8)]
+            answers = asyncio.run(_all_at_once(consumer.url, body, tokens, "/negotiations/offers"))
+            statuses = sorted(r.status_code for r in answers)
+            assert statuses == [200] * 7 + [201], [r.text for r in answers]
+            assert len({r.json()["consumerPid"] for r in answers}) == 1
+            mine = [
+                n
+                for n in capi.get("/negotiations")
+                if n.get("providerPid") == f"urn:uuid:offer-race-{round_}"
+            ]
+            assert len(mine) == 1 and mine[0]["state"] == "OFFERED", mine
+        assert "Traceback" not in consumer.log()
+    finally:
+        capi.http.close()
+        stop(consumer.proc)
+        stop(provider.proc)
 
 
 async def _all_at_once(
