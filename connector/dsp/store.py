@@ -186,6 +186,7 @@ class OutboxItem:
     audience: str
     body: dict[str, Any]
     attempts: int
+    counterparty_pid: str | None = None  # at the claim: fills a ``{pid}`` in ``url``
 
 
 # Statements on the DSP hot path, built once: building a statement costs about as much as
@@ -281,8 +282,23 @@ def _claim_statement(dialect: str) -> sa.Update:
         outbox.update()
         .where(outbox.c.id.in_(due.scalar_subquery()), no_flush_wait(dialect))
         .values(next_attempt_at=_b("lease_until"), attempts=outbox.c.attempts + 1)
-        .returning(*outbox.c)
+        .returning(*outbox.c, _counterparty_pid().label("counterparty_pid"))
     )
+
+
+def _counterparty_pid() -> sa.ColumnElement[Any]:
+    """The counterparty's pid of the message's process (NULL until its ACK is recorded), for
+    a URL with the ``{pid}`` placeholder: read with the claim, not in a transaction of its
+    own before each send."""
+
+    def of(table: sa.Table) -> sa.ScalarSelect[Any]:
+        pid = sa.case(
+            (table.c.role == Role.CONSUMER.value, table.c.provider_pid),
+            else_=table.c.consumer_pid,
+        )
+        return sa.select(pid).where(table.c.id == outbox.c.process_id).scalar_subquery()
+
+    return sa.case((outbox.c.process_kind == "negotiation", of(negotiations)), else_=of(transfers))
 
 
 class DspStore:
@@ -529,6 +545,7 @@ class DspStore:
                 audience=r.audience,
                 body=json.loads(r.body),
                 attempts=r.attempts,
+                counterparty_pid=r.counterparty_pid,
             )
             for r in rows
         ]

@@ -199,7 +199,7 @@ class OutboxSender:
             log.exception("sending %s for %s failed", item.message_type, item.process_id)
 
     async def _deliver(self, item: OutboxItem) -> None:
-        url = await self._resolve_url(item)
+        url = self._resolve_url(item)
         if url is None:
             # The counterparty's pid is not known yet (its ACK is being recorded): soon.
             await self.store.mark_retry(
@@ -242,19 +242,13 @@ class OutboxSender:
                     raise ResponseTooLarge(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
             return Answer(response.status, bytes(body))
 
-    async def _resolve_url(self, item: OutboxItem) -> str | None:
+    @staticmethod
+    def _resolve_url(item: OutboxItem) -> str | None:
         if PID_PLACEHOLDER not in item.url:
             return item.url
-        async with self.store.transaction() as conn:
-            process = (
-                await self.store.get_negotiation(conn, item.process_id)
-                if item.process_kind == "negotiation"
-                else await self.store.get_transfer(conn, item.process_id)
-            )
-        pid = process.counterparty_pid if process else None
-        if pid is None:
+        if item.counterparty_pid is None:
             return None
-        return fill_pid(item.url, pid)
+        return fill_pid(item.url, item.counterparty_pid)
 
     async def _sent(self, item: OutboxItem, response: Answer) -> None:
         now = self.clock.now()

@@ -158,6 +158,50 @@ async def test_outbox_claims_one_message_per_process_in_order(engine: AsyncEngin
     assert [(i.message_type, i.attempts) for i in again] == [("M1", 2)]
 
 
+async def test_a_claim_carries_the_counterpartys_pid_of_the_process(engine: AsyncEngine) -> None:
+    """For a URL with ``{pid}``: the pid the ACK recorded (the consumer's for our provider
+    negotiation, the provider's for our consumer transfer), None before the ACK."""
+    store = DspStore(engine)
+    consumer_side = Transfer.new(
+        id="urn:uuid:t1",
+        role=Role.CONSUMER,
+        counterparty_did="did:web:p",
+        now=T0,
+        counterparty_address="http://p/dsp",
+        consumer_pid="urn:uuid:t1",
+        agreement_id="a1",
+        format="FHIR-Aggregate-PULL",
+    )
+    async with store.transaction() as conn:
+        await store.insert_negotiation(conn, _negotiation("urn:uuid:n1"))  # provider, c1
+        await store.insert_transfer(conn, consumer_side)  # no ACK yet
+        for kind, process in (("negotiation", "urn:uuid:n1"), ("transfer", "urn:uuid:t1")):
+            await store.enqueue(
+                conn,
+                process_kind=kind,
+                process_id=process,
+                message_type="M",
+                url="http://x/%7Bpid%7D",
+                audience="did:web:x",
+                body={},
+                now=T0,
+            )
+    claimed = await store.claim(now=T0, lease_seconds=30, limit=10)
+    assert {(i.process_id, i.counterparty_pid) for i in claimed} == {
+        ("urn:uuid:n1", "c1"),
+        ("urn:uuid:t1", None),
+    }
+    async with store.transaction() as conn:
+        t = await store.get_transfer(conn, "urn:uuid:t1", lock=True)
+        assert t is not None
+        await store.update_transfer(conn, replace(t, provider_pid="p-77"))
+    later = await store.claim(now=T0 + timedelta(seconds=31), lease_seconds=30, limit=10)
+    assert {(i.process_id, i.counterparty_pid) for i in later} == {
+        ("urn:uuid:n1", "c1"),
+        ("urn:uuid:t1", "p-77"),
+    }
+
+
 async def test_concurrent_claims_never_share_a_message(engine: AsyncEngine) -> None:
     store = DspStore(engine)
     for p in range(20):
