@@ -23,7 +23,7 @@ from connector.dsp.store import DspStore
 from connector.errors import ConfigurationError
 from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
-from connector.exchange.sender import OutboxSender
+from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
 from connector.harvest import HarvestService
 from connector.identity.credentials import read_credential_files
@@ -153,6 +153,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         clock=clock,
         audit=audit,
         poll_seconds=settings.outbox_poll_seconds,
+        policy=SendPolicy(batch=settings.outbox_concurrency),
     )
     store.on_enqueued = sender.wake
     published = PublishedCatalog(

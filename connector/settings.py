@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         0.2, gt=0, description="How often the state-machine loop looks for due work."
     )
+    outbox_concurrency: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description=(
+            "Outbound DSP messages a replica sends at once (each waits for the "
+            "counterparty's answer)."
+        ),
+    )
     database_pool_size: int = Field(
         10,
         ge=1,

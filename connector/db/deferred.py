@@ -17,6 +17,11 @@ The rules that keep this invisible to callers:
 - A held write that fails (a constraint) fails the flush, inside the same transaction, which
   then rolls back as a whole: no partial state, as before; only the error surfaces later.
 
+A transaction that does nothing but held writes (a management request that creates a
+negotiation, say) has not begun on the server when its writes are flushed at its end
+(``flush(conn, last=True)``): the combined statement then runs on its own, with no BEGIN and
+COMMIT round trips around it. One statement is atomic and durable by itself.
+
 Only PostgreSQL defers (``begin`` is called for it alone); elsewhere ``write`` executes at
 once. ``write`` on a connection without ``begin`` also executes at once.
 """
@@ -27,6 +32,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,19 +71,53 @@ async def write(conn: AsyncConnection, w: Write) -> None:
     held.append(w)
 
 
-async def flush(conn: AsyncConnection) -> None:
-    """Send the held writes (one statement); a no-op when none are held."""
+async def flush(conn: AsyncConnection, *, last: bool = False) -> None:
+    """Send the held writes (one statement); a no-op when none are held. ``last``: nothing
+    else runs in this transaction before its commit."""
     held: list[Write] | None = conn.info.get(_HELD)
     if not held:
         return
     conn.info[_HELD] = []
+    if last:
+        driver = await _not_begun(conn)
+        if driver is not None:
+            await _alone(driver, held)
+            return
     if len(held) == 1:
         await conn.execute(held[0].statement, held[0].params)
         return
+    await conn.exec_driver_sql(_combined(held), _args(held))
+
+
+async def _not_begun(conn: AsyncConnection) -> asyncpg.Connection | None:
+    """The asyncpg connection under ``conn`` if its transaction has not begun on the server
+    (SQLAlchemy's asyncpg adapter sends BEGIN with the first statement), else None."""
+    raw = await conn.get_raw_connection()
+    adapter = raw.dbapi_connection
+    if getattr(adapter, "_transaction", False) is not None:
+        return None  # begun (or an adapter we do not know: the ordinary path)
+    driver = raw.driver_connection
+    return driver if isinstance(driver, asyncpg.Connection) else None
+
+
+async def _alone(driver: asyncpg.Connection, held: list[Write]) -> None:
+    """The held writes as one statement outside any transaction block; errors as SQLAlchemy
+    reports them on the ordinary path (a constraint is an ``IntegrityError``)."""
+    sql = held[0].sql(0) if len(held) == 1 else _combined(held)
+    args = _args(held)
+    try:
+        await driver.execute(sql, *args)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise sa.exc.IntegrityError(sql, args, exc) from exc
+    except asyncpg.PostgresError as exc:
+        raise sa.exc.DatabaseError(sql, args, exc) from exc
+
+
+def _args(held: list[Write]) -> tuple[Any, ...]:
     args: list[Any] = []
     for w in held:
         args.extend(w.args)
-    await conn.exec_driver_sql(_combined(held), tuple(args))
+    return tuple(args)
 
 
 _TEXTS: dict[tuple[Hashable, ...], str] = {}

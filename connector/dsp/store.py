@@ -329,7 +329,7 @@ class DspStore:
                 deferred.begin(conn)
             try:
                 yield conn
-                await deferred.flush(conn)
+                await deferred.flush(conn, last=True)
             finally:
                 deferred.end(conn)
                 enqueued: list[str] = conn.info.pop(_ENQUEUED, [])

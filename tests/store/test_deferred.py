@@ -135,3 +135,43 @@ async def test_a_processs_messages_keep_their_queue_order(engine: AsyncEngine) -
         order.append(item.message_type)
         await store.mark_sent(None, item.id, T0)
     assert order == ["first", "second", "third"]
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # deferred writes are PG's
+async def test_a_transaction_of_held_writes_only_is_one_statement_without_begin_and_commit(
+    engine: AsyncEngine,
+) -> None:
+    """What the connection sends (asyncpg's query log, which shows the statements sent
+    without a prepared statement, BEGIN and COMMIT among them): the combined statement alone
+    for a write-only transaction; BEGIN ... COMMIT as soon as the transaction also reads."""
+    store, audit = DspStore(engine), AuditLog(engine, FixedClock(T0))
+    seen: list[str] = []
+
+    def log(record: object) -> None:
+        seen.append(str(getattr(record, "query", "")).split()[0].upper().rstrip(";"))
+
+    async with engine.connect() as probe:
+        raw = await probe.get_raw_connection()
+        driver = raw.driver_connection
+    # The pool hands the same (only idle) connection to the store below.
+    driver.add_query_logger(log)
+    try:
+        for i in (1, 2):  # a single held write, then several combined
+            async with store.transaction() as conn:
+                n = _negotiation(f"urn:uuid:w{i}")
+                await store.insert_negotiation(conn, n)
+                if i == 2:
+                    await _enqueue(store, conn, n.id, "request")
+                    await audit.append_many(conn, [{"actor": "did:web:c", "event": "e"}])
+        assert seen == ["INSERT", "WITH"], seen
+        seen.clear()
+        async with store.transaction() as conn:
+            assert await store.get_negotiation(conn, "urn:uuid:w1") is not None
+            await _enqueue(store, conn, "urn:uuid:w1", "more")
+        assert seen == ["BEGIN", "COMMIT"], seen  # the read and the write: prepared statements
+    finally:
+        driver.remove_query_logger(log)
+    async with store.transaction() as conn:
+        assert await store.get_negotiation(conn, "urn:uuid:w2") is not None
+        assert await store.pending_messages(conn, "urn:uuid:w2") == 1
+    assert await audit.flush() == 1
