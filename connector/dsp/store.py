@@ -257,6 +257,29 @@ _PG_MARK_SENT_MANY = sa.text(
     "WHERE outbox.id = t.i AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
 )
 
+# The same with ACKs: the negotiations' pids from the counterparty's ACK to our initial message
+# and the message's sent mark, together (as _ACK_N does for one); returns the negotiations
+# updated. Both are lost together in a database crash, if at all: the message is sent again
+# and the counterparty answers the repeat with the same ACK.
+_PG_ACK_AND_MARK_SENT_MANY = sa.text(
+    "WITH t AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:sent AS timestamptz[]), "
+    "CAST(:nids AS text[]), CAST(:ppids AS text[]), CAST(:cpids AS text[])) "
+    "AS t(i, s, nid, ppid, cpid)), "
+    "ack AS (UPDATE negotiations AS n SET provider_pid = t.ppid, consumer_pid = t.cpid, "
+    "updated_at = t.s FROM t WHERE t.nid IS NOT NULL AND n.id = t.nid "
+    "AND (n.provider_pid IS NULL OR n.provider_pid = t.ppid) "
+    "AND (n.consumer_pid IS NULL OR n.consumer_pid = t.cpid) RETURNING n.id), "
+    "sent AS (UPDATE outbox SET sent_at = t.s, body = '{}' FROM t WHERE outbox.id = t.i) "
+    "SELECT id FROM ack WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
+)
+
+
+@dataclass(frozen=True)
+class _Ack:
+    negotiation_id: str
+    provider_pid: str
+    consumer_pid: str
+
 
 def _claim_statement(dialect: str) -> sa.Update:
     """Lease up to ``limit`` due messages, at most one per process (its oldest unsent)."""
@@ -311,7 +334,7 @@ class DspStore:
             index_elements=[agreements.c.id]
         )
         self._mark_sent_alone = _MARK_SENT.where(no_flush_wait(self._dialect))
-        self._sent_marks: GroupWriter[tuple[int, datetime], None] | None = (
+        self._sent_marks: GroupWriter[tuple[int, datetime, _Ack | None], bool] | None = (
             GroupWriter(self._mark_sent_many) if self._dialect == "postgresql" else None
         )
         # Called after a commit with the process ids whose messages it queued.
@@ -559,16 +582,72 @@ class DspStore:
             await self._run(conn, _MARK_SENT, params)
             return
         if self._sent_marks is not None:
-            await self._sent_marks.submit((item_id, now))
+            await self._sent_marks.submit((item_id, now, None))
             return
         async with single_statement(self.engine) as own:
             await own.execute(self._mark_sent_alone, params)
 
-    async def _mark_sent_many(self, items: Sequence[tuple[int, datetime]]) -> list[None]:
-        params = {"ids": [i for i, _ in items], "sent": [at for _, at in items]}
-        async with single_statement(self.engine) as conn:
-            await conn.execute(_PG_MARK_SENT_MANY, params)
-        return [None] * len(items)
+    async def mark_sent_with_ack(
+        self,
+        item_id: int,
+        now: datetime,
+        *,
+        negotiation_id: str,
+        provider_pid: str,
+        consumer_pid: str,
+    ) -> bool:
+        """Our initial negotiation message was answered with this ACK: record both pids
+        (``record_negotiation_ack``, whose result this returns) and the sent mark. On
+        PostgreSQL in one statement, shared with concurrent sent marks."""
+        if self._sent_marks is None:
+            known = await self.record_negotiation_ack(
+                negotiation_id, provider_pid=provider_pid, consumer_pid=consumer_pid, now=now
+            )
+            await self.mark_sent(None, item_id, now)
+            return known
+        ack = _Ack(negotiation_id, provider_pid, consumer_pid)
+        return await self._sent_marks.submit((item_id, now, ack))
+
+    async def _mark_sent_many(
+        self, items: Sequence[tuple[int, datetime, _Ack | None]]
+    ) -> list[bool]:
+        ids = [i for i, _, _ in items]
+        sent = [at for _, at, _ in items]
+        acks = [a for _, _, a in items]
+        if not any(acks):
+            async with single_statement(self.engine) as conn:
+                await conn.execute(_PG_MARK_SENT_MANY, {"ids": ids, "sent": sent})
+            return [True] * len(items)
+        params = {
+            "ids": ids,
+            "sent": sent,
+            "nids": [a.negotiation_id if a else None for a in acks],
+            "ppids": [a.provider_pid if a else None for a in acks],
+            "cpids": [a.consumer_pid if a else None for a in acks],
+        }
+        try:
+            async with single_statement(self.engine) as conn:
+                updated = set((await conn.execute(_PG_ACK_AND_MARK_SENT_MANY, params)).scalars())
+        except IntegrityError:
+            # A peer answered with a providerPid another negotiation of ours with it has
+            # (uq_negotiation_ppid): one by one, so that only its ACK is refused.
+            results = []
+            for _, at, ack in items:
+                if ack is None:
+                    results.append(True)
+                else:
+                    results.append(
+                        await self.record_negotiation_ack(
+                            ack.negotiation_id,
+                            provider_pid=ack.provider_pid,
+                            consumer_pid=ack.consumer_pid,
+                            now=at,
+                        )
+                    )
+            async with single_statement(self.engine) as conn:
+                await conn.execute(_PG_MARK_SENT_MANY, {"ids": ids, "sent": sent})
+            return results
+        return [a is None or a.negotiation_id in updated for a in acks]
 
     async def purge(self, *, before: datetime) -> int:
         """Forget delivered and failed messages older than ``before`` (the audit log keeps

@@ -256,25 +256,27 @@ class OutboxSender:
             await self.store.mark_sent(None, item.id, now)
             return
         if item.process_kind == "negotiation":
-            # The ACK's pids first (durable), then the sent mark: a crash in between sends the
-            # message again, and the counterparty answers the repeat with the same ACK.
+            # The ACK's pids with the sent mark (both lost in a crash, if at all: the message
+            # is sent again, and the counterparty answers the repeat with the same ACK).
             try:
                 ack = parse_message(response.body, ContractNegotiation)
-                if not await self.store.record_negotiation_ack(
-                    item.process_id,
-                    provider_pid=ack.provider_pid,
-                    consumer_pid=ack.consumer_pid,
-                    now=now,
-                ):
-                    log.warning(
-                        "ACK for negotiation %s names other pids (%s, %s)",
-                        item.process_id,
-                        ack.provider_pid,
-                        ack.consumer_pid,
-                    )
             except InvalidMessageError as exc:
                 log.warning("unusable ACK for negotiation %s: %s", item.process_id, exc)
-            await self.store.mark_sent(None, item.id, now)
+                await self.store.mark_sent(None, item.id, now)
+                return
+            if not await self.store.mark_sent_with_ack(
+                item.id,
+                now,
+                negotiation_id=item.process_id,
+                provider_pid=ack.provider_pid,
+                consumer_pid=ack.consumer_pid,
+            ):
+                log.warning(
+                    "ACK for negotiation %s names other pids (%s, %s)",
+                    item.process_id,
+                    ack.provider_pid,
+                    ack.consumer_pid,
+                )
             return
         async with self.store.transaction() as conn:
             await self.store.mark_sent(conn, item.id, now)

@@ -226,6 +226,63 @@ async def test_sent_messages_lose_their_body_and_are_purged_later(engine: AsyncE
     assert left.body == {"i": 1}
 
 
+async def test_acks_are_recorded_with_their_sent_marks_refusing_only_the_wrong_ones(
+    engine: AsyncEngine,
+) -> None:
+    """The sender's initial messages answered with ACKs, concurrently with plain sent marks
+    (one statement on PostgreSQL): each ACK sets both pids of its negotiation; one naming
+    another consumerPid, or a providerPid another negotiation with that provider has, is
+    refused (False) and changes nothing; every message is marked sent either way."""
+    store = DspStore(engine)
+    async with store.transaction() as conn:
+        for i in range(8):
+            n = Negotiation.new(
+                id=f"urn:uuid:c{i}",
+                role=Role.CONSUMER,
+                counterparty_did="did:web:p",
+                now=T0,
+                counterparty_address="http://p/dsp",
+                consumer_pid=f"urn:uuid:c{i}",
+            )
+            await store.insert_negotiation(conn, n)
+    for i in range(8):
+        await _enqueue(store, f"urn:uuid:c{i}", 1)
+    for p in range(4):
+        await _enqueue(store, f"plain{p}", 1)
+    claimed = {i.process_id: i for i in await store.claim(now=T0, lease_seconds=30, limit=100)}
+    assert len(claimed) == 12
+    acks = {f"urn:uuid:c{i}": (f"p-{i}", f"urn:uuid:c{i}") for i in range(6)}
+    acks["urn:uuid:c6"] = ("p-6", "urn:uuid:someone-else")  # not our consumerPid
+    acks["urn:uuid:c7"] = ("p-1", "urn:uuid:c7")  # c1's providerPid
+
+    async def ack(process: str) -> bool:
+        ppid, cpid = acks[process]
+        item = claimed[process]
+        return await store.mark_sent_with_ack(
+            item.id, T0, negotiation_id=process, provider_pid=ppid, consumer_pid=cpid
+        )
+
+    results = await asyncio.gather(
+        *(ack(p) for p in acks),
+        *(store.mark_sent(None, claimed[f"plain{p}"].id, T0) for p in range(4)),
+    )
+    # c1 and c7 race for p-1: whichever comes first gets it, the other is refused.
+    outcome = dict(zip(acks, results[:8], strict=True))
+    assert outcome["urn:uuid:c6"] is False
+    assert outcome["urn:uuid:c1"] != outcome["urn:uuid:c7"]
+    assert all(outcome[f"urn:uuid:c{i}"] for i in (0, 2, 3, 4, 5))
+    async with store.transaction() as conn:
+        for i in range(8):
+            n = await store.get_negotiation(conn, f"urn:uuid:c{i}")
+            assert n is not None
+            if outcome[n.id]:
+                assert (n.provider_pid, n.consumer_pid) == acks[n.id]
+            else:
+                assert (n.provider_pid, n.consumer_pid) == (None, n.id)
+    # Everything was marked sent: nothing is claimable again, even after the lease.
+    assert await store.claim(now=T0 + timedelta(minutes=1), lease_seconds=30, limit=100) == []
+
+
 async def test_concurrent_sent_marks_of_their_own_all_land(engine: AsyncEngine) -> None:
     """Sent marks outside a transaction (the sender's) may share one statement under load;
     each is stored with its own time, drops its body, and frees its process's next message."""
