@@ -41,6 +41,7 @@ from connector.errors import (
     InvalidMessageError,
     InvalidTransitionError,
     NotFoundError,
+    PhemsError,
     PolicyDefinitionError,
 )
 from connector.exchange.callbacks import check_callback
@@ -144,12 +145,17 @@ class NegotiationService:
     ) -> tuple[Negotiation, bool]:
         """An initial ContractRequestMessage (provider role); returns (negotiation, created).
         A repeat of a request already recorded (same consumerPid from the same caller)
-        returns the recorded negotiation unchanged, also when the copies arrive together."""
+        returns the recorded negotiation unchanged, also when the copies arrive together.
+
+        Repeats are rare (a consumer's retry), so the request is not looked up first: the
+        unique constraint on (role, caller, consumerPid) refuses the repeat's insert at the
+        commit, and the recorded negotiation is read then. A repeat that would now be refused
+        (its dataset retired since, say) is still answered with the recorded negotiation."""
         try:
             return await self._receive_request(caller, message)
-        except IntegrityError:
-            # A copy of this request (same caller, same consumerPid) running at the same
-            # time committed first: answer as for any repeat.
+        except (IntegrityError, PhemsError):
+            # A repeat, or a copy of this request running at the same time committed first:
+            # answer with the recorded negotiation. Anything else stands.
             async with self._transaction() as conn:
                 existing = await self.store.find_negotiation(
                     conn, Role.PROVIDER, caller.did, message.consumer_pid
@@ -162,11 +168,6 @@ class NegotiationService:
         self, caller: VerifiedCaller, message: ContractRequestMessage
     ) -> tuple[Negotiation, bool]:
         async with self._transaction() as conn:
-            existing = await self.store.find_negotiation(
-                conn, Role.PROVIDER, caller.did, message.consumer_pid
-            )
-            if existing is not None:
-                return existing, False
             if message.callback_address is not None:
                 check_callback(caller.did, message.callback_address, self.insecure_hosts)
             dataset_id = message.dataset_id

@@ -45,6 +45,47 @@ def test_simultaneous_copies_of_an_initial_request_make_one_negotiation(pair: Pa
         assert len(mine) == 1
 
 
+def test_a_repeated_request_gets_the_recorded_negotiation_even_once_it_would_be_refused(
+    pair: Pair,
+) -> None:
+    """A consumer's retry of its initial request is answered with the negotiation recorded the
+    first time (200, same providerPid), also after the dataset was retired; a new request for
+    the retired dataset is refused."""
+    pair.papi.post("/datasets", dataset(), expect=201)
+    issuer = _issuer(pair.consumer)
+
+    def send(consumer_pid: str) -> httpx.Response:
+        body = {
+            "@context": CTX,
+            "@type": "ContractRequestMessage",
+            "consumerPid": consumer_pid,
+            "offer": RESEARCH_OFFER | {"target": "paediatric-asthma"},
+            "callbackAddress": pair.consumer.url + "/dsp/2025-1",
+        }
+        return httpx.post(
+            pair.provider.url + "/dsp/2025-1/negotiations/request",
+            json=body,
+            headers={"Authorization": f"Bearer {issuer.issue(pair.provider.did)}"},
+            timeout=30,
+        )
+
+    first = send("urn:uuid:retry-1")
+    assert first.status_code == 201, first.text
+    again = send("urn:uuid:retry-1")
+    # (its state may have moved on: the agreement goes to a consumer that never asked)
+    assert again.status_code == 200, again.text
+    assert again.json()["providerPid"] == first.json()["providerPid"]
+    pair.papi.post("/datasets/paediatric-asthma/retire", expect=200)
+    late = send("urn:uuid:retry-1")
+    assert late.status_code == 200, late.text
+    assert late.json()["providerPid"] == first.json()["providerPid"]
+    refused = send("urn:uuid:retry-2")
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["@type"] == "ContractNegotiationError"
+    mine = [n for n in pair.papi.get("/negotiations") if n.get("consumerPid") == "urn:uuid:retry-1"]
+    assert len(mine) == 1
+
+
 def test_simultaneous_copies_of_a_transfer_request_make_one_transfer(pair: Pair) -> None:
     """The same for transfers (provider on PostgreSQL), after a real negotiation."""
     _, final = _negotiate(pair)
