@@ -10,7 +10,6 @@ import logging
 import time
 import uuid
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.api.metrics import Metrics
@@ -30,6 +29,7 @@ class RequestContextMiddleware:
             return
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if 0 < len(incoming) <= 128 else uuid.uuid4().hex
+        id_header = (b"x-request-id", request_id.encode("latin-1", "replace"))
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
@@ -38,7 +38,9 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                # Appended, not set through MutableHeaders (which first looks for and deletes
+                # an existing one): nothing else sets this header.
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from connector.api.deps import ServicesDep
+from connector.composition import Services
 from connector.dsp.messages import (
     CatalogRequestMessage,
     ContractAgreementMessage,
@@ -44,6 +45,31 @@ async def authenticate(request: Request, services: ServicesDep) -> VerifiedCalle
 
 
 Caller = Annotated[VerifiedCaller, Depends(authenticate)]
+
+
+# The message endpoints (the hot path: every negotiation and transfer step) take the request
+# alone and read services, caller and pid from it: FastAPI's dependency resolution cost more
+# than the rest of the routing (bench/README.md). The pid is documented by ``_PID``.
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def _caller(request: Request, services: Services) -> VerifiedCaller:
+    return await services.verifier.verify(bearer_token(request.headers.get("authorization")))
+
+
+_PID = {
+    "parameters": [
+        {
+            "name": "pid",
+            "in": "path",
+            "required": True,
+            "description": "our process id (providerPid or consumerPid, by our role)",
+            "schema": {"type": "string"},
+        }
+    ]
+}
 
 
 async def _message(request: Request, expected: type[M]) -> M:
@@ -116,9 +142,9 @@ async def catalog_dataset_request(
 
 
 @router.post("/negotiations/request", status_code=201)
-async def negotiation_request(
-    request: Request, caller: Caller, services: ServicesDep
-) -> JSONResponse:
+async def negotiation_request(request: Request) -> JSONResponse:
+    services = _services(request)
+    caller = await _caller(request, services)
     message = await _message(request, ContractRequestMessage)
     if not message.is_initial:
         raise BadRequestError(
@@ -155,15 +181,17 @@ _NEGOTIATION_PATHS: dict[str, type[Any]] = {
 
 
 def _negotiation_route(action: str, expected: type[Any]) -> None:
-    async def handler(
-        pid: str, request: Request, caller: Caller, services: ServicesDep
-    ) -> JSONResponse:
+    async def handler(request: Request) -> JSONResponse:
+        services = _services(request)
+        caller = await _caller(request, services)
         message = await _message(request, expected)
-        n = await services.negotiations.receive(caller, pid, message)
+        n = await services.negotiations.receive(caller, request.path_params["pid"], message)
         return _json(n.ack())
 
     handler.__name__ = f"negotiation_{action.replace('/', '_')}"
-    router.add_api_route(f"/negotiations/{{pid}}/{action}", handler, methods=["POST"])
+    router.add_api_route(
+        f"/negotiations/{{pid}}/{action}", handler, methods=["POST"], openapi_extra=_PID
+    )
 
 
 for _action, _expected in _NEGOTIATION_PATHS.items():
@@ -174,7 +202,9 @@ for _action, _expected in _NEGOTIATION_PATHS.items():
 
 
 @router.post("/transfers/request", status_code=201)
-async def transfer_request(request: Request, caller: Caller, services: ServicesDep) -> JSONResponse:
+async def transfer_request(request: Request) -> JSONResponse:
+    services = _services(request)
+    caller = await _caller(request, services)
     message = await _message(request, TransferRequestMessage)
     t, created = await services.transfers.receive_request(caller, message)
     return _json(t.ack(), 201 if created else 200)
@@ -194,15 +224,17 @@ _TRANSFER_PATHS: dict[str, type[Any]] = {
 
 
 def _transfer_route(action: str, expected: type[Any]) -> None:
-    async def handler(
-        pid: str, request: Request, caller: Caller, services: ServicesDep
-    ) -> JSONResponse:
+    async def handler(request: Request) -> JSONResponse:
+        services = _services(request)
+        caller = await _caller(request, services)
         message = await _message(request, expected)
-        t = await services.transfers.receive(caller, pid, message)
+        t = await services.transfers.receive(caller, request.path_params["pid"], message)
         return _json(t.ack())
 
     handler.__name__ = f"transfer_{action}"
-    router.add_api_route(f"/transfers/{{pid}}/{action}", handler, methods=["POST"])
+    router.add_api_route(
+        f"/transfers/{{pid}}/{action}", handler, methods=["POST"], openapi_extra=_PID
+    )
 
 
 for _action, _expected in _TRANSFER_PATHS.items():

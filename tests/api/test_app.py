@@ -66,6 +66,14 @@ async def test_request_id_is_echoed_and_metrics_count(client: httpx.AsyncClient)
     assert response.headers["x-request-id"] == "abc123"
     metrics = (await client.get("/metrics")).text
     assert 'phems_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+    # Without one, each response gets its own (once, also on errors).
+    ids = []
+    for path in ("/healthz", "/nope"):
+        response = await client.get(path)
+        [header] = response.headers.get_list("x-request-id")
+        assert len(header) == 32 and int(header, 16) >= 0
+        ids.append(header)
+    assert ids[0] != ids[1]
 
 
 async def test_keys_survive_restart(tmp_path: Path) -> None:
