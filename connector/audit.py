@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connector.canonical import canonical_json
 from connector.db import deferred
 from connector.db.tables import audit_head, audit_log, audit_pending
 from connector.ports import Clock
@@ -94,7 +94,7 @@ class AuditEntry:
             "details": self.details,
             "prev_hash": self.prev_hash,
         }
-        return hashlib.sha256(rfc8785.dumps(body)).hexdigest()  # type: ignore[arg-type]
+        return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from connector.canonical import canonical_json
 from connector.errors import AuthenticationError
 from connector.identity.did import SIGNING_FRAGMENT
 from connector.identity.jwt import ALGS
 from connector.identity.resolver import DidResolver
 from connector.identity.signing import (
     PrivateKey,
-    canonical_json,
     decode_jws_unverified,
     sign_jws,
     verify_jws,

@@ -16,7 +16,6 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from jwcrypto import jwa, jwk
@@ -129,11 +128,6 @@ def save_private_jwk(key: PrivateKey, path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def canonical_json(obj: Any) -> bytes:
-    """RFC 8785 canonical JSON (what signed agreements sign)."""
-    return rfc8785.dumps(obj)
 
 
 def sign_jws(

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwcrypto import jwk, jws
 
+from connector.canonical import canonical_json
 from connector.errors import AuthenticationError
 from connector.identity.signing import (
     InvalidKeyError,
@@ -15,7 +16,6 @@ from connector.identity.signing import (
     PrivateKey,
     b64url_decode,
     b64url_encode,
-    canonical_json,
     decode_jws_unverified,
     derive_shared_secret,
     generate_key,
