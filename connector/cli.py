@@ -103,6 +103,10 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # Our middleware logs every request (connector.access). uvicorn's access logger is
+        # silenced (logs.py), but it still formats its arguments (quoting the path) for each
+        # response unless switched off here.
+        access_log=False,
         proxy_headers=True,
         lifespan="on",
     )
