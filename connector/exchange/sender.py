@@ -98,7 +98,10 @@ class OutboxSender:
         use, inside the running loop."""
         if self._http is None:
             self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_seconds)
+                timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
+                # DSP has no cookies: none kept from one peer's answer, none sent to another
+                # (and no jar to update and filter on every message).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._http
 
