@@ -81,7 +81,7 @@ async def flush(conn: AsyncConnection, *, last: bool = False) -> None:
     if last:
         driver = await _not_begun(conn)
         if driver is not None:
-            await _alone(driver, held)
+            await _alone(conn, driver, held)
             return
     if len(held) == 1:
         await conn.execute(held[0].statement, held[0].params)
@@ -100,17 +100,23 @@ async def _not_begun(conn: AsyncConnection) -> asyncpg.Connection | None:
     return driver if isinstance(driver, asyncpg.Connection) else None
 
 
-async def _alone(driver: asyncpg.Connection, held: list[Write]) -> None:
+async def _alone(conn: AsyncConnection, driver: asyncpg.Connection, held: list[Write]) -> None:
     """The held writes as one statement outside any transaction block; errors as SQLAlchemy
-    reports them on the ordinary path (a constraint is an ``IntegrityError``)."""
+    reports them on the ordinary path: a constraint is an ``IntegrityError``, and a broken
+    connection is invalidated (the pool replaces it) and reported as such."""
     sql = held[0].sql(0) if len(held) == 1 else _combined(held)
     args = _args(held)
     try:
         await driver.execute(sql, *args)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise sa.exc.IntegrityError(sql, args, exc) from exc
-    except asyncpg.PostgresError as exc:
-        raise sa.exc.DatabaseError(sql, args, exc) from exc
+    except Exception as exc:
+        # A server error on a healthy connection stays a DatabaseError; a connection that is
+        # gone (closed, terminated by the server, a protocol error) is dropped from the pool.
+        if isinstance(exc, asyncpg.PostgresError) and not driver.is_closed():
+            raise sa.exc.DatabaseError(sql, args, exc) from exc
+        await conn.invalidate(exc)
+        raise sa.exc.OperationalError(sql, args, exc, connection_invalidated=True) from exc
 
 
 def _args(held: list[Write]) -> tuple[Any, ...]:

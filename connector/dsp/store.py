@@ -363,8 +363,12 @@ class DspStore:
                 yield conn
                 await deferred.flush(conn, last=True)
             finally:
-                deferred.end(conn)
-                enqueued: list[str] = conn.info.pop(_ENQUEUED, [])
+                # A connection found broken was invalidated: its info is gone with it, and
+                # touching it would raise (PendingRollbackError) over the real error.
+                enqueued: list[str] = []
+                if not conn.invalidated:
+                    deferred.end(conn)
+                    enqueued = conn.info.pop(_ENQUEUED, [])
         # Committed: wake the sender for messages this transaction queued.
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued(enqueued)

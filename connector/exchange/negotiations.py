@@ -644,8 +644,10 @@ class NegotiationService:
                 yield conn
                 await self.audit.append_many(conn, conn.info[_AUDIT_KEY])
             finally:
-                # conn.info outlives the checkout (it belongs to the pooled connection).
-                conn.info.pop(_AUDIT_KEY, None)
+                # conn.info outlives the checkout (it belongs to the pooled connection); an
+                # invalidated connection's went with it (and touching it would raise).
+                if not conn.invalidated:
+                    conn.info.pop(_AUDIT_KEY, None)
 
     @staticmethod
     def _audit(conn: AsyncConnection, n: Negotiation, event: str, **details: Any) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connector.audit import AuditLog
 from connector.clock import FixedClock
@@ -175,3 +175,40 @@ async def test_a_transaction_of_held_writes_only_is_one_statement_without_begin_
         assert await store.get_negotiation(conn, "urn:uuid:w2") is not None
         assert await store.pending_messages(conn, "urn:uuid:w2") == 1
     assert await audit.flush() == 1
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("reads_first", [False, True], ids=["write-only", "read-first"])
+async def test_a_transaction_on_a_dead_connection_fails_once_and_the_pool_recovers(
+    engine: AsyncEngine, reads_first: bool
+) -> None:
+    """The database restarted under an idle pooled connection: the transaction's first
+    statement (the write-only one, or a read) fails as SQLAlchemy reports it (a DBAPIError,
+    the connection invalidated; not a PendingRollbackError from the clean-up), and the next
+    transaction gets a new connection."""
+    store = DspStore(engine)
+    async with store.transaction() as conn:  # a pooled connection exists
+        await store.insert_negotiation(conn, _negotiation("urn:uuid:before"))
+    other = create_async_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        async with other.connect() as admin:
+            await admin.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await other.dispose()
+    with pytest.raises(sa.exc.DBAPIError) as failed:
+        # The pool hands out the connection whose backend is gone.
+        async with store.transaction() as conn:
+            if reads_first:
+                await store.get_negotiation(conn, "urn:uuid:before")
+            await store.insert_negotiation(conn, _negotiation("urn:uuid:lost"))
+    assert failed.value.connection_invalidated
+    async with store.transaction() as conn:
+        await store.insert_negotiation(conn, _negotiation("urn:uuid:after"))
+    async with store.transaction() as conn:
+        assert await store.get_negotiation(conn, "urn:uuid:after") is not None
+        assert await store.get_negotiation(conn, "urn:uuid:lost") is None
