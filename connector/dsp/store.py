@@ -373,6 +373,13 @@ class DspStore:
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued(enqueued)
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that need no transaction of their own: each statement sees
+        what is committed when it runs (on PostgreSQL without BEGIN and COMMIT)."""
+        async with single_statement(self.engine) as conn:
+            yield conn
+
     @staticmethod
     async def _run(conn: AsyncConnection, statement: Any, params: Any = None) -> Any:
         """Run a statement in the caller's transaction, after the writes it holds."""
