@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
@@ -46,6 +45,7 @@ from connector.errors import (
 )
 from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
+from connector.exchange.repeats import created_or_recorded
 from connector.exchange.sender import fill_pid
 from connector.identity.agreements import (
     SIGNATURE_PROPERTY,
@@ -151,18 +151,16 @@ class NegotiationService:
         unique constraint on (role, caller, consumerPid) refuses the repeat's insert at the
         commit, and the recorded negotiation is read then. A repeat that would now be refused
         (its dataset retired since, say) is still answered with the recorded negotiation."""
-        try:
-            return await self._receive_request(caller, message)
-        except (IntegrityError, PhemsError):
-            # A repeat, or a copy of this request running at the same time committed first:
-            # answer with the recorded negotiation. Anything else stands.
-            async with self._transaction() as conn:
-                existing = await self.store.find_negotiation(
+
+        async def recorded() -> Negotiation | None:
+            async with self.store.reading() as conn:
+                return await self.store.find_negotiation(
                     conn, Role.PROVIDER, caller.did, message.consumer_pid
                 )
-            if existing is None:
-                raise
-            return existing, False
+
+        return await created_or_recorded(
+            lambda: self._receive_request(caller, message), recorded, also=(PhemsError,)
+        )
 
     async def _receive_request(
         self, caller: VerifiedCaller, message: ContractRequestMessage
@@ -199,18 +197,15 @@ class NegotiationService:
     ) -> tuple[Negotiation, bool]:
         """An initial ContractOfferMessage (consumer role): a provider-initiated negotiation.
         A repeat (same providerPid from the same caller) returns the recorded negotiation
-        unchanged, also when the copies arrive together."""
-        try:
-            return await self._receive_offer(caller, message)
-        except IntegrityError:
-            # A copy of this offer committed first (unique index uq_negotiation_ppid).
-            async with self._transaction() as conn:
-                existing = await self.store.find_by_provider_pid(
+        unchanged, also when the copies arrive together (unique index uq_negotiation_ppid)."""
+
+        async def recorded() -> Negotiation | None:
+            async with self.store.reading() as conn:
+                return await self.store.find_by_provider_pid(
                     conn, Role.CONSUMER, caller.did, message.provider_pid
                 )
-            if existing is None:
-                raise
-            return existing, False
+
+        return await created_or_recorded(lambda: self._receive_offer(caller, message), recorded)
 
     async def _receive_offer(
         self, caller: VerifiedCaller, message: ContractOfferMessage

@@ -13,7 +13,6 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
@@ -40,6 +39,7 @@ from connector.errors import (
 )
 from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
+from connector.exchange.repeats import created_or_recorded
 from connector.identity.keys import ConnectorKeys
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import Scope, evaluate, validate_policy
@@ -93,17 +93,14 @@ class TransferService:
         """An initial TransferRequestMessage; returns (transfer, created). A repeat (same
         caller, same consumerPid) returns the recorded transfer, also when copies arrive
         together."""
-        try:
-            return await self._receive_request(caller, message)
-        except IntegrityError:
-            # A copy running at the same time committed first: answer as for any repeat.
-            async with self.store.transaction() as conn:
-                existing = await self.store.find_transfer(
+
+        async def recorded() -> Transfer | None:
+            async with self.store.reading() as conn:
+                return await self.store.find_transfer(
                     conn, Role.PROVIDER, caller.did, message.consumer_pid
                 )
-            if existing is None:
-                raise
-            return existing, False
+
+        return await created_or_recorded(lambda: self._receive_request(caller, message), recorded)
 
     async def _receive_request(
         self, caller: VerifiedCaller, message: TransferRequestMessage
