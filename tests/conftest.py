@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,15 @@ def pg_url() -> str:
 @pytest.fixture(scope="session")
 def pg_database(pg_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
-    name = f"phems_test_{uuid.uuid4().hex[:10]}"
+    with fresh_pg_database(pg_url, "phems_test") as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_database(pg_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of ``pg_url`` (its URL), dropped (with
+    any connections left to it) on the way out."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     _in_thread(_admin(pg_url, f'CREATE DATABASE "{name}"'))
     try:
         yield pg_url.rsplit("/", 1)[0] + "/" + name

@@ -12,8 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from connector.api.deps import ServicesDep
-from connector.composition import Services
+from connector.api.deps import ServicesDep, get_services
 from connector.dsp.messages import (
     CatalogRequestMessage,
     ContractAgreementMessage,
@@ -48,17 +47,8 @@ Caller = Annotated[VerifiedCaller, Depends(authenticate)]
 
 
 # The message endpoints (the hot path: every negotiation and transfer step) take the request
-# alone and read services, caller and pid from it: FastAPI's dependency resolution cost more
+# alone and call the two dependencies themselves: FastAPI's dependency resolution cost more
 # than the rest of the routing (bench/README.md). The pid is documented by ``_PID``.
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-async def _caller(request: Request, services: Services) -> VerifiedCaller:
-    return await services.verifier.verify(bearer_token(request.headers.get("authorization")))
-
-
 _PID = {
     "parameters": [
         {
@@ -143,8 +133,8 @@ async def catalog_dataset_request(
 
 @router.post("/negotiations/request", status_code=201)
 async def negotiation_request(request: Request) -> JSONResponse:
-    services = _services(request)
-    caller = await _caller(request, services)
+    services = await get_services(request)
+    caller = await authenticate(request, services)
     message = await _message(request, ContractRequestMessage)
     if not message.is_initial:
         raise BadRequestError(
@@ -182,8 +172,8 @@ _NEGOTIATION_PATHS: dict[str, type[Any]] = {
 
 def _negotiation_route(action: str, expected: type[Any]) -> None:
     async def handler(request: Request) -> JSONResponse:
-        services = _services(request)
-        caller = await _caller(request, services)
+        services = await get_services(request)
+        caller = await authenticate(request, services)
         message = await _message(request, expected)
         n = await services.negotiations.receive(caller, request.path_params["pid"], message)
         return _json(n.ack())
@@ -203,8 +193,8 @@ for _action, _expected in _NEGOTIATION_PATHS.items():
 
 @router.post("/transfers/request", status_code=201)
 async def transfer_request(request: Request) -> JSONResponse:
-    services = _services(request)
-    caller = await _caller(request, services)
+    services = await get_services(request)
+    caller = await authenticate(request, services)
     message = await _message(request, TransferRequestMessage)
     t, created = await services.transfers.receive_request(caller, message)
     return _json(t.ack(), 201 if created else 200)
@@ -225,8 +215,8 @@ _TRANSFER_PATHS: dict[str, type[Any]] = {
 
 def _transfer_route(action: str, expected: type[Any]) -> None:
     async def handler(request: Request) -> JSONResponse:
-        services = _services(request)
-        caller = await _caller(request, services)
+        services = await get_services(request)
+        caller = await authenticate(request, services)
         message = await _message(request, expected)
         t = await services.transfers.receive(caller, request.path_params["pid"], message)
         return _json(t.ack())

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,7 @@ from connector.clock import SystemClock
 from connector.identity.credentials import issue_credential
 from connector.identity.did import did_key_from_public_jwk
 from connector.identity.signing import PrivateKey, generate_key
-from tests.conftest import _admin, _in_thread, free_port
+from tests.conftest import free_port, fresh_pg_database
 from tests.processes import ConnectorProcess, start_connector, stop
 
 T = TypeVar("T")
@@ -85,17 +85,8 @@ class Api:
 
 @pytest.fixture
 def pg_db_factory(pg_url: str) -> Iterator[Callable[[], str]]:
-    created: list[str] = []
-
-    def make() -> str:
-        name = f"phems_e2e_{uuid.uuid4().hex[:10]}"
-        _in_thread(_admin(pg_url, f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return pg_url.rsplit("/", 1)[0] + "/" + name
-
-    yield make
-    for name in created:
-        _in_thread(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with ExitStack() as databases:
+        yield lambda: databases.enter_context(fresh_pg_database(pg_url, "phems_e2e"))
 
 
 @dataclass

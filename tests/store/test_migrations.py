@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.db.engine import MIGRATIONS, create_engine
 from connector.db.tables import metadata, negotiations
-from tests.conftest import _admin, _in_thread
+from tests.conftest import fresh_pg_database
 
 
 def _diff(connection: sa.Connection) -> list[Any]:
@@ -39,13 +38,8 @@ def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'blank.db'}"
         return
-    pg_url: str = request.getfixturevalue("pg_url")
-    name = f"phems_mig_{uuid.uuid4().hex[:10]}"
-    _in_thread(_admin(pg_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        _in_thread(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database(request.getfixturevalue("pg_url"), "phems_mig") as url:
+        yield url
 
 
 def _upgrade_to(revision: str) -> Callable[[sa.Connection], None]:
