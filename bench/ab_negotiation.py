@@ -6,9 +6,10 @@
 Single runs of ``bench_negotiation.py`` vary by ±15% from one minute to the next on a shared
 2-core machine (the floor too), so a change is judged by pairs run back to back: BASE_REV (a
 temporary ``git worktree``, with this checkout's ``../shared`` beside it), then this checkout,
-``--pairs`` times. Each run is a full ``bench_negotiation.py`` (its own processes and
-databases) at ``--levels``; the script prints every run's row for the last level and the mean
-of each side. Uncommitted changes of this checkout are measured as they are.
+``--pairs`` times. Each run is a full ``bench_negotiation.py`` (this checkout's script on
+both sides, each side's code; its own processes and databases) at ``--levels``; the script
+prints every run's row for the last level and the mean of each side. Uncommitted changes
+of this checkout are measured as they are.
 
 Everything it starts is stopped by the runs themselves; the worktree is removed at the end.
 """
@@ -34,7 +35,10 @@ def run(checkout: Path, args: argparse.Namespace) -> dict[str, float]:
     """One bench_negotiation.py run from ``checkout``: the last level's figures."""
     command = [
         sys.executable,
-        str(checkout / "bench" / "bench_negotiation.py"),
+        # This checkout's bench script for both sides (the same measurement), run against
+        # the side's code: connector, tests (and the connectors they start) come from
+        # PYTHONPATH.
+        str(REPO / "bench" / "bench_negotiation.py"),
         "--levels",
         args.levels,
         "--seconds",

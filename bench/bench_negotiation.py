@@ -410,6 +410,10 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
                 for level in args.levels:
                     if args.pause_before:
                         print(f"level {level}: starting", file=sys.stderr, flush=True)
+                    # Unmeasured, at this level's concurrency: the pools open the connections
+                    # it needs first (each new PostgreSQL connection costs the server several
+                    # ms: asyncpg's type introspection, every statement prepared again).
+                    await run_level(level, args.level_warmup, bench.negotiation, "warmup")
                     neg = await run_level(
                         level, args.seconds, bench.negotiation, "negotiation", meter
                     )
@@ -492,6 +496,9 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--seconds", default=10.0, type=float, help="per level and side")
     parser.add_argument("--warmup", default=2.0, type=float)
+    parser.add_argument(
+        "--level-warmup", default=2.0, type=float, help="unmeasured seconds before each level"
+    )
     parser.add_argument("--env", action="append", default=[], help="extra PHEMS_X=Y for both")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     parser.add_argument("--pause-before", action="store_true", help="announce each level")
