@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -73,8 +74,15 @@ def _attr(wire: str) -> str:
     return "provider_pid" if wire == "providerPid" else "consumer_pid"
 
 
+class _OrjsonResponse(JSONResponse):
+    """JSONResponse's compact UTF-8 JSON, written by orjson (a DSP message has no NaN)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def _json(message: DspMessage, status: int = 200) -> JSONResponse:
-    return JSONResponse(dump(message), status_code=status)
+    return _OrjsonResponse(dump(message), status_code=status)
 
 
 # -- catalog --------------------------------------------------------------------------------

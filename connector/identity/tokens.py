@@ -18,11 +18,12 @@ key (did:web fetch) and signature, then the replay guard (only a genuine token c
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import orjson
 
 from connector.errors import AuthenticationError, UpstreamError
 from connector.identity.credentials import DEFAULT_LEEWAY, VerifiedCredential, verify_credential
@@ -87,7 +88,7 @@ class TokenIssuer:
             "credentials": list(self.credentials),
         }
         return sign_jws(
-            json.dumps(claims, separators=(",", ":")).encode(),
+            orjson.dumps(claims),
             self._keys.signing,
             f"{self.did}#{SIGNING_FRAGMENT}",
             extra_header={"typ": "JWT"},
