@@ -22,13 +22,18 @@ negotiation, say) has not begun on the server when its writes are flushed at its
 (``flush(conn, last=True)``): the combined statement then runs on its own, with no BEGIN and
 COMMIT round trips around it. One statement is atomic and durable by itself.
 
+A held write may want its rows back (``on_rows``: the outbox insert, for the ids of messages
+its replica sends at once after the commit). It is sent as PostgreSQL text, last in the
+combined statement, whose rows are then its ``RETURNING`` rows; at most one such write is
+held at a time (a second flushes the first).
+
 Only PostgreSQL defers (``begin`` is called for it alone); elsewhere ``write`` executes at
 once. ``write`` on a connection without ``begin`` also executes at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +55,17 @@ class Write:
     sql: Callable[[int], str]  # the PostgreSQL text, ``$n`` numbered from the argument + 1
     args: tuple[Any, ...]  # the positional values for ``sql``
     key: Hashable | None = None  # the row written, if a second write of it must wait
+    # Given the rows of ``sql``'s RETURNING (positional records) once it has run.
+    on_rows: Callable[[Sequence[Any]], None] | None = None
 
 
 def begin(conn: AsyncConnection) -> None:
     conn.info[_HELD] = []
+
+
+def holding(conn: AsyncConnection) -> bool:
+    """Whether writes on ``conn`` are held (``begin`` was called, ``end`` not yet)."""
+    return conn.info.get(_HELD) is not None
 
 
 def end(conn: AsyncConnection) -> None:
@@ -65,7 +77,7 @@ async def write(conn: AsyncConnection, w: Write) -> None:
     if held is None:
         await conn.execute(w.statement, w.params)
         return
-    if w.key is not None and any(h.key == w.key for h in held):
+    if any((w.key is not None and h.key == w.key) or (w.on_rows and h.on_rows) for h in held):
         await flush(conn)
         held = conn.info[_HELD]
     held.append(w)
@@ -78,15 +90,29 @@ async def flush(conn: AsyncConnection, *, last: bool = False) -> None:
     if not held:
         return
     conn.info[_HELD] = []
+    # The write that wants its rows goes last: the combined statement's rows are then its.
+    returning = [w for w in held if w.on_rows is not None]
+    if returning:
+        held = [w for w in held if w.on_rows is None] + returning
     if last:
         driver = await _not_begun(conn)
         if driver is not None:
-            await _alone(conn, driver, held)
+            rows = await _alone(conn, driver, held, fetch=bool(returning))
+            if returning:
+                _deliver(returning[0], rows)
             return
-    if len(held) == 1:
+    if len(held) == 1 and not returning:
         await conn.execute(held[0].statement, held[0].params)
         return
-    await conn.exec_driver_sql(_combined(held), _args(held))
+    sql = held[0].sql(0) if len(held) == 1 else _combined(held)
+    result = await conn.exec_driver_sql(sql, _args(held))
+    if returning:
+        _deliver(returning[0], result.all())
+
+
+def _deliver(w: Write, rows: Sequence[Any]) -> None:
+    assert w.on_rows is not None
+    w.on_rows(rows)
 
 
 async def _not_begun(conn: AsyncConnection) -> asyncpg.Connection | None:
@@ -100,14 +126,21 @@ async def _not_begun(conn: AsyncConnection) -> asyncpg.Connection | None:
     return driver if isinstance(driver, asyncpg.Connection) else None
 
 
-async def _alone(conn: AsyncConnection, driver: asyncpg.Connection, held: list[Write]) -> None:
-    """The held writes as one statement outside any transaction block; errors as SQLAlchemy
-    reports them on the ordinary path: a constraint is an ``IntegrityError``, and a broken
-    connection is invalidated (the pool replaces it) and reported as such."""
+async def _alone(
+    conn: AsyncConnection, driver: asyncpg.Connection, held: list[Write], *, fetch: bool
+) -> Sequence[Any]:
+    """The held writes as one statement outside any transaction block (its rows if
+    ``fetch``); errors as SQLAlchemy reports them on the ordinary path: a constraint is an
+    ``IntegrityError``, and a broken connection is invalidated (the pool replaces it) and
+    reported as such."""
     sql = held[0].sql(0) if len(held) == 1 else _combined(held)
     args = _args(held)
     try:
+        if fetch:
+            rows: Sequence[Any] = await driver.fetch(sql, *args)
+            return rows
         await driver.execute(sql, *args)
+        return ()
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise sa.exc.IntegrityError(sql, args, exc) from exc
     except Exception as exc:

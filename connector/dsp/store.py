@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import sqlalchemy as sa
@@ -45,6 +46,15 @@ _JSON_OPTIONS = (
 
 def _json(value: Any) -> str:
     return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
+
+
+def _loads(text: str) -> Any:
+    """A stored document. orjson reads what we write several times faster than ``json``;
+    text it refuses (``NaN`` from an older writer, integers beyond 64 bits) goes to ``json``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 # -- negotiations -------------------------------------------------------------------------
@@ -80,7 +90,7 @@ def _target(offer: dict[str, Any] | None) -> str | None:
 
 
 def _negotiation(row: sa.Row[Any]) -> Negotiation:
-    doc = json.loads(row.document)
+    doc = _loads(row.document)
     return Negotiation(
         id=row.id,
         role=Role(row.role),
@@ -130,7 +140,7 @@ def _transfer_row(t: Transfer) -> dict[str, Any]:
 
 
 def _transfer(row: sa.Row[Any]) -> Transfer:
-    doc = json.loads(row.document)
+    doc = _loads(row.document)
     return Transfer(
         id=row.id,
         role=Role(row.role),
@@ -202,6 +212,7 @@ class OutboxItem:
 # executing a cached one (SQLAlchemy still caches the compiled SQL either way).
 _b = sa.bindparam
 _ENQUEUED = "dsp_enqueued"  # conn.info key: process ids whose messages a transaction queued
+_LEASED = "dsp_leased"  # conn.info key: messages it queued leased to this replica (sent now)
 _GET_N = sa.select(negotiations).where(negotiations.c.id == _b("id"))
 _GET_N_LOCKED = _GET_N.with_for_update()
 _FIND_N = sa.select(negotiations).where(
@@ -250,6 +261,32 @@ _PG_INSERT_N = deferred.insert_text("negotiations", _N_WRITTEN)
 _PG_UPDATE_N = _pg_update_n
 _PG_INSERT_A = deferred.insert_text("agreements", _A_COLUMNS, suffix=" ON CONFLICT (id) DO NOTHING")
 _PG_ENQUEUE = deferred.insert_text("outbox", _O_COLUMNS)
+
+
+def _pg_enqueue_leased(o: int) -> str:
+    """The outbox insert of a message its replica sends itself at once after the commit:
+    leased at the insert (its first attempt, due again when the lease ends) unless the
+    process has an older unsent message, which must go first (then due at once, for the
+    claim, as usual). Returns the id and whether it was leased. The caller holds the
+    process's row lock (or creates the process): no other transaction queues for it
+    meanwhile. Parameters: ``_O_LEASED``."""
+    kind, pid, type_, url, audience, body, lease_until, now = (f"${o + i}" for i in range(1, 9))
+    return (
+        f"INSERT INTO outbox ({', '.join(_O_COLUMNS)}) "
+        f"SELECT {kind}::varchar, {pid}::varchar, {type_}::varchar, {url}::varchar, "
+        f"{audience}::varchar, {body}::text, CASE WHEN g.free THEN 1 ELSE 0 END, "
+        f"CASE WHEN g.free THEN {lease_until}::timestamptz ELSE {now}::timestamptz END, "
+        f"{now}::timestamptz FROM (SELECT NOT EXISTS (SELECT FROM outbox o "
+        f"WHERE o.process_id = {pid}::varchar AND o.sent_at IS NULL "
+        f"AND o.failed_at IS NULL)) AS g (free) RETURNING id, attempts = 1"
+    )
+
+
+_O_LEASED = ("process_kind", "process_id", "message_type", "url", "audience", "body")
+
+
+# A URL naming the counterparty's pid before it is known; filled in at the claim.
+PID_PLACEHOLDER = quote("{pid}", safe="")
 _GET_A = sa.select(agreements).where(agreements.c.id == _b("id"))
 _GET_A_LOCKED = _GET_A.with_for_update()
 _ENQUEUE = outbox.insert()
@@ -346,8 +383,13 @@ class DspStore:
         self._sent_marks: GroupWriter[tuple[int, datetime, _Ack | None], bool] | None = (
             GroupWriter(self._mark_sent_many) if self._dialect == "postgresql" else None
         )
-        # Called after a commit with the process ids whose messages it queued.
+        # Called after a commit with the process ids whose messages it queued (to be claimed).
         self.on_enqueued: Callable[[list[str]], None] | None = None
+        # Called after a commit with the messages it queued already leased to this replica
+        # (PostgreSQL, while a sender is attached): sent at once, with no claim. ``lease``
+        # must be longer than one send, as the claim's (it is the sender's).
+        self.on_leased: Callable[[list[OutboxItem]], None] | None = None
+        self.lease = timedelta(seconds=15)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -357,6 +399,7 @@ class DspStore:
         async with self.engine.begin() as conn:
             # conn.info belongs to the pooled connection: start clean, leave clean.
             conn.info.pop(_ENQUEUED, None)
+            conn.info.pop(_LEASED, None)
             if self._dialect == "postgresql":
                 deferred.begin(conn)
             try:
@@ -366,10 +409,14 @@ class DspStore:
                 # A connection found broken was invalidated: its info is gone with it, and
                 # touching it would raise (PendingRollbackError) over the real error.
                 enqueued: list[str] = []
+                leased: list[OutboxItem] = []
                 if not conn.invalidated:
                     deferred.end(conn)
                     enqueued = conn.info.pop(_ENQUEUED, [])
-        # Committed: wake the sender for messages this transaction queued.
+                    leased = conn.info.pop(_LEASED, [])
+        # Committed: send the messages leased to us, wake the sender for the others.
+        if leased and self.on_leased is not None:
+            self.on_leased(leased)
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued(enqueued)
 
@@ -549,7 +596,6 @@ class DspStore:
         body: dict[str, Any],
         now: datetime,
     ) -> None:
-        conn.info.setdefault(_ENQUEUED, []).append(process_id)
         row = {
             "process_kind": process_kind,
             "process_id": process_id,
@@ -564,7 +610,40 @@ class DspStore:
         args = tuple(row[c] for c in _O_COLUMNS)
         # Keyed by process: a process's messages must get ids in the order they were queued,
         # and sub-statements of one statement are not run in a set order.
-        write = deferred.Write(_ENQUEUE, row, "o+", _PG_ENQUEUE, args, ("outbox", process_id))
+        key = ("outbox", process_id)
+        if self.on_leased is None or not deferred.holding(conn) or PID_PLACEHOLDER in url:
+            conn.info.setdefault(_ENQUEUED, []).append(process_id)
+            await deferred.write(conn, deferred.Write(_ENQUEUE, row, "o+", _PG_ENQUEUE, args, key))
+            return
+        # Sent by this replica right after the commit, unless an older message of the
+        # process is still unsent (then claimed after it, as usual).
+
+        def leased(rows: Sequence[Any]) -> None:
+            [(id, is_leased)] = rows
+            if not is_leased:
+                conn.info.setdefault(_ENQUEUED, []).append(process_id)
+                return
+            item = OutboxItem(
+                id=id,
+                process_kind=process_kind,
+                process_id=process_id,
+                message_type=message_type,
+                url=url,
+                audience=audience,
+                body=body,
+                attempts=1,
+            )
+            conn.info.setdefault(_LEASED, []).append(item)
+
+        write = deferred.Write(
+            _ENQUEUE,
+            row,
+            "o+!",
+            _pg_enqueue_leased,
+            (*(row[c] for c in _O_LEASED), now + self.lease, now),
+            key,
+            on_rows=leased,
+        )
         await deferred.write(conn, write)
 
     async def claim(self, *, now: datetime, lease_seconds: float, limit: int) -> list[OutboxItem]:
@@ -586,7 +665,7 @@ class DspStore:
                 message_type=r.message_type,
                 url=r.url,
                 audience=r.audience,
-                body=json.loads(r.body),
+                body=_loads(r.body),
                 attempts=r.attempts,
                 counterparty_pid=r.counterparty_pid,
             )
@@ -715,7 +794,7 @@ def _agreement(row: sa.Row[Any]) -> AgreementRecord:
         dataset_id=row.dataset_id,
         provider_did=row.provider_did,
         consumer_did=row.consumer_did,
-        agreement=json.loads(row.agreement),
+        agreement=_loads(row.agreement),
         provider_signature=row.provider_signature,
         consumer_signature=row.consumer_signature,
         uses=row.uses,

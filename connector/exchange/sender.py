@@ -6,6 +6,12 @@ share the work), sends each with a fresh self-issued token, and records the outc
 error, 408, 429 or 5xx, or, on any other refusal or after ``max_attempts``, failed, which
 terminates the process locally with the reason. A crash between sending and recording means
 the message is sent again; receivers treat repeats as no-ops.
+
+While it runs, the store leases the messages this replica's own transactions queue to it at
+the insert (``DspStore.on_leased``, PostgreSQL), when nothing older of their process is
+unsent: they are sent right after their commit, with no claim (a statement and a wake-up
+fewer a message). If the replica dies first, the lease expires and a claim takes them, as
+any other.
 """
 
 from __future__ import annotations
@@ -26,14 +32,12 @@ from connector.audit import AuditLog
 from connector.dsp import negotiation as nsm
 from connector.dsp import transfer as tsm
 from connector.dsp.messages import ContractNegotiation, TransferProcess, parse_message
-from connector.dsp.store import DspStore, OutboxItem
+from connector.dsp.store import PID_PLACEHOLDER, DspStore, OutboxItem
 from connector.errors import InvalidMessageError, InvalidTransitionError
 from connector.identity.tokens import TokenIssuer
 from connector.ports import Clock
 
 log = logging.getLogger(__name__)
-
-PID_PLACEHOLDER = quote("{pid}", safe="")
 
 
 def fill_pid(url: str, pid: str) -> str:
@@ -122,6 +126,11 @@ class OutboxSender:
         others are in flight is claimed at once instead of after the slowest of them; a
         finished send wakes the loop when it may have unblocked the process's next message.
         """
+        # Attached: messages queued by this replica's transactions are leased to it at the
+        # insert and sent at once after the commit (no claim), when nothing older of their
+        # process is unsent.
+        self.store.lease = timedelta(seconds=self.policy.lease_seconds)
+        self.store.on_leased = self.send_now
         try:
             while True:
                 await self._purge_now_and_then()
@@ -134,6 +143,8 @@ class OutboxSender:
                 except TimeoutError:
                     pass
         finally:
+            if self.store.on_leased == self.send_now:
+                self.store.on_leased = None
             for task in list(self._inflight):
                 task.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -173,11 +184,19 @@ class OutboxSender:
             return 0
         full = len(items) == room
         for item in items:
-            task = asyncio.create_task(self._deliver_logged(item))
-            self._inflight.add(task)
-            self._sending[item.process_id] = self._sending.get(item.process_id, 0) + 1
-            task.add_done_callback(partial(self._delivered, item.process_id, full))
+            self._start(item, full)
         return len(items)
+
+    def send_now(self, items: Collection[OutboxItem]) -> None:
+        """Messages a commit just queued, already leased to us (``DspStore.on_leased``)."""
+        for item in items:
+            self._start(item, False)
+
+    def _start(self, item: OutboxItem, full: bool) -> None:
+        task = asyncio.create_task(self._deliver_logged(item))
+        self._inflight.add(task)
+        self._sending[item.process_id] = self._sending.get(item.process_id, 0) + 1
+        task.add_done_callback(partial(self._delivered, item.process_id, full))
 
     def _delivered(self, process_id: str, full: bool, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
