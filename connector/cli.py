@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import json
 import socket
 import sys
@@ -112,25 +111,9 @@ def serve(
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    _tune_gc()
     server.run()
     if not server.started:
         raise CliError(f"server did not start on {settings.host}:{settings.port}")
-
-
-# Young collections every 7000 net allocations of container objects instead of 700: a busy
-# connector makes and drops many short-lived ones per request (JSON, models, rows), and most
-# are freed by reference counting before a collection would look at them.
-GC_THRESHOLDS = (7000, 10, 10)
-
-
-def _tune_gc() -> None:
-    """For a long-running server: what is alive before it starts (modules, the application
-    and its schemas, some 10^5 objects) is moved out of the cyclic collector's generations, so
-    its full passes no longer walk it again and again; collections run less often."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @keys_app.command("show")
