@@ -92,6 +92,10 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._purged_at: datetime | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # Of those, the claimed ones: ``policy.batch`` bounds them. Messages leased to us at
+        # their commit are sent at once besides (bounded by the requests that queue them);
+        # counting them would starve the claim of the messages waiting behind them.
+        self._claimed = 0
         # Processes with a message in flight, and those of them that queued another meanwhile
         # (not claimable until the one in flight is recorded as sent).
         self._sending: dict[str, int] = {}
@@ -170,7 +174,7 @@ class OutboxSender:
             log.exception("outbox purge failed; trying again in an hour")
 
     async def _claim_some(self) -> int:
-        room = self.policy.batch - len(self._inflight)
+        room = self.policy.batch - self._claimed
         if room <= 0:
             return 0
         try:
@@ -184,22 +188,26 @@ class OutboxSender:
             return 0
         full = len(items) == room
         for item in items:
-            self._start(item, full)
+            self._start(item, full=full, claimed=True)
         return len(items)
 
     def send_now(self, items: Collection[OutboxItem]) -> None:
         """Messages a commit just queued, already leased to us (``DspStore.on_leased``)."""
         for item in items:
-            self._start(item, False)
+            self._start(item, full=False, claimed=False)
 
-    def _start(self, item: OutboxItem, full: bool) -> None:
+    def _start(self, item: OutboxItem, *, full: bool, claimed: bool) -> None:
         task = asyncio.create_task(self._deliver_logged(item))
         self._inflight.add(task)
+        self._claimed += claimed
         self._sending[item.process_id] = self._sending.get(item.process_id, 0) + 1
-        task.add_done_callback(partial(self._delivered, item.process_id, full))
+        task.add_done_callback(partial(self._delivered, item.process_id, full, claimed))
 
-    def _delivered(self, process_id: str, full: bool, task: asyncio.Task[None]) -> None:
+    def _delivered(
+        self, process_id: str, full: bool, claimed: bool, task: asyncio.Task[None]
+    ) -> None:
         self._inflight.discard(task)
+        self._claimed -= claimed
         left = self._sending.pop(process_id) - 1
         if left:
             self._sending[process_id] = left

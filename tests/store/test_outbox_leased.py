@@ -19,7 +19,7 @@ from connector.clock import SystemClock
 from connector.db.engine import create_engine, migrate
 from connector.db.tables import outbox
 from connector.dsp.store import PID_PLACEHOLDER, DspStore, OutboxItem
-from connector.exchange.sender import OutboxSender
+from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.identity.tokens import TokenIssuer
 from tests.conftest import free_port
 from tests.identity.conftest import new_keys
@@ -268,3 +268,74 @@ async def test_an_attached_sender_sends_a_committed_message_with_no_claim(
         await sender.aclose()
         await runner.cleanup()
     assert store.on_leased is None  # detached: a commit now leaves messages to the claim
+
+
+async def test_messages_sent_at_their_commit_do_not_starve_the_claim(
+    pg_engine: AsyncEngine,
+) -> None:
+    """The sender's bound (``batch``) is for claimed messages: one leased at its commit and
+    stuck at a slow peer does not keep a claimable message of another process waiting."""
+    release = asyncio.Event()
+    arrived: list[str] = []
+    fast = asyncio.Event()
+
+    async def answer(request: web.Request) -> web.Response:
+        arrived.append(request.path)
+        if request.path == "/slow":
+            await release.wait()
+        else:
+            fast.set()
+        return web.json_response({}, status=200)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    store = DspStore(pg_engine)
+    clock = SystemClock()
+    sender = OutboxSender(
+        store=store,
+        tokens=TokenIssuer("did:web:127.0.0.1%3A1", new_keys(), 60, [], clock),
+        timeout_seconds=5,
+        clock=clock,
+        audit=None,  # type: ignore[arg-type]  # only a failure is audited
+        poll_seconds=60,
+        policy=SendPolicy(batch=1),
+    )
+    store.on_enqueued = sender.wake  # as the composition root wires it
+
+    async def queue(process: str, path: str) -> None:
+        async with store.transaction() as conn:
+            await store.enqueue(
+                conn,
+                process_kind="negotiation",
+                process_id=process,
+                message_type="ContractNegotiationEventMessage",
+                url=f"http://127.0.0.1:{port}{path}",
+                audience="did:web:peer",
+                body={},
+                now=clock.now(),
+            )
+
+    task = asyncio.create_task(sender.run())
+    try:
+        while store.on_leased is None:
+            await asyncio.sleep(0.01)
+        await queue("p1", "/slow")  # leased at its commit, then stuck at the peer
+        while arrived != ["/slow"]:
+            await asyncio.sleep(0.01)
+        attached, store.on_leased = store.on_leased, None
+        await queue("p2", "/fast")  # left to the claim (as when an older message waits)
+        store.on_leased = attached
+        await asyncio.wait_for(fast.wait(), 5)  # not after /slow: it is still stuck
+        assert arrived == ["/slow", "/fast"] and not release.is_set()
+    finally:
+        release.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sender.aclose()
+        await runner.cleanup()
