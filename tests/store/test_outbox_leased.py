@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -193,6 +193,64 @@ async def test_with_other_writes_in_one_statement_and_after_a_read(
     assert [(i.id, i.process_id) for i in sender.leased] == [(r.id, r.process_id) for r in rows]
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@contextlib.asynccontextmanager
+async def peer(answer: Handler) -> AsyncIterator[str]:
+    """A loopback HTTP server answering every POST with ``answer``; yields its base URL."""
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running_sender(store: DspStore, **policy: Any) -> AsyncIterator[OutboxSender]:
+    """The outbox sender's loop running (attached to ``store``), stopped on the way out."""
+    clock = SystemClock()
+    sender = OutboxSender(
+        store=store,
+        tokens=TokenIssuer("did:web:127.0.0.1%3A1", new_keys(), 60, [], clock),
+        timeout_seconds=5,
+        clock=clock,
+        audit=None,  # type: ignore[arg-type]  # only a failure is audited
+        poll_seconds=60,
+        policy=SendPolicy(**policy),
+    )
+    store.on_enqueued = sender.wake  # as the composition root wires it
+    task = asyncio.create_task(sender.run())
+    try:
+        while store.on_leased is None:  # attached when its loop starts
+            await asyncio.sleep(0.01)
+        yield sender
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sender.aclose()
+
+
+async def _queue_event(store: DspStore, process: str, url: str) -> None:
+    async with store.transaction() as conn:
+        await store.enqueue(
+            conn,
+            process_kind="negotiation",
+            process_id=process,
+            message_type="ContractNegotiationEventMessage",
+            url=url,
+            audience="did:web:peer",
+            body={"@type": "ContractNegotiationEventMessage"},
+            now=SystemClock().now(),
+        )
+
+
 async def test_an_attached_sender_sends_a_committed_message_with_no_claim(
     pg_engine: AsyncEngine,
 ) -> None:
@@ -206,13 +264,6 @@ async def test_an_attached_sender_sends_a_committed_message_with_no_claim(
         got.set()
         return web.json_response({}, status=200)
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-
     store = DspStore(pg_engine)
     claims = 0
     claim = store.claim
@@ -223,30 +274,8 @@ async def test_an_attached_sender_sends_a_committed_message_with_no_claim(
         return await claim(**kwargs)
 
     store.claim = counted  # type: ignore[method-assign]
-    clock = SystemClock()
-    sender = OutboxSender(
-        store=store,
-        tokens=TokenIssuer("did:web:127.0.0.1%3A1", new_keys(), 60, [], clock),
-        timeout_seconds=5,
-        clock=clock,
-        audit=None,  # type: ignore[arg-type]  # only a failure is audited
-        poll_seconds=60,
-    )
-    task = asyncio.create_task(sender.run())
-    try:
-        while store.on_leased is None:  # attached when its loop starts
-            await asyncio.sleep(0.01)
-        async with store.transaction() as conn:
-            await store.enqueue(
-                conn,
-                process_kind="negotiation",
-                process_id="p1",
-                message_type="ContractNegotiationEventMessage",
-                url=f"http://127.0.0.1:{port}/negotiations/c1/events",
-                audience="did:web:peer",
-                body={"@type": "ContractNegotiationEventMessage"},
-                now=clock.now(),
-            )
+    async with peer(answer) as base, running_sender(store):
+        await _queue_event(store, "p1", f"{base}/negotiations/c1/events")
         await asyncio.wait_for(got.wait(), 10)
         for _ in range(500):  # the sent mark follows the answer
             [row] = await _rows(pg_engine)
@@ -261,12 +290,6 @@ async def test_an_attached_sender_sends_a_committed_message_with_no_claim(
             }
         ]
         assert claims == 1  # the loop's first, before anything was queued
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sender.aclose()
-        await runner.cleanup()
     assert store.on_leased is None  # detached: a commit now leaves messages to the claim
 
 
@@ -287,55 +310,18 @@ async def test_messages_sent_at_their_commit_do_not_starve_the_claim(
             fast.set()
         return web.json_response({}, status=200)
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-
     store = DspStore(pg_engine)
-    clock = SystemClock()
-    sender = OutboxSender(
-        store=store,
-        tokens=TokenIssuer("did:web:127.0.0.1%3A1", new_keys(), 60, [], clock),
-        timeout_seconds=5,
-        clock=clock,
-        audit=None,  # type: ignore[arg-type]  # only a failure is audited
-        poll_seconds=60,
-        policy=SendPolicy(batch=1),
-    )
-    store.on_enqueued = sender.wake  # as the composition root wires it
-
-    async def queue(process: str, path: str) -> None:
-        async with store.transaction() as conn:
-            await store.enqueue(
-                conn,
-                process_kind="negotiation",
-                process_id=process,
-                message_type="ContractNegotiationEventMessage",
-                url=f"http://127.0.0.1:{port}{path}",
-                audience="did:web:peer",
-                body={},
-                now=clock.now(),
-            )
-
-    task = asyncio.create_task(sender.run())
-    try:
-        while store.on_leased is None:
-            await asyncio.sleep(0.01)
-        await queue("p1", "/slow")  # leased at its commit, then stuck at the peer
-        while arrived != ["/slow"]:
-            await asyncio.sleep(0.01)
-        attached, store.on_leased = store.on_leased, None
-        await queue("p2", "/fast")  # left to the claim (as when an older message waits)
-        store.on_leased = attached
-        await asyncio.wait_for(fast.wait(), 5)  # not after /slow: it is still stuck
-        assert arrived == ["/slow", "/fast"] and not release.is_set()
-    finally:
-        release.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sender.aclose()
-        await runner.cleanup()
+    async with peer(answer) as base:
+        try:
+            async with running_sender(store, batch=1):
+                await _queue_event(store, "p1", f"{base}/slow")  # leased, then stuck
+                while arrived != ["/slow"]:
+                    await asyncio.sleep(0.01)
+                attached, store.on_leased = store.on_leased, None
+                # Left to the claim (as when an older message of its process waits).
+                await _queue_event(store, "p2", f"{base}/fast")
+                store.on_leased = attached
+                await asyncio.wait_for(fast.wait(), 5)  # not after /slow: still stuck
+                assert arrived == ["/slow", "/fast"] and not release.is_set()
+        finally:
+            release.set()  # before the peer stops: it waits for its handlers
