@@ -157,8 +157,9 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description=(
-            "Outbound DSP messages a replica sends at once (each waits for the "
-            "counterparty's answer)."
+            "Outbound DSP messages a replica claims from the outbox and sends at once "
+            "(retries, and messages waiting behind an earlier one of their process); "
+            "those its own requests queue are sent right after their commit, besides."
         ),
     )
     database_pool_size: int = Field(

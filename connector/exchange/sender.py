@@ -58,7 +58,8 @@ class SendPolicy:
     base_delay: float = 0.5
     max_delay: float = 60.0
     lease_seconds: float = 15.0  # longer than one send (the HTTP timeout)
-    # Sends in flight at once. More is not faster on a busy connector: with 32-64 in flight
+    # Claimed sends in flight at once (messages sent at their commit come on top: see
+    # OutboxSender._claimed). More is not faster on a busy connector: with 32-64 in flight
     # the event loop and the database pool were the bottleneck (bench/README.md, DSP
     # negotiation: 65/s at 64, 85/s at 16, 70/s at 8). 16 at 200 ms a round trip is still
     # 80 messages a second for one replica.
