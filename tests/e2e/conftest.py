@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,14 +120,22 @@ def launch(
     return start_connector(data, port, extra, args=args)
 
 
-@pytest.fixture
-def pair(tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str]) -> Iterator[Pair]:
-    """A provider on PostgreSQL and a consumer (member of the data space) on SQLite."""
+@contextmanager
+def launched_pair(
+    tmp_path: Path,
+    authority: Authority,
+    *,
+    provider_env: dict[str, str] | None = None,
+    consumer_env: dict[str, str] | None = None,
+    member: bool = False,
+) -> Iterator[Pair]:
+    """A provider and a consumer as processes on loopback (``member``: the consumer holds
+    the data space's membership credential), stopped on the way out."""
     pp, pc = free_port(), free_port()
-    consumer_did = f"did:web:127.0.0.1%3A{pc}"
-    provider = launch(
-        tmp_path, "provider", pp, [pp, pc], authority, env={"PHEMS_DATABASE_URL": pg_db_factory()}
+    credentials = (
+        {"membership.jwt": authority.credential(f"did:web:127.0.0.1%3A{pc}")} if member else None
     )
+    provider = launch(tmp_path, "provider", pp, [pp, pc], authority, env=provider_env)
     try:
         consumer = launch(
             tmp_path,
@@ -135,7 +143,8 @@ def pair(tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str])
             pc,
             [pp, pc],
             authority,
-            credentials={"membership.jwt": authority.credential(consumer_did)},
+            env=consumer_env,
+            credentials=credentials,
         )
     except BaseException:
         stop(provider.proc)
@@ -148,6 +157,18 @@ def pair(tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str])
         capi.http.close()
         stop(consumer.proc)
         stop(provider.proc)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str]) -> Iterator[Pair]:
+    """A provider on PostgreSQL and a consumer (member of the data space) on SQLite."""
+    with launched_pair(
+        tmp_path,
+        authority,
+        provider_env={"PHEMS_DATABASE_URL": pg_db_factory()},
+        member=True,
+    ) as p:
+        yield p
 
 
 RESEARCH_OFFER = {

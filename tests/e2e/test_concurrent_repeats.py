@@ -14,11 +14,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
-from tests.e2e.conftest import RESEARCH_OFFER, Api, Authority, Pair, dataset, launch
+from tests.e2e.conftest import RESEARCH_OFFER, Authority, Pair, dataset, launched_pair
 from tests.e2e.test_dsp_bad_input import CTX
 from tests.e2e.test_negotiation_flow import _issuer, _negotiate
-from tests.processes import stop
 
 
 def test_simultaneous_copies_of_an_initial_request_make_one_negotiation(pair: Pair) -> None:
@@ -113,22 +111,10 @@ def test_simultaneous_copies_of_an_initial_offer_make_one_negotiation(
     tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str]
 ) -> None:
     """A provider (no database needed beyond its own) offers to a consumer on PostgreSQL."""
-    pp, pc = free_port(), free_port()
-    provider = launch(tmp_path, "provider", pp, [pp, pc], authority)
-    try:
-        consumer = launch(
-            tmp_path,
-            "consumer",
-            pc,
-            [pp, pc],
-            authority,
-            env={"PHEMS_DATABASE_URL": pg_db_factory()},
-        )
-    except BaseException:
-        stop(provider.proc)
-        raise
-    capi = Api(consumer)
-    try:
+    with launched_pair(
+        tmp_path, authority, consumer_env={"PHEMS_DATABASE_URL": pg_db_factory()}
+    ) as pair:
+        provider, consumer, capi = pair.provider, pair.consumer, pair.capi
         issuer = _issuer(provider)
         for round_ in range(3):
             body: dict[str, Any] = {
@@ -150,10 +136,6 @@ def test_simultaneous_copies_of_an_initial_offer_make_one_negotiation(
             ]
             assert len(mine) == 1 and mine[0]["state"] == "OFFERED", mine
         assert "Traceback" not in consumer.log()
-    finally:
-        capi.http.close()
-        stop(consumer.proc)
-        stop(provider.proc)
 
 
 async def _all_at_once(

@@ -39,6 +39,20 @@ def _negotiation(id: str = "urn:uuid:n1") -> Negotiation:
     )
 
 
+def _transfer() -> Transfer:
+    """A consumer transfer not yet acknowledged by its provider."""
+    return Transfer.new(
+        id="urn:uuid:t1",
+        role=Role.CONSUMER,
+        counterparty_did="did:web:p",
+        now=T0,
+        counterparty_address="http://p/dsp",
+        consumer_pid="urn:uuid:t1",
+        agreement_id="a1",
+        format="FHIR-Aggregate-PULL",
+    )
+
+
 async def test_negotiation_round_trip_and_lookup(engine: AsyncEngine) -> None:
     store = DspStore(engine)
     n = _negotiation()
@@ -74,16 +88,7 @@ async def test_failed_transaction_leaves_nothing(engine: AsyncEngine) -> None:
 
 async def test_transfer_round_trip(engine: AsyncEngine) -> None:
     store = DspStore(engine)
-    t = Transfer.new(
-        id="urn:uuid:t1",
-        role=Role.CONSUMER,
-        counterparty_did="did:web:p",
-        now=T0,
-        counterparty_address="http://p/dsp",
-        consumer_pid="urn:uuid:t1",
-        agreement_id="a1",
-        format="FHIR-Aggregate-PULL",
-    )
+    t = _transfer()
     t = replace(
         t,
         state=TransferState.STARTED,
@@ -162,16 +167,7 @@ async def test_a_claim_carries_the_counterpartys_pid_of_the_process(engine: Asyn
     """For a URL with ``{pid}``: the pid the ACK recorded (the consumer's for our provider
     negotiation, the provider's for our consumer transfer), None before the ACK."""
     store = DspStore(engine)
-    consumer_side = Transfer.new(
-        id="urn:uuid:t1",
-        role=Role.CONSUMER,
-        counterparty_did="did:web:p",
-        now=T0,
-        counterparty_address="http://p/dsp",
-        consumer_pid="urn:uuid:t1",
-        agreement_id="a1",
-        format="FHIR-Aggregate-PULL",
-    )
+    consumer_side = _transfer()
     async with store.transaction() as conn:
         await store.insert_negotiation(conn, _negotiation("urn:uuid:n1"))  # provider, c1
         await store.insert_transfer(conn, consumer_side)  # no ACK yet
