@@ -7,6 +7,7 @@ with an unknown operand never reaches the store.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.db import deferred
 from connector.db.tables import datasets
 from connector.errors import BadRequestError, ConflictError
 from connector.policy import Policy, validate_policy
@@ -81,7 +83,12 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _record(row: sa.Row[Any]) -> DatasetRecord:
+_GET = sa.select(datasets).where(datasets.c.id == sa.bindparam("id"))
+_Row = namedtuple("_Row", [c.name for c in datasets.c])  # type: ignore[misc]
+_PG_GET = f"SELECT {', '.join(_Row._fields)} FROM datasets WHERE id = $1"
+
+
+def _record(row: Any) -> DatasetRecord:
     doc = json.loads(row.document)
     return DatasetRecord(
         id=row.id,
@@ -109,7 +116,10 @@ def _document(record: DatasetRecord) -> str:
 
 class DatasetStore:
     async def get(self, conn: AsyncConnection, id: str) -> DatasetRecord | None:
-        row = (await conn.execute(sa.select(datasets).where(datasets.c.id == id))).first()
+        if conn.dialect.name == "postgresql":  # read on every contract request: on the driver
+            rows = await deferred.run(conn, _PG_GET, (id,))
+            return _record(_Row(*rows[0])) if rows else None
+        row = (await conn.execute(_GET, {"id": id})).first()
         return _record(row) if row else None
 
     async def list(

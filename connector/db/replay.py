@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connector.db import deferred
 from connector.db.batching import GroupWriter
 from connector.db.engine import no_flush_wait, single_statement
 from connector.db.tables import used_jtis
@@ -19,9 +20,9 @@ PURGE_EVERY = timedelta(seconds=30)
 
 # PostgreSQL: the jtis of concurrent requests in one statement (see GroupWriter); RETURNING
 # names those that were new. It need not wait for the WAL flush (see _insert).
-_PG_INSERT_MANY = sa.text(
+_PG_INSERT_MANY = (
     "INSERT INTO used_jtis (jti, expires_at) "
-    "SELECT j, e FROM unnest(CAST(:jtis AS text[]), CAST(:expires AS timestamptz[])) AS t(j, e) "
+    "SELECT j, e FROM unnest($1::text[], $2::timestamptz[]) AS t(j, e) "
     "WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL "
     "ON CONFLICT (jti) DO NOTHING RETURNING jti"
 )
@@ -73,9 +74,9 @@ class SqlReplayGuard:
         return True
 
     async def _insert_many(self, items: Sequence[tuple[str, datetime]]) -> list[bool]:
-        params = {"jtis": [jti for jti, _ in items], "expires": [exp for _, exp in items]}
+        args = ([jti for jti, _ in items], [exp for _, exp in items])
         async with single_statement(self._engine) as conn:
-            new = {row[0] for row in await conn.execute(_PG_INSERT_MANY, params)}
+            new = {row[0] for row in await deferred.run(conn, _PG_INSERT_MANY, args)}
         results = []
         for jti, _ in items:  # the same jti twice in one batch: only the first is new
             results.append(jti in new)

@@ -8,6 +8,7 @@ Rows are locked with ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite serialises wr
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -89,7 +90,7 @@ def _target(offer: dict[str, Any] | None) -> str | None:
     return str(target) if target else None
 
 
-def _negotiation(row: sa.Row[Any]) -> Negotiation:
+def _negotiation(row: Any) -> Negotiation:
     doc = _loads(row.document)
     return Negotiation(
         id=row.id,
@@ -220,6 +221,10 @@ _FIND_N = sa.select(negotiations).where(
     negotiations.c.counterparty_did == _b("did"),
     negotiations.c.consumer_pid == _b("pid"),
 )
+# The reads as PostgreSQL text, run on the driver (deferred.run): rows as named tuples.
+_NRow = namedtuple("_NRow", [c.name for c in negotiations.c])  # type: ignore[misc]
+_PG_GET_N = f"SELECT {', '.join(_NRow._fields)} FROM negotiations WHERE id = $1"
+_PG_GET_N_LOCKED = _PG_GET_N + " FOR UPDATE"
 _INSERT_N = negotiations.insert()
 _N_WRITTEN = (*_N_COLUMNS, "document", "dataset_id")
 _UPDATE_N = (
@@ -297,9 +302,9 @@ _MARK_SENT = (
 
 # PostgreSQL: the sent marks of concurrent deliveries as one statement (see GroupWriter),
 # committed without waiting for the WAL flush (see mark_sent).
-_PG_MARK_SENT_MANY = sa.text(
+_PG_MARK_SENT_MANY = (
     "UPDATE outbox SET sent_at = t.s, body = '{}' "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:sent AS timestamptz[])) AS t(i, s) "
+    "FROM unnest($1::bigint[], $2::timestamptz[]) AS t(i, s) "
     "WHERE outbox.id = t.i AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
 )
 
@@ -307,9 +312,9 @@ _PG_MARK_SENT_MANY = sa.text(
 # and the message's sent mark, together (as _ACK_N does for one); returns the negotiations
 # updated. Both are lost together in a database crash, if at all: the message is sent again
 # and the counterparty answers the repeat with the same ACK.
-_PG_ACK_AND_MARK_SENT_MANY = sa.text(
-    "WITH t AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:sent AS timestamptz[]), "
-    "CAST(:nids AS text[]), CAST(:ppids AS text[]), CAST(:cpids AS text[])) "
+_PG_ACK_AND_MARK_SENT_MANY = (
+    "WITH t AS (SELECT * FROM unnest($1::bigint[], $2::timestamptz[], "
+    "$3::text[], $4::text[], $5::text[]) "
     "AS t(i, s, nid, ppid, cpid)), "
     "ack AS (UPDATE negotiations AS n SET provider_pid = t.ppid, consumer_pid = t.cpid, "
     "updated_at = t.s FROM t WHERE t.nid IS NOT NULL AND n.id = t.nid "
@@ -437,6 +442,10 @@ class DspStore:
     async def get_negotiation(
         self, conn: AsyncConnection, id: str, *, lock: bool = False
     ) -> Negotiation | None:
+        if self._dialect == "postgresql":
+            await deferred.flush(conn)
+            rows = await deferred.run(conn, _PG_GET_N_LOCKED if lock else _PG_GET_N, (id,))
+            return _negotiation(_NRow(*rows[0])) if rows else None
         query = _GET_N_LOCKED if lock else _GET_N
         row = (await self._run(conn, query, {"id": id})).first()
         return _negotiation(row) if row else None
@@ -715,18 +724,19 @@ class DspStore:
         acks = [a for _, _, a in items]
         if not any(acks):
             async with single_statement(self.engine) as conn:
-                await conn.execute(_PG_MARK_SENT_MANY, {"ids": ids, "sent": sent})
+                await deferred.run(conn, _PG_MARK_SENT_MANY, (ids, sent), fetch=False)
             return [True] * len(items)
-        params = {
-            "ids": ids,
-            "sent": sent,
-            "nids": [a.negotiation_id if a else None for a in acks],
-            "ppids": [a.provider_pid if a else None for a in acks],
-            "cpids": [a.consumer_pid if a else None for a in acks],
-        }
+        args = (
+            ids,
+            sent,
+            [a.negotiation_id if a else None for a in acks],
+            [a.provider_pid if a else None for a in acks],
+            [a.consumer_pid if a else None for a in acks],
+        )
         try:
             async with single_statement(self.engine) as conn:
-                updated = set((await conn.execute(_PG_ACK_AND_MARK_SENT_MANY, params)).scalars())
+                rows = await deferred.run(conn, _PG_ACK_AND_MARK_SENT_MANY, args)
+                updated = {row[0] for row in rows}
         except IntegrityError:
             # A peer answered with a providerPid another negotiation of ours with it has
             # (uq_negotiation_ppid): one by one, so that only its ACK is refused.
@@ -744,7 +754,7 @@ class DspStore:
                         )
                     )
             async with single_statement(self.engine) as conn:
-                await conn.execute(_PG_MARK_SENT_MANY, {"ids": ids, "sent": sent})
+                await deferred.run(conn, _PG_MARK_SENT_MANY, (ids, sent), fetch=False)
             return results
         return [a is None or a.negotiation_id in updated for a in acks]
 
