@@ -3,6 +3,7 @@ like writes run at once: read-your-writes, order, all-or-nothing. Runs on both d
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connector.audit import AuditLog
 from connector.clock import FixedClock
+from connector.db import deferred
 from connector.db.tables import agreements, audit_pending, negotiations, outbox
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import NegotiationState, Role
@@ -214,3 +216,62 @@ async def test_a_transaction_on_a_dead_connection_fails_once_and_the_pool_recove
     async with store.transaction() as conn:
         assert await store.get_negotiation(conn, "urn:uuid:after") is not None
         assert await store.get_negotiation(conn, "urn:uuid:lost") is None
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+async def test_statements_on_the_driver_share_sqlalchemys_transaction(engine: AsyncEngine) -> None:
+    """``deferred.run`` begins the transaction as SQLAlchemy would: a run write is rolled back
+    with the transaction and committed with it; on an autocommit connection it commits alone."""
+    insert = "INSERT INTO outbox_probe (v) VALUES ($1)"
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE IF NOT EXISTS outbox_probe (v int)"))
+        await conn.execute(sa.text("DELETE FROM outbox_probe"))
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await deferred.run(conn, insert, (1,), fetch=False)
+            # SQLAlchemy's statements see it: the same transaction.
+            seen = await conn.execute(sa.text("SELECT count(*) FROM outbox_probe"))
+            assert seen.scalar_one() == 1
+            raise RuntimeError("the handler failed")
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO outbox_probe (v) VALUES (2)"))
+        await deferred.run(conn, insert, (3,), fetch=False)
+    async with engine.connect() as plain:
+        auto = await plain.execution_options(isolation_level="AUTOCOMMIT")
+        await deferred.run(auto, insert, (4,), fetch=False)
+    async with engine.connect() as conn:
+        rows = await deferred.run(conn, "SELECT v FROM outbox_probe ORDER BY v", ())
+        assert [r[0] for r in rows] == [2, 3, 4]
+        await conn.rollback()
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DROP TABLE outbox_probe"))
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+async def test_a_statement_cancelled_on_the_driver_drops_its_connection(
+    engine: AsyncEngine,
+) -> None:
+    """A task cancelled mid-statement (a sender stopping, say) leaves the connection in an
+    unknown state: it is invalidated, as on SQLAlchemy's path, and the next checkout gets a
+    working one. (A connection left open would also fail this run: pytest reports its socket
+    as an unclosed resource.)"""
+    started = asyncio.Event()
+    backends: list[int] = []
+
+    async def slow() -> None:
+        async with engine.connect() as conn:
+            [(pid,)] = await deferred.run(conn, "SELECT pg_backend_pid()", ())
+            backends.append(pid)
+            started.set()
+            await deferred.run(conn, "SELECT pg_sleep(10)", ())
+
+    task = asyncio.create_task(slow())
+    await started.wait()
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
+        [(pid,)] = await deferred.run(conn, "SELECT pg_backend_pid()", ())
+    assert pid != backends[0]  # a new connection: the cancelled one was closed
