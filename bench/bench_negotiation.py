@@ -374,6 +374,10 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
         # at times; overflow connections are closed on return, and reopening them (a new
         # PostgreSQL backend each) cost more than the rest of the database work.
         "PHEMS_DATABASE_POOL_SIZE": "40",
+        # Both connectors' pools together (2 x (40 + 5)) stay below PostgreSQL's default
+        # max_connections (100): with the default overflow (20) a slow minute once opened
+        # more, and the refused connections ("too many clients") failed requests.
+        "PHEMS_DATABASE_MAX_OVERFLOW": "5",
         **dict(kv.split("=", 1) for kv in args.env),
     }
     (tmp / "consumer" / "credentials").mkdir(parents=True)
