@@ -29,6 +29,11 @@ held at a time (a second flushes the first).
 
 Only PostgreSQL defers (``begin`` is called for it alone); elsewhere ``write`` executes at
 once. ``write`` on a connection without ``begin`` also executes at once.
+
+Held writes, and the store's other hot statements (``run``: a negotiation or dataset read,
+the jti and sent-mark batches), go to the asyncpg connection under SQLAlchemy's, inside
+SQLAlchemy's transaction: SQLAlchemy's execution of a statement costs about 0.2 ms of CPU
+more than the driver's (bench/bench_db_layer.py), and a negotiation runs some twenty.
 """
 
 from __future__ import annotations
