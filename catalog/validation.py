@@ -76,9 +76,21 @@ def shapes_dir() -> Path:
     return Path(os.environ.get("PHEMS_SHACL_DIR") or DEFAULT_SHAPES_DIR)
 
 
+class ShapesNotFound(FileNotFoundError):
+    """The SHACL shape files are not where ``PHEMS_SHACL_DIR`` (or the default) says."""
+
+
 @cache
 def load_shapes(directory: Path) -> Graph:
     """Parse the shape files once (per directory), with the pySHACL `sh:or` workaround."""
+    missing = [name for name in SHAPE_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ShapesNotFound(
+            f"PHEMS_SHACL_DIR: the HealthDCAT-AP shapes are not in {directory} (missing "
+            f"{', '.join(missing[:2])}{' and more' if len(missing) > 2 else ''}); set it to "
+            "the directory holding dcat-ap-3.0.1/ and healthdcat-ap-r8/ "
+            "(shared/conformance/shacl)"
+        )
     g = Graph()
     for name in SHAPE_FILES:
         g.parse(directory / name, format="turtle")

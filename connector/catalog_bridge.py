@@ -26,10 +26,10 @@ from catalog.html import OUTPUT_LABELS
 from catalog.model import Agent, Catalog, ContactPoint, Dataset, Distribution, OutputType
 from catalog.rdf import to_graph
 from catalog.statistics import SafeStatistics
-from catalog.validation import validate
+from catalog.validation import ShapesNotFound, validate
 from catalog.vocab import PREFIXES
 from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetRecord
-from connector.errors import BadRequestError
+from connector.errors import BadRequestError, ConfigurationError
 
 DERIVED_FIELDS = frozenset(
     {"iri", "identifier", "title", "description", "distributions", "policies", "publisher"}
@@ -153,7 +153,10 @@ def to_catalog(datasets: Sequence[Dataset], pub: Publisher) -> Catalog:
 
 def check_publishable(ds: Dataset) -> None:
     """Refuse (400) a dataset whose graph violates the HealthDCAT-AP R8 NON_PUBLIC shapes."""
-    report = validate(to_graph(ds))
+    try:
+        report = validate(to_graph(ds))
+    except ShapesNotFound as exc:
+        raise ConfigurationError(str(exc)) from None
     if not report.conforms:
         lines = [f"{_compact(v.path) or 'dataset'}: {v.message}" for v in report.violations]
         raise BadRequestError(

@@ -69,6 +69,19 @@ def test_unreadable_key_file(tmp_path: Path) -> None:
     _one_line_error(result, "PHEMS_SIGNING_KEY_FILE")
 
 
+def test_missing_shacl_shapes(tmp_path: Path) -> None:
+    """Publishing the sample dataset validates it against the HealthDCAT-AP shapes: without
+    them, one line naming the setting, not a traceback."""
+    empty = tmp_path / "no-shapes"
+    empty.mkdir()
+    result = _run_cli(tmp_path, "serve", "--with-sample-data", env={"PHEMS_SHACL_DIR": str(empty)})
+    # Migrations have logged by then (JSON lines); the error is the one plain line.
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    for needle in ("PHEMS_SHACL_DIR", str(empty), "healthdcat-ap-r8"):
+        assert needle in error, error
+
+
 def test_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
