@@ -7,7 +7,6 @@ with an unknown operand never reaches the store.
 from __future__ import annotations
 
 import json
-from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -84,8 +83,7 @@ def _utc(value: datetime) -> datetime:
 
 
 _GET = sa.select(datasets).where(datasets.c.id == sa.bindparam("id"))
-_Row = namedtuple("_Row", [c.name for c in datasets.c])  # type: ignore[misc]
-_PG_GET = f"SELECT {', '.join(_Row._fields)} FROM datasets WHERE id = $1"
+_Row, _PG_GET = deferred.select_text(datasets, "id = $1")
 
 
 def _record(row: Any) -> DatasetRecord:

@@ -38,6 +38,7 @@ more than the driver's (bench/bench_db_layer.py), and a negotiation runs some tw
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,15 +100,13 @@ async def flush(conn: AsyncConnection, *, last: bool = False) -> None:
     returning = [w for w in held if w.on_rows is not None]
     if returning:
         held = [w for w in held if w.on_rows is None] + returning
-    if last:
-        driver = await _not_begun(conn)
-        if driver is not None:
-            rows = await _alone(conn, driver, held, fetch=bool(returning))
-            if returning:
-                _deliver(returning[0], rows)
-            return
     sql = held[0].sql(0) if len(held) == 1 else _combined(held)
-    rows = await run(conn, sql, _args(held), fetch=bool(returning))
+    fetch = bool(returning)
+    driver = await _not_begun(conn) if last else None
+    if driver is not None:  # one statement outside any transaction block
+        rows = await _call(conn, None, driver, sql, _args(held), fetch=fetch)
+    else:
+        rows = await run(conn, sql, _args(held), fetch=fetch)
     if returning:
         _deliver(returning[0], rows)
 
@@ -124,15 +123,6 @@ async def _not_begun(conn: AsyncConnection) -> asyncpg.Connection | None:
     if pair is None or pair[0]._transaction is not None:
         return None  # begun (or not asyncpg: the ordinary path)
     return pair[1]
-
-
-async def _alone(
-    conn: AsyncConnection, driver: asyncpg.Connection, held: list[Write], *, fetch: bool
-) -> Sequence[Any]:
-    """The held writes as one statement outside any transaction block (its rows if
-    ``fetch``)."""
-    sql = held[0].sql(0) if len(held) == 1 else _combined(held)
-    return await _call(conn, None, driver, sql, _args(held), fetch=fetch)
 
 
 async def run(
@@ -251,3 +241,10 @@ def insert_text(
         return f"INSERT INTO {table} ({names}) VALUES {values}{suffix}"
 
     return sql
+
+
+def select_text(table: sa.Table, where: str) -> tuple[Any, str]:
+    """For a read run by ``run``: a named-tuple type of ``table``'s columns (rows read like
+    SQLAlchemy's, by attribute) and the PostgreSQL text selecting them ``WHERE where``."""
+    row = namedtuple(f"{table.name}_row", [c.name for c in table.c])  # type: ignore[misc]
+    return row, f"SELECT {', '.join(row._fields)} FROM {table.name} WHERE {where}"

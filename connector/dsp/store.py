@@ -8,7 +8,6 @@ Rows are locked with ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite serialises wr
 from __future__ import annotations
 
 import json
-from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -222,8 +221,7 @@ _FIND_N = sa.select(negotiations).where(
     negotiations.c.consumer_pid == _b("pid"),
 )
 # The reads as PostgreSQL text, run on the driver (deferred.run): rows as named tuples.
-_NRow = namedtuple("_NRow", [c.name for c in negotiations.c])  # type: ignore[misc]
-_PG_GET_N = f"SELECT {', '.join(_NRow._fields)} FROM negotiations WHERE id = $1"
+_NRow, _PG_GET_N = deferred.select_text(negotiations, "id = $1")
 _PG_GET_N_LOCKED = _PG_GET_N + " FOR UPDATE"
 _INSERT_N = negotiations.insert()
 _N_WRITTEN = (*_N_COLUMNS, "document", "dataset_id")
