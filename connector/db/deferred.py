@@ -50,6 +50,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 _HELD = "deferred_writes"  # conn.info key (conn.info belongs to the pooled connection)
 
 
+class ChangedSinceRead(Exception):
+    """An optimistic write found its row changed since it was read (PostgreSQL raised
+    SQLSTATE 40001 from ``phems_expect_version``, migration 0007): the statement wrote
+    nothing, and a transaction it ran in is to be rolled back. Read again and retry."""
+
+
 @dataclass(frozen=True)
 class Write:
     """One held write: how to run it alone (SQLAlchemy) and as part of a combined statement
@@ -81,7 +87,12 @@ def end(conn: AsyncConnection) -> None:
 async def write(conn: AsyncConnection, w: Write) -> None:
     held: list[Write] | None = conn.info.get(_HELD)
     if held is None:
-        await conn.execute(w.statement, w.params)
+        try:
+            await conn.execute(w.statement, w.params)
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "40001":
+                raise ChangedSinceRead(str(exc.orig)) from exc
+            raise
         return
     if any((w.key is not None and h.key == w.key) or (w.on_rows and h.on_rows) for h in held):
         await flush(conn)
@@ -123,6 +134,17 @@ async def _not_begun(conn: AsyncConnection) -> asyncpg.Connection | None:
     if pair is None or pair[0]._transaction is not None:
         return None  # begun (or not asyncpg: the ordinary path)
     return pair[1]
+
+
+async def read_unbegun(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> Sequence[Any]:
+    """A read on ``conn`` that does not begin its transaction: before it has begun, the read
+    is a statement of its own (it sees what is committed when it runs, and locks nothing), so
+    a transaction whose writes then go as one statement (``flush(last=True)``) never sends
+    BEGIN and COMMIT. Once begun, the read runs inside it, as ``run``."""
+    driver = await _not_begun(conn)
+    if driver is None:
+        return await run(conn, sql, args)
+    return await _call(conn, None, driver, sql, args, fetch=True)
 
 
 async def run(
@@ -184,6 +206,8 @@ async def _call(
         return ()
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise sa.exc.IntegrityError(sql, args, exc) from exc
+    except asyncpg.SerializationError as exc:
+        raise ChangedSinceRead(exc.args[0] if exc.args else str(exc)) from exc
     except BaseException as exc:
         if not isinstance(exc, Exception):
             # Cancelled mid-statement: the connection's state is unknown (the statement may

@@ -2,7 +2,9 @@
 
 Every write happens inside a caller's transaction (``async with store.transaction() as conn``),
 so a state change, its outbox message and its audit entry commit together or not at all.
-Rows are locked with ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite serialises writers).
+Rows are locked with ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite serialises writers), except
+where a received DSP message updates a negotiation on PostgreSQL: that write is optimistic
+(``get_negotiation_versioned``, ``update_negotiation(expect=)``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connector.db import deferred
 from connector.db.batching import GroupWriter
+from connector.db.deferred import ChangedSinceRead as ChangedSinceRead
 from connector.db.engine import no_flush_wait, single_statement
 from connector.db.tables import agreements, negotiations, outbox, transfers
 from connector.dsp.negotiation import Negotiation
@@ -223,6 +226,8 @@ _FIND_N = sa.select(negotiations).where(
 # The reads as PostgreSQL text, run on the driver (deferred.run): rows as named tuples.
 _NRow, _PG_GET_N = deferred.select_text(negotiations, "id = $1")
 _PG_GET_N_LOCKED = _PG_GET_N + " FOR UPDATE"
+# With the row's version (xmin: the transaction that wrote it), for an optimistic write.
+_PG_GET_N_VERSIONED = _PG_GET_N.replace("SELECT ", "SELECT xmin, ", 1)
 _INSERT_N = negotiations.insert()
 _N_WRITTEN = (*_N_COLUMNS, "document", "dataset_id")
 _UPDATE_N = (
@@ -230,6 +235,10 @@ _UPDATE_N = (
     .where(negotiations.c.id == _b("_id"))
     .values({c: _b(c) for c in _N_WRITTEN if c != "id"})
 )
+# The update of a row read with its version: PostgreSQL raises (SQLSTATE 40001, migration
+# 0007) when the row has changed since, so nothing else in the statement is written either.
+_EXPECT_VERSION = "phems_expect_version(xmin, CAST(:_v AS xid), 'negotiation ' || :_id)"
+_UPDATE_N_EXPECTING = _UPDATE_N.where(sa.text(_EXPECT_VERSION))
 _ACK_N = (
     negotiations.update()
     .where(
@@ -258,6 +267,14 @@ def _pg_update_n(o: int) -> str:
     columns = [c for c in _N_WRITTEN if c != "id"]
     sets = ", ".join(f"{c} = ${o + i}" for i, c in enumerate(columns, start=1))
     return f"UPDATE negotiations SET {sets} WHERE id = ${o + len(columns) + 1}"
+
+
+def _pg_update_n_expecting(o: int) -> str:
+    """``_pg_update_n``, then the row's version read, then the id again (for the message)."""
+    k = o + len(_N_WRITTEN)  # the id's parameter
+    return (
+        f"{_pg_update_n(o)} AND phems_expect_version(xmin, ${k + 1}::xid, 'negotiation ' || ${k})"
+    )
 
 
 _PG_INSERT_N = deferred.insert_text("negotiations", _N_WRITTEN)
@@ -377,6 +394,11 @@ class DspStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        # PostgreSQL: a received message is applied to the negotiation as read, without a
+        # lock, and written only if the row is unchanged (get_negotiation_versioned,
+        # update_negotiation(expect=)): two statements instead of BEGIN, SELECT ... FOR
+        # UPDATE, the write and COMMIT. SQLite serialises writers and locks as before.
+        self.optimistic = self._dialect == "postgresql"
         self._claim = _claim_statement(self._dialect)
         insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
         self._insert_agreement = insert(agreements).on_conflict_do_nothing(
@@ -448,6 +470,18 @@ class DspStore:
         row = (await self._run(conn, query, {"id": id})).first()
         return _negotiation(row) if row else None
 
+    async def get_negotiation_versioned(
+        self, conn: AsyncConnection, id: str
+    ) -> tuple[Negotiation, int] | None:
+        """PostgreSQL (``optimistic``): the negotiation and its row version, for
+        ``update_negotiation(..., expect=version)``; read without a lock and, first in a
+        transaction, without beginning it (``deferred.read_unbegun``)."""
+        await deferred.flush(conn)
+        rows = await deferred.read_unbegun(conn, _PG_GET_N_VERSIONED, (id,))
+        if not rows:
+            return None
+        return _negotiation(_NRow(*rows[0][1:])), int(rows[0][0])
+
     async def find_negotiation(
         self, conn: AsyncConnection, role: Role, counterparty_did: str, consumer_pid: str
     ) -> Negotiation | None:
@@ -471,11 +505,23 @@ class DspStore:
         args = tuple(row[c] for c in _N_WRITTEN)
         await deferred.write(conn, deferred.Write(_INSERT_N, row, "n+", _PG_INSERT_N, args, n.id))
 
-    async def update_negotiation(self, conn: AsyncConnection, n: Negotiation) -> None:
+    async def update_negotiation(
+        self, conn: AsyncConnection, n: Negotiation, *, expect: int | None = None
+    ) -> None:
+        """Write ``n``'s row. ``expect``: the version ``get_negotiation_versioned`` read (the
+        row was not locked); if the row has changed since, the statement fails with
+        ``ChangedSinceRead`` and writes nothing, the other writes combined with it included."""
         row = _negotiation_row(n)
-        args = (*(row[c] for c in _N_WRITTEN if c != "id"), n.id)
+        args: tuple[Any, ...] = (*(row[c] for c in _N_WRITTEN if c != "id"), n.id)
         row["_id"] = row.pop("id")
-        await deferred.write(conn, deferred.Write(_UPDATE_N, row, "n=", _PG_UPDATE_N, args, n.id))
+        if expect is None:
+            write = deferred.Write(_UPDATE_N, row, "n=", _PG_UPDATE_N, args, n.id)
+        else:
+            row["_v"] = expect
+            write = deferred.Write(
+                _UPDATE_N_EXPECTING, row, "n=v", _pg_update_n_expecting, (*args, expect), n.id
+            )
+        await deferred.write(conn, write)
 
     async def record_negotiation_ack(
         self, id: str, *, provider_pid: str, consumer_pid: str, now: datetime

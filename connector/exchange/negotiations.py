@@ -31,7 +31,7 @@ from connector.dsp.messages import (
 )
 from connector.dsp.negotiation import Negotiation, apply, is_repeat
 from connector.dsp.states import NegotiationEventType, NegotiationState, Role
-from connector.dsp.store import AgreementRecord, DspStore
+from connector.dsp.store import AgreementRecord, ChangedSinceRead, DspStore
 from connector.dsp.urls import join_url
 from connector.errors import (
     AuthenticationError,
@@ -76,6 +76,9 @@ NegotiationMessage = (
 )
 
 _AUDIT_KEY = "negotiation_audit"
+# How often a received message is applied again when its negotiation changed between the read
+# and the write (PostgreSQL, optimistic): each retry means another writer got in first.
+_RECEIVE_ATTEMPTS = 5
 _AFTER_AGREED = frozenset({NegotiationState.VERIFIED, NegotiationState.FINALIZED})
 
 # Where each of our messages goes: path segments after the counterparty's base address;
@@ -241,10 +244,33 @@ class NegotiationService:
         )
         if signed:
             # A party's signature is checked with its DID key, resolved (or taken from the
-            # cache, where verifying the caller's token just put it) before the row is locked.
+            # cache, where verifying the caller's token just put it) before the row is read.
             await self.resolver.resolve(caller.did)
+        for attempt in range(1, _RECEIVE_ATTEMPTS + 1):
+            try:
+                return await self._receive(caller, pid, message, signed=signed)
+            except ChangedSinceRead:
+                # The negotiation changed between our read and our write (a message crossing
+                # this one, an ACK recorded): nothing was written; apply it to the new state.
+                if attempt == _RECEIVE_ATTEMPTS:
+                    raise ConflictError(
+                        f"negotiation {pid} kept changing while this message was applied; "
+                        "send it again"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    async def _receive(
+        self, caller: VerifiedCaller, pid: str, message: NegotiationMessage, *, signed: bool
+    ) -> Negotiation:
+        """``receive`` once. On PostgreSQL the row is read without a lock and written only if
+        unchanged since (else ``ChangedSinceRead``): a read and one write statement, with no
+        BEGIN and COMMIT. Elsewhere it is locked in the transaction."""
         async with self._transaction() as conn:
-            n = await self._owned(conn, caller, pid, lock=True)
+            version: int | None = None
+            if self.store.optimistic:
+                n, version = await self._owned_versioned(conn, caller, pid)
+            else:
+                n = await self._owned(conn, caller, pid, lock=True)
             sender = n.role.other
             if self._already_applied(n, message, sender):
                 return n
@@ -253,13 +279,13 @@ class NegotiationService:
             n = apply(n, message, sender_role=sender, now=self.clock.now())
             self._audit(conn, n, f"negotiation.{n.state.lower()}")
             n, hold = await self._react(conn, n, caller, message)
-            await self.store.update_negotiation(conn, n)
+            await self.store.update_negotiation(conn, n, expect=version)
             if hold:
                 await self.store.set_approval(conn, n.id, "pending")
             return n
 
     async def get(self, caller: VerifiedCaller, pid: str) -> Negotiation:
-        async with self._transaction() as conn:
+        async with self.store.reading() as conn:
             return await self._owned(conn, caller, pid)
 
     # -- management (our own initiative) -----------------------------------------------------
@@ -625,6 +651,14 @@ class NegotiationService:
             # Unknown, or not the caller's: the same answer, so nothing leaks.
             raise NotFoundError(f"no negotiation {pid}")
         return n
+
+    async def _owned_versioned(
+        self, conn: AsyncConnection, caller: VerifiedCaller, pid: str
+    ) -> tuple[Negotiation, int]:
+        found = await self.store.get_negotiation_versioned(conn, pid)
+        if found is None or found[0].counterparty_did != caller.did:
+            raise NotFoundError(f"no negotiation {pid}")
+        return found
 
     async def _local(self, conn: AsyncConnection, id: str, role: Role | None) -> Negotiation:
         n = await self.store.get_negotiation(conn, id, lock=True)
