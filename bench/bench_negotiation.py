@@ -21,6 +21,14 @@ process with the connector's own code and the connectors' own keys: 4 tokens iss
 verified (``TokenIssuer`` / ``TokenVerifier``, the consumer's carrying its credential), 2
 agreements signed and verified. The floor has no database and no state machine.
 
+With ``--durable-floor``, a third side: the floor plus the least a negotiation must commit,
+one statement on the receiving connector's database (from this process, autocommit, so
+durable before the "answer") at each of the 5 points where a connector records a message:
+an INSERT of a row on the management POST (consumer) and on the request (provider), an UPDATE
+of it on the agreement and the finalized event (consumer) and on the verification (provider),
+each row carrying the document a negotiation has at that point (offer, agreement, signatures;
+about 3 KB at the end, as ours). No outbox, no audit, no replay guard, no reads.
+
 Everything it starts (processes, databases) is stopped or dropped on the way out.
 """
 
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -294,7 +303,27 @@ class Bench:
             print("negotiation", id, state, file=sys.stderr)
         return bool(state == "FINALIZED")
 
-    async def floor(self) -> bool:
+    async def open_durable(self, provider_db: str, consumer_db: str) -> None:
+        self.pools = {}
+        for name in (provider_db, consumer_db):
+            # Small: the connectors' pools (2 x 40 open) leave about 15 of PostgreSQL's 100.
+            pool = await asyncpg.create_pool(db_url(name, "postgresql"), min_size=6, max_size=6)
+            await pool.execute(
+                "CREATE TABLE IF NOT EXISTS bench_floor (id text PRIMARY KEY, state text "
+                "NOT NULL, document text NOT NULL)"
+            )
+            self.pools[name] = pool
+        self.p_pool, self.c_pool = self.pools[provider_db], self.pools[consumer_db]
+
+    async def close_durable(self) -> None:
+        for pool in getattr(self, "pools", {}).values():
+            await pool.close()
+
+    async def durable_floor(self) -> bool:
+        """The floor plus one durable statement where each of the 5 messages is recorded."""
+        return await self.floor(durable=True)
+
+    async def floor(self, durable: bool = False) -> bool:
         """5 round trips to a trivial endpoint + the same signing and verifying."""
         c, p = self.consumer.url + "/healthz", self.provider.url + "/healthz"
 
@@ -311,23 +340,44 @@ class Bench:
             "timestamp": datetime.now(UTC).isoformat(),
             "permission": OFFER["permission"],
         }
+        id = str(agreement["@id"])
+        doc: dict[str, Any] = {"offer": self.offer}
+
+        async def record(pool: Any, state: str, insert: bool = False) -> None:
+            if not durable:
+                return
+            text = json.dumps(doc)
+            if insert:
+                sql = "INSERT INTO bench_floor (id, state, document) VALUES ($1, $2, $3)"
+            else:
+                sql = "UPDATE bench_floor SET state = $2, document = $3 WHERE id = $1"
+            await pool.execute(sql, id, state, text)
+
         await trip(c)  # management POST
+        await record(getattr(self, "c_pool", None), "REQUESTED", insert=True)
         await self.p_verifier.verify(self.c_issuer.issue(self.provider.did))  # request
         await trip(p)
         provider_sig = sign_agreement(agreement, self.provider.did, self.pkey)  # agreement
+        doc |= {"agreement": agreement | {SIGNATURE_PROPERTY: provider_sig}}
+        doc |= {"provider_signature": provider_sig}
+        await record(getattr(self, "p_pool", None), "AGREED", insert=True)
         await self.c_verifier.verify(self.p_issuer.issue(self.consumer.did))
         await trip(c)
         await verify_agreement_signature(
             agreement | {SIGNATURE_PROPERTY: provider_sig}, self.provider.did, self.resolver
         )
         consumer_sig = sign_agreement(agreement, self.consumer.did, self.ckey)  # verification
+        doc |= {"consumer_signature": consumer_sig}
+        await record(getattr(self, "c_pool", None), "VERIFIED")
         await self.p_verifier.verify(self.c_issuer.issue(self.provider.did))
         await trip(p)
         await verify_agreement_signature(
             agreement, self.consumer.did, self.resolver, signature=consumer_sig
         )
+        await record(getattr(self, "p_pool", None), "FINALIZED")
         await self.c_verifier.verify(self.p_issuer.issue(self.consumer.did))  # finalized
         await trip(c)
+        await record(getattr(self, "c_pool", None), "FINALIZED")
         return True
 
 
@@ -410,7 +460,27 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
                     {"provider": provider.proc.pid, "consumer": consumer.proc.pid},
                     (provider_db, consumer_db),
                 )
-                results: list[tuple[Result, Result]] = []
+                # The durable floor's own commits, not counted as the negotiations'.
+                durable_commits = [0, 0]
+
+                async def durable(level: int, meter: CpuMeter | None = None) -> Result:
+                    before = [await xact_commits(d) for d in (provider_db, consumer_db)]
+                    result = await run_level(
+                        level,
+                        args.seconds if meter else 1,
+                        bench.durable_floor,
+                        "durable floor" if meter else "warmup",
+                        meter,
+                    )
+                    after = [await xact_commits(d) for d in (provider_db, consumer_db)]
+                    for i in range(2):
+                        durable_commits[i] += after[i] - before[i]
+                    return result
+
+                if args.durable_floor:
+                    await bench.open_durable(provider_db, consumer_db)
+                    await durable(4)
+                results: list[tuple[Result, Result, Result | None]] = []
                 for level in args.levels:
                     if args.pause_before:
                         print(f"level {level}: starting", file=sys.stderr, flush=True)
@@ -422,13 +492,19 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
                         level, args.seconds, bench.negotiation, "negotiation", meter
                     )
                     flo = await run_level(level, args.seconds, bench.floor, "floor", meter)
-                    results.append((neg, flo))
+                    dur = None
+                    if args.durable_floor:
+                        await durable(level)
+                        dur = await durable(level, meter)
+                    results.append((neg, flo, dur))
                     print(
-                        f"  c={level}: {neg.rate:.1f}/s vs floor {flo.rate:.1f}/s",
+                        f"  c={level}: {neg.rate:.1f}/s vs floor {flo.rate:.1f}/s"
+                        + (f", durable floor {dur.rate:.1f}/s" if dur else ""),
                         file=sys.stderr,
                         flush=True,
                     )
             finally:
+                await bench.close_durable()
                 await bench.aclose()
                 await listener.close()
         finalized = await count_rows(
@@ -438,7 +514,10 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
             await count_rows(db_url(d, "postgresql"), "agreements")
             for d in (provider_db, consumer_db)
         ]
-        commits = [await xact_commits(d) for d in (provider_db, consumer_db)]
+        commits = [
+            await xact_commits(d) - durable_commits[i]
+            for i, d in enumerate((provider_db, consumer_db))
+        ]
     finally:
         for c in reversed(started):
             stop(c.proc)
@@ -450,7 +529,7 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
 
 
 def print_table(
-    results: list[tuple[Result, Result]],
+    results: list[tuple[Result, Result, Result | None]],
     args: argparse.Namespace,
     finalized: int,
     agreements: list[int],
@@ -466,7 +545,7 @@ def print_table(
         "| floor/s | floor p50 ms | floor p99 ms | floor / ours |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for neg, flo in results:
+    for neg, flo, _ in results:
         ratio = flo.rate / neg.rate if neg.rate else float("inf")
         print(
             f"| {neg.concurrency} | {neg.rate:.1f} | {neg.pct(0.5):.1f} | {neg.pct(0.99):.1f} "
@@ -480,13 +559,30 @@ def print_table(
     )
     print("|---|---|---|---|---|---|---|---|---|")
     parts = ("provider", "consumer", "postgres", "bench")
-    for neg, flo in results:
+    for neg, flo, _ in results:
         print(
             f"| {neg.concurrency} | "
             + " | ".join(f"{neg.cpu_ms(p):.1f}" for p in parts)
             + f" | {neg.cpu_ms(*parts):.1f} | {flo.cpu_ms('provider', 'consumer'):.1f} "
             f"| {flo.cpu_ms('bench'):.1f} | {flo.cpu_ms(*parts):.1f} |"
         )
+    if any(dur for _, _, dur in results):
+        print("\nDurable floor: the floor + one durable statement per recorded message (5)")
+        print(
+            "| concurrent | durable floor/s | p50 ms | p99 ms | durable floor / ours "
+            "| CPU ms: connectors | postgres | bench | all |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for neg, _, dur in results:
+            if dur is None:
+                continue
+            ratio = dur.rate / neg.rate if neg.rate else float("inf")
+            print(
+                f"| {dur.concurrency} | {dur.rate:.1f} | {dur.pct(0.5):.1f} "
+                f"| {dur.pct(0.99):.1f} | {ratio:.2f} "
+                f"| {dur.cpu_ms('provider', 'consumer'):.1f} | {dur.cpu_ms('postgres'):.1f} "
+                f"| {dur.cpu_ms('bench'):.1f} | {dur.cpu_ms(*parts):.1f} |"
+            )
     print(
         f"consumer FINALIZED rows: {finalized}; agreements provider/consumer: "
         f"{agreements[0]}/{agreements[1]}; transactions a negotiation (all commits, incl. "
@@ -506,6 +602,11 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="extra PHEMS_X=Y for both")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     parser.add_argument("--pause-before", action="store_true", help="announce each level")
+    parser.add_argument(
+        "--durable-floor",
+        action="store_true",
+        help="also run the floor with one durable statement per recorded message",
+    )
     args = parser.parse_args()
     suffix = uuid.uuid4().hex[:8]
     provider_db, consumer_db = f"bench_neg_p_{suffix}", f"bench_neg_c_{suffix}"
