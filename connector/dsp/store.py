@@ -270,7 +270,7 @@ def _pg_update_n(o: int) -> str:
 
 
 def _pg_update_n_expecting(o: int) -> str:
-    """``_pg_update_n``, then the row's version read, then the id again (for the message)."""
+    """``_pg_update_n`` only if the row still has the version read (the last parameter)."""
     k = o + len(_N_WRITTEN)  # the id's parameter
     return (
         f"{_pg_update_n(o)} AND phems_expect_version(xmin, ${k + 1}::xid, 'negotiation ' || ${k})"
