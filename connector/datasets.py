@@ -115,7 +115,10 @@ def _document(record: DatasetRecord) -> str:
 class DatasetStore:
     async def get(self, conn: AsyncConnection, id: str) -> DatasetRecord | None:
         if conn.dialect.name == "postgresql":  # read on every contract request: on the driver
-            rows = await deferred.run(conn, _PG_GET, (id,))
+            # Before the transaction has begun, a statement of its own (the same under READ
+            # COMMITTED for a read that locks nothing), so that a contract request's
+            # transaction can still write in one statement without BEGIN and COMMIT.
+            rows = await deferred.read_unbegun(conn, _PG_GET, (id,))
             return _record(_Row(*rows[0])) if rows else None
         row = (await conn.execute(_GET, {"id": id})).first()
         return _record(row) if row else None

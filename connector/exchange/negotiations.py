@@ -171,12 +171,12 @@ class NegotiationService:
         if message.callback_address is not None:
             check_callback(caller.did, message.callback_address, self.insecure_hosts)
         dataset_id = message.dataset_id
-        # Read before the transaction (which then only writes: one statement on PostgreSQL).
-        # Inside it, the read would not lock the dataset either: a retirement committed
-        # between this read and our commit is missed in both cases (READ COMMITTED).
-        async with self.store.reading() as conn:
-            stored_offer = await self._stored_offer(conn, dataset_id, message.offer)
         async with self._transaction() as conn:
+            # Read before the transaction begins (it then only writes: one statement on
+            # PostgreSQL). Inside it, the read would not lock the dataset either: a retirement
+            # committed between this read and our commit is missed in both cases (READ
+            # COMMITTED).
+            stored_offer = await self._stored_offer(conn, dataset_id, message.offer)
             now = self.clock.now()
             n = Negotiation.new(
                 id=f"urn:uuid:{uuid.uuid4()}",
