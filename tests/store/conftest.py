@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.db.engine import create_engine, migrate
-from connector.db.tables import metadata
+from connector.db.tables import metadata, negotiations, outbox
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,6 +28,20 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
                     if table.name != "audit_head":
                         await conn.execute(table.delete())
                 await conn.execute(sa.text(f"UPDATE audit_head SET seq=0, hash='{'0' * 64}'"))
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture
+async def pg_engine(pg_database: str) -> AsyncIterator[AsyncEngine]:
+    """PostgreSQL alone (for what only PostgreSQL does), no negotiations or messages left."""
+    eng = create_engine(pg_database)
+    await migrate(eng)
+    async with eng.begin() as conn:
+        await conn.execute(outbox.delete())
+        await conn.execute(negotiations.delete())
+    try:
         yield eng
     finally:
         await eng.dispose()

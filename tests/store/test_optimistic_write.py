@@ -7,7 +7,6 @@ row when the write arrives makes it wait, and it fails once that writer commits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -15,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connector.db.engine import create_engine, migrate
 from connector.db.tables import negotiations, outbox
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import NegotiationState, Role
@@ -25,16 +23,8 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(pg_database: str) -> AsyncIterator[DspStore]:
-    engine = create_engine(pg_database)
-    await migrate(engine)
-    async with engine.begin() as conn:
-        await conn.execute(outbox.delete())
-        await conn.execute(negotiations.delete())
-    try:
-        yield DspStore(engine)
-    finally:
-        await engine.dispose()
+def store(pg_engine: AsyncEngine) -> DspStore:
+    return DspStore(pg_engine)
 
 
 async def _stored(store: DspStore) -> Negotiation:

@@ -16,7 +16,6 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.clock import SystemClock
-from connector.db.engine import create_engine, migrate
 from connector.db.tables import outbox
 from connector.dsp.store import PID_PLACEHOLDER, DspStore, OutboxItem
 from connector.exchange.sender import OutboxSender, SendPolicy
@@ -25,18 +24,6 @@ from tests.conftest import free_port
 from tests.identity.conftest import new_keys
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def pg_engine(pg_database: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(pg_database)
-    await migrate(eng)
-    async with eng.begin() as conn:
-        await conn.execute(outbox.delete())
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 class Attached:
