@@ -234,6 +234,10 @@ class Bench:
         self.session = session
         self.waiting: dict[str, asyncio.Future[str]] = {}
         self.offer: dict[str, Any] = {}
+        # The durable floor's connections to each connector's database (open_durable).
+        self.pools: dict[str, asyncpg.Pool] = {}
+        self.p_pool: asyncpg.Pool | None = None
+        self.c_pool: asyncpg.Pool | None = None
         clock = SystemClock()
         self._http = httpx.AsyncClient(timeout=10)
         resolver = DidResolver(
@@ -304,7 +308,6 @@ class Bench:
         return bool(state == "FINALIZED")
 
     async def open_durable(self, provider_db: str, consumer_db: str) -> None:
-        self.pools = {}
         for name in (provider_db, consumer_db):
             # Small: the connectors' pools (2 x 40 open) leave about 15 of PostgreSQL's 100.
             pool = await asyncpg.create_pool(db_url(name, "postgresql"), min_size=6, max_size=6)
@@ -316,7 +319,7 @@ class Bench:
         self.p_pool, self.c_pool = self.pools[provider_db], self.pools[consumer_db]
 
     async def close_durable(self) -> None:
-        for pool in getattr(self, "pools", {}).values():
+        for pool in self.pools.values():
             await pool.close()
 
     async def durable_floor(self) -> bool:
@@ -343,9 +346,10 @@ class Bench:
         id = str(agreement["@id"])
         doc: dict[str, Any] = {"offer": self.offer}
 
-        async def record(pool: Any, state: str, insert: bool = False) -> None:
+        async def record(pool: asyncpg.Pool | None, state: str, insert: bool = False) -> None:
             if not durable:
                 return
+            assert pool is not None, "open_durable() first"
             text = json.dumps(doc)
             if insert:
                 sql = "INSERT INTO bench_floor (id, state, document) VALUES ($1, $2, $3)"
@@ -354,13 +358,13 @@ class Bench:
             await pool.execute(sql, id, state, text)
 
         await trip(c)  # management POST
-        await record(getattr(self, "c_pool", None), "REQUESTED", insert=True)
+        await record(self.c_pool, "REQUESTED", insert=True)
         await self.p_verifier.verify(self.c_issuer.issue(self.provider.did))  # request
         await trip(p)
         provider_sig = sign_agreement(agreement, self.provider.did, self.pkey)  # agreement
         doc |= {"agreement": agreement | {SIGNATURE_PROPERTY: provider_sig}}
         doc |= {"provider_signature": provider_sig}
-        await record(getattr(self, "p_pool", None), "AGREED", insert=True)
+        await record(self.p_pool, "AGREED", insert=True)
         await self.c_verifier.verify(self.p_issuer.issue(self.consumer.did))
         await trip(c)
         await verify_agreement_signature(
@@ -368,16 +372,16 @@ class Bench:
         )
         consumer_sig = sign_agreement(agreement, self.consumer.did, self.ckey)  # verification
         doc |= {"consumer_signature": consumer_sig}
-        await record(getattr(self, "c_pool", None), "VERIFIED")
+        await record(self.c_pool, "VERIFIED")
         await self.p_verifier.verify(self.c_issuer.issue(self.provider.did))
         await trip(p)
         await verify_agreement_signature(
             agreement, self.consumer.did, self.resolver, signature=consumer_sig
         )
-        await record(getattr(self, "p_pool", None), "FINALIZED")
+        await record(self.p_pool, "FINALIZED")
         await self.c_verifier.verify(self.p_issuer.issue(self.consumer.did))  # finalized
         await trip(c)
-        await record(getattr(self, "c_pool", None), "FINALIZED")
+        await record(self.c_pool, "FINALIZED")
         return True
 
 

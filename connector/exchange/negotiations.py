@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -246,18 +246,17 @@ class NegotiationService:
             # A party's signature is checked with its DID key, resolved (or taken from the
             # cache, where verifying the caller's token just put it) before the row is read.
             await self.resolver.resolve(caller.did)
-        for attempt in range(1, _RECEIVE_ATTEMPTS + 1):
-            try:
+        # The negotiation may change between our read and our write (a message crossing this
+        # one, an ACK recorded): then nothing was written; apply it to the new state.
+        for _ in range(_RECEIVE_ATTEMPTS - 1):
+            with suppress(ChangedSinceRead):
                 return await self._receive(caller, pid, message, signed=signed)
-            except ChangedSinceRead:
-                # The negotiation changed between our read and our write (a message crossing
-                # this one, an ACK recorded): nothing was written; apply it to the new state.
-                if attempt == _RECEIVE_ATTEMPTS:
-                    raise ConflictError(
-                        f"negotiation {pid} kept changing while this message was applied; "
-                        "send it again"
-                    ) from None
-        raise AssertionError("unreachable")
+        try:
+            return await self._receive(caller, pid, message, signed=signed)
+        except ChangedSinceRead:
+            raise ConflictError(
+                f"negotiation {pid} kept changing while this message was applied; send it again"
+            ) from None
 
     async def _receive(
         self, caller: VerifiedCaller, pid: str, message: NegotiationMessage, *, signed: bool

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -16,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.db.tables import negotiations, outbox
 from connector.dsp.negotiation import Negotiation
-from connector.dsp.states import NegotiationState, Role
+from connector.dsp.states import NegotiationState
 from connector.dsp.store import ChangedSinceRead, DspStore
-
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+from tests.store.test_dsp_store import T0, _negotiation
 
 
 @pytest.fixture
@@ -28,16 +26,7 @@ def store(pg_engine: AsyncEngine) -> DspStore:
 
 
 async def _stored(store: DspStore) -> Negotiation:
-    n = Negotiation.new(
-        id="urn:uuid:n1",
-        role=Role.CONSUMER,
-        counterparty_did="did:web:p",
-        now=T0,
-        counterparty_address="http://p/dsp",
-        consumer_pid="urn:uuid:n1",
-        provider_pid="urn:uuid:p1",
-    )
-    n = replace(n, state=NegotiationState.REQUESTED)
+    n = replace(_negotiation(), state=NegotiationState.REQUESTED)
     async with store.transaction() as conn:
         await store.insert_negotiation(conn, n)
     return n
