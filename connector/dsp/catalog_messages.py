@@ -19,6 +19,55 @@ class CatalogRequestMessage(DspMessage):
     TYPE = "CatalogRequestMessage"
     filter: list[Any] | None = None
 
+    def window(self) -> tuple[int | None, int | None]:
+        """The ``(offset, limit)`` a ``filter`` asks for, each None when not given.
+
+        DSP leaves ``filter`` to implementations. Eclipse EDC sends a ``QuerySpec`` with every
+        catalog request (``offset``, ``limit``, ``sortOrder`` and an empty ``filterExpression``),
+        so a QuerySpec that only pages is honoured; anything that would narrow or reorder the
+        catalog (a filter expression, a sort field, another property) is refused with a
+        ``ValueError`` naming it, never ignored.
+        """
+        if not self.filter:
+            return None, None
+        if len(self.filter) > 1:
+            raise ValueError("filter: at most one QuerySpec is supported")
+        spec = self.filter[0]
+        if not isinstance(spec, dict):
+            raise ValueError("filter: a QuerySpec object is expected")
+        found: dict[str, Any] = {}
+        for key, value in spec.items():
+            name = _local_name(key)
+            if key in ("@type", "@id"):
+                continue
+            if name in ("filterExpression", "sortField"):
+                if value not in (None, "", [], {}):
+                    raise ValueError(f"filter: {name} is not supported; request the whole catalog")
+            elif name in ("offset", "limit"):
+                found[name] = _whole_number(name, value)
+            elif name != "sortOrder":
+                raise ValueError(f"filter: {key!r} is not supported")
+        return found.get("offset"), found.get("limit")
+
+
+def _local_name(key: str) -> str:
+    """``offset``, ``edc:offset`` and ``https://w3id.org/edc/v0.0.1/ns/offset`` -> ``offset``."""
+    for sep in ("#", "/", ":"):
+        key = key.rsplit(sep, 1)[-1]
+    return key
+
+
+def _whole_number(name: str, value: Any) -> int:
+    if isinstance(value, dict) and "@value" in value:  # a JSON-LD typed literal
+        value = value["@value"]
+    if isinstance(value, list) and len(value) == 1:  # expanded JSON-LD keeps values in arrays
+        return _whole_number(name, value[0])
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"filter: {name} must be a whole number, not {value!r}")
+    return value
+
 
 class DatasetRequestMessage(DspMessage):
     TYPE = "DatasetRequestMessage"

@@ -107,10 +107,16 @@ async def catalog_request(
     limit: int | None = None,
 ) -> Response:
     """The catalog, one page at a time (``?page=N`` or ``?offset=&limit=``, default 100 a
-    page); ``Link`` headers (RFC 8288) point to the next and previous pages."""
+    page, or the ``offset`` / ``limit`` of a paging-only QuerySpec in ``filter`` when the URL
+    names none); ``Link`` headers (RFC 8288) point to the next and previous pages."""
     message = await _message(request, CatalogRequestMessage)
-    if message.filter:
-        raise BadRequestError("catalog filters are not supported; request the whole catalog")
+    try:
+        asked_offset, asked_limit = message.window()
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
+    if page is None and offset is None and limit is None:  # the URL's paging comes first
+        # A QuerySpec asking for more than a page gets a page and a Link to the next.
+        offset, limit = asked_offset, asked_limit and min(asked_limit, MAX_PAGE_SIZE)
     start, size = _page_window(page, offset, limit)
     result = await services.catalog.page(caller, offset=start, limit=size)
     url = f"{services.dsp_base}/catalog/request"

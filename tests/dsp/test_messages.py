@@ -456,3 +456,53 @@ def test_error_bodies_carry_code_and_reason() -> None:
     assert t["reason"] == ["missing @type"]
     internal = m.dump(catalog_error(PhemsError("database password wrong")))
     assert internal["reason"] == ["Internal error"]
+
+
+# -- CatalogRequestMessage.filter: a paging-only QuerySpec (what Eclipse EDC sends) --------
+
+_EDC_QUERY_SPEC = {
+    "@type": "QuerySpec",
+    "offset": 0,
+    "limit": 50,
+    "filterExpression": [],
+    "sortOrder": "ASC",
+}
+
+
+@pytest.mark.parametrize(
+    ("filter_", "window"),
+    [
+        (None, (None, None)),
+        ([], (None, None)),
+        ([_EDC_QUERY_SPEC], (0, 50)),
+        ([{"edc:offset": 5, "https://w3id.org/edc/v0.0.1/ns/limit": "7"}], (5, 7)),
+        ([{"offset": {"@value": 2}, "limit": [{"@value": 3}], "sortField": None}], (2, 3)),
+        ([{"@type": "QuerySpec", "sortOrder": "DESC"}], (None, None)),
+    ],
+)
+def test_catalog_request_filter_pages_only(filter_: Any, window: tuple[Any, Any]) -> None:
+    body = {"@context": [DSP_CONTEXT_URL], "@type": "CatalogRequestMessage", "filter": filter_}
+    assert m.parse_message(json.dumps(body), m.CatalogRequestMessage).window() == window
+
+
+@pytest.mark.parametrize(
+    ("filter_", "named"),
+    [
+        (
+            [_EDC_QUERY_SPEC | {"filterExpression": [{"operandLeft": "id", "operator": "="}]}],
+            "filterExpression",
+        ),
+        ([_EDC_QUERY_SPEC | {"sortField": "title"}], "sortField"),
+        ([{"q": 1}], "'q'"),
+        ([_EDC_QUERY_SPEC, _EDC_QUERY_SPEC], "at most one"),
+        (["offset=0"], "QuerySpec object"),
+        ([{"limit": -1}], "whole number"),
+        ([{"limit": True}], "whole number"),
+        ([{"offset": 1.5}], "whole number"),
+    ],
+)
+def test_catalog_request_filter_that_would_narrow_is_refused(filter_: Any, named: str) -> None:
+    body = {"@context": [DSP_CONTEXT_URL], "@type": "CatalogRequestMessage", "filter": filter_}
+    message = m.parse_message(json.dumps(body), m.CatalogRequestMessage)
+    with pytest.raises(ValueError, match=named):
+        message.window()

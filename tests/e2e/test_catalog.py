@@ -159,12 +159,23 @@ def test_dsp_catalog_pages_with_link_headers(federation: Federation) -> None:
         next_url = links.get("next", {}).get("url")
         pages += 1
     assert seen == ["cohort-0", "cohort-1", "cohort-2"] and pages == 2
-    filtered = httpx.post(
+    # Eclipse EDC sends a QuerySpec with every catalog request: its paging is honoured.
+    query_spec = {"@type": "QuerySpec", "offset": 1, "limit": 1, "filterExpression": []}
+    edc = httpx.post(
         url,
-        json=CATALOG_REQUEST | {"filter": [{"q": 1}]},
+        json=CATALOG_REQUEST | {"filter": [query_spec | {"sortOrder": "ASC"}]},
         headers=_signed(federation.user, federation.south.did),
     )
-    assert filtered.status_code == 400 and filtered.json()["@type"] == "CatalogError"
+    assert edc.status_code == 200, edc.text
+    assert [d["@id"] for d in edc.json()["dataset"]] == ["cohort-1"]
+    assert "offset=2&limit=1" in edc.headers["link"]
+    for narrowing in ({"q": 1}, query_spec | {"filterExpression": [{"operandLeft": "id"}]}):
+        filtered = httpx.post(
+            url,
+            json=CATALOG_REQUEST | {"filter": [narrowing]},
+            headers=_signed(federation.user, federation.south.did),
+        )
+        assert filtered.status_code == 400 and filtered.json()["@type"] == "CatalogError"
     one = httpx.get(
         federation.south.url + "/dsp/2025-1/catalog/datasets/cohort-1",
         headers=_signed(federation.user, federation.south.did),
