@@ -568,6 +568,13 @@ class NegotiationService:
             ):
                 if n.agreement is None:
                     raise InvalidTransitionError("no agreement to verify")
+                if not message.signature:
+                    # Never fall back to the agreement's own (our) signature.
+                    raise InvalidMessageError(
+                        "the agreement verification carries no consumer signature "
+                        f"({SIGNATURE_PROPERTY}): this connector requires agreements signed by "
+                        "both parties"
+                    )
                 await verify_agreement_signature(
                     n.agreement, n.counterparty_did, self.resolver, signature=message.signature
                 )

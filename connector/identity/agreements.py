@@ -56,7 +56,7 @@ async def verify_agreement_signature(
     """
     token = signature if signature is not None else agreement.get(SIGNATURE_PROPERTY)
     if not isinstance(token, str) or not token:
-        raise AuthenticationError("agreement: no signature")
+        raise AuthenticationError(f"agreement: no signature ({SIGNATURE_PROPERTY})")
     header, payload = decode_jws_unverified(token)
     kid = header.get("kid")
     if header.get("alg") not in ALGS or not isinstance(kid, str):

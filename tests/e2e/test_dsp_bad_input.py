@@ -244,6 +244,30 @@ def test_invalid_transition_is_400_and_changes_nothing(world: dict[str, Any]) ->
     assert consumer.get(f"/negotiations/{pid}").json()["state"] == "AGREED"
 
 
+def test_verification_without_consumer_signature_is_400(world: dict[str, Any]) -> None:
+    """A peer that does not counter-sign (the DSP TCK, Eclipse EDC) is told so plainly; the
+    provider's own signature inside the agreement is never taken for the consumer's."""
+    consumer: Peer = world["consumer"]
+    silent = f"http://127.0.0.1:{free_port()}/dsp/2025-1"
+    r = consumer.post("/negotiations/request", request_body(consumer, callbackAddress=silent))
+    pid, cid = r.json()["providerPid"], r.json()["consumerPid"]
+    wait_for(lambda: consumer.get(f"/negotiations/{pid}").json()["state"], lambda s: s == "AGREED")
+    verification = {
+        "@context": CTX,
+        "@type": "ContractAgreementVerificationMessage",
+        "providerPid": pid,
+        "consumerPid": cid,
+    }
+    assert_dsp_error(
+        consumer.post(f"/negotiations/{pid}/agreement/verification", verification),
+        400,
+        "ContractNegotiationError",
+        "no consumer signature",
+        "https://w3id.org/phems/ns/signature",
+    )
+    assert consumer.get(f"/negotiations/{pid}").json()["state"] == "AGREED"
+
+
 def test_catalog_filter_unsupported_and_unknown_dataset(world: dict[str, Any]) -> None:
     consumer: Peer = world["consumer"]
     r = consumer.post(
