@@ -49,7 +49,15 @@ def fill_pid(url: str, pid: str) -> str:
 MAX_RESPONSE_BYTES = 1 << 20
 KEEP_SENT = timedelta(days=7)
 PURGE_EVERY = timedelta(hours=1)
-RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+# 409: the counterparty cannot take the message in its process's present state, which may be
+# about to change. Eclipse EDC answers 409 while it still holds the negotiation it is sending
+# us its request for (our agreement can arrive before our 201 has been read), and for a
+# transition it does not allow yet.
+RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# 404 on the first attempts only: a counterparty may record its process after our answer to
+# its request has reached it, so our next message (sent right after that answer) can arrive
+# first. Later, 404 means the process is unknown there, and the message fails.
+EARLY_RETRYABLE = frozenset({404})
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class SendPolicy:
     # negotiation: 65/s at 64, 85/s at 16, 70/s at 8). 16 at 200 ms a round trip is still
     # 80 messages a second for one replica.
     batch: int = 16
+    # Attempts for which a 404 is retried (EARLY_RETRYABLE): about 4-8 s with the delays above.
+    early_attempts: int = 5
 
     def delay(self, attempts: int) -> float:
         capped: float = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
@@ -250,8 +260,12 @@ class OutboxSender:
         log.info("sent %s to %s: HTTP %d", item.message_type, url, response.status)
         if response.status in (200, 201, 202, 204):
             await self._sent(item, response)
-        elif response.status in RETRYABLE:
-            await self._retry_or_fail(item, f"HTTP {response.status} from {url}")
+        elif response.status in RETRYABLE or (
+            response.status in EARLY_RETRYABLE and item.attempts < self.policy.early_attempts
+        ):
+            await self._retry_or_fail(
+                item, f"HTTP {response.status} from {url}: {_reason(response.body)}"
+            )
         else:
             await self._fail(
                 item,
