@@ -207,6 +207,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             dsp_base=dsp_base,
             public_url=public_url,
             insecure_hosts=settings.insecure_did_hosts,
+            resolver=resolver,
         ),
         sender=sender,
         oidc=OidcVerifier(

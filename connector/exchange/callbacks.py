@@ -1,17 +1,21 @@
-"""Where we agree to send a peer's messages: only to the peer's own host.
+"""Where we agree to send a peer's messages: only to hosts the peer itself controls.
 
 A ``callbackAddress`` is chosen by the caller; without this check any authenticated caller
 could make us POST (with our tokens, and retries) to an internal address. The caller is a
-did:web participant, so its callback must be on the host its DID names; plain http only for
-hosts listed in ``PHEMS_INSECURE_DID_HOSTS`` (loopback tests, the demo).
+did:web participant, so its callback must be on the host its DID names, or on a host its DID
+document declares as a service endpoint (Eclipse EDC and Tractus-X participants keep their DID
+document on an identity hub or wallet and declare their protocol endpoint there). Plain http
+only for hosts listed in ``PHEMS_INSECURE_DID_HOSTS`` (loopback tests, the demo).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from connector.errors import InvalidMessageError
+from connector.errors import InvalidMessageError, PhemsError
+from connector.identity.resolver import DidResolver
 
 
 def did_web_host(did: str) -> str | None:
@@ -22,15 +26,57 @@ def did_web_host(did: str) -> str | None:
     return urlsplit(f"//{authority}").hostname
 
 
-def check_callback(caller_did: str, address: str, insecure_hosts: Collection[str]) -> None:
+def service_hosts(document: dict[str, Any]) -> set[str]:
+    """The hosts (lower case) of every URL among a DID document's ``serviceEndpoint`` values,
+    which DID Core allows as a string, a map or a set of either."""
+
+    def urls(value: Any) -> Iterator[str]:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list):
+            for item in value:
+                yield from urls(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from urls(item)
+
+    services = document.get("service")
+    hosts: set[str] = set()
+    for service in services if isinstance(services, list) else []:
+        if isinstance(service, dict):
+            for url in urls(service.get("serviceEndpoint")):
+                parts = urlsplit(url)
+                if parts.scheme in ("http", "https") and parts.hostname:
+                    hosts.add(parts.hostname.lower())
+    return hosts
+
+
+async def check_callback(
+    caller_did: str,
+    address: str,
+    insecure_hosts: Collection[str],
+    resolver: DidResolver | None = None,
+) -> None:
+    """Refuse (``InvalidMessageError``) a callback on a host the caller does not control.
+    ``resolver`` gives the caller's DID document (cached since its token was checked) for the
+    hosts it declares; without one, only the DID's own host is accepted."""
     parts = urlsplit(address)
-    host = did_web_host(caller_did)
-    if host is None:
+    own = did_web_host(caller_did)
+    if own is None:
         raise InvalidMessageError(f"callbackAddress: {caller_did} is not a did:web participant")
-    if (parts.hostname or "").lower() != host:
-        raise InvalidMessageError(
-            f"callbackAddress must be on the caller's own host {host!r}, not {parts.hostname!r}"
-        )
+    host = (parts.hostname or "").lower()
+    if host != own:
+        declared: set[str] = set()
+        if resolver is not None:
+            try:
+                declared = service_hosts(await resolver.resolve(caller_did))
+            except PhemsError:
+                declared = set()
+        if host not in declared:
+            raise InvalidMessageError(
+                f"callbackAddress must be on the caller's own host {own!r} or on a host its "
+                f"DID document declares as a service endpoint, not {parts.hostname!r}"
+            )
     insecure = {urlsplit(f"//{h}").hostname for h in insecure_hosts}
     if parts.scheme != "https" and host not in insecure:
         raise InvalidMessageError("callbackAddress must use https")

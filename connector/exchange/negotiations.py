@@ -169,7 +169,9 @@ class NegotiationService:
         self, caller: VerifiedCaller, message: ContractRequestMessage
     ) -> tuple[Negotiation, bool]:
         if message.callback_address is not None:
-            check_callback(caller.did, message.callback_address, self.insecure_hosts)
+            await check_callback(
+                caller.did, message.callback_address, self.insecure_hosts, self.resolver
+            )
         dataset_id = message.dataset_id
         async with self._transaction() as conn:
             # Read before the transaction begins (it then only writes: one statement on
@@ -221,7 +223,9 @@ class NegotiationService:
             )
             if existing is not None:
                 return existing, False
-            check_callback(caller.did, message.callback_address, self.insecure_hosts)
+            await check_callback(
+                caller.did, message.callback_address, self.insecure_hosts, self.resolver
+            )
             now = self.clock.now()
             n = Negotiation.new(
                 id=f"urn:uuid:{uuid.uuid4()}",

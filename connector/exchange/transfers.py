@@ -41,6 +41,7 @@ from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
 from connector.exchange.repeats import created_or_recorded
 from connector.identity.keys import ConnectorKeys
+from connector.identity.resolver import DidResolver
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import Scope, evaluate, validate_policy
 from connector.ports import Clock
@@ -75,6 +76,7 @@ class TransferService:
         dsp_base: str,
         insecure_hosts: Collection[str] = (),
         public_url: str,
+        resolver: DidResolver | None = None,
     ) -> None:
         self.store = store
         self.datasets = datasets
@@ -86,6 +88,7 @@ class TransferService:
         self.dsp_base = dsp_base
         self.insecure_hosts = insecure_hosts
         self.public_url = public_url
+        self.resolver = resolver
 
     async def receive_request(
         self, caller: VerifiedCaller, message: TransferRequestMessage
@@ -111,7 +114,9 @@ class TransferService:
             )
             if existing is not None:
                 return existing, False
-            check_callback(caller.did, message.callback_address, self.insecure_hosts)
+            await check_callback(
+                caller.did, message.callback_address, self.insecure_hosts, self.resolver
+            )
             agreement = await self.store.get_agreement(conn, message.agreement_id, lock=True)
             if (
                 agreement is None
