@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from catalog.dsp import with_typed_operands
 from connector.audit import AuditLog
 from connector.datasets import DatasetStore
 from connector.dsp.messages import (
@@ -310,6 +311,7 @@ class NegotiationService:
             now=now,
         )
         n = replace(n, consumer_pid=n.id)
+        # The offer goes out as the provider wrote it (some compare it with theirs verbatim).
         message = ContractRequestMessage.model_validate(
             {"consumerPid": n.id, "offer": offer, "callbackAddress": self.dsp_base}
         )
@@ -340,7 +342,10 @@ class NegotiationService:
             message = ContractOfferMessage.model_validate(
                 {
                     "providerPid": n.id,
-                    "offer": stored | {"target": dataset_id, "assigner": self.did},
+                    # As in our catalog: typed literals for numbers and booleans.
+                    "offer": with_typed_operands(
+                        stored | {"target": dataset_id, "assigner": self.did}
+                    ),
                     "callbackAddress": self.dsp_base,
                 }
             )

@@ -3,10 +3,15 @@
 One table, ``OPERANDS``. A right operand arrives as a JSON literal, ``{"@value": ...,
 "@type": ...}`` or ``{"@id": ...}``; each parser turns it into the one Python value the
 evaluator compares with, or raises ``PolicyDefinitionError`` saying what was expected.
+A number or boolean may come as a plain JSON value or as a typed literal whose ``@value`` is
+the lexical form (``{"@value": "10", "@type": "xsd:integer"}``, as we send them) or a native
+JSON value; both parse to the same value, and a lexical form that does not fit its XSD
+datatype is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -84,11 +89,73 @@ def _instant(raw: Raw, prefixes: Prefixes) -> date | datetime:
     return parse_instant(raw.value.strip())
 
 
-def _integer(raw: Raw, minimum: int) -> int:
+# XSD datatypes of numbers and booleans, by the lexical space of their primitive type. The
+# integer types derived by range (xsd:int, xsd:positiveInteger ...) share xsd:integer's; the
+# operand's own bounds check the value.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+_DOUBLE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?INF|NaN")
+_BOOLEAN = re.compile(r"true|false|1|0")
+_INTEGER_TYPES = (
+    "integer",
+    "nonPositiveInteger",
+    "negativeInteger",
+    "long",
+    "int",
+    "short",
+    "byte",
+    "nonNegativeInteger",
+    "unsignedLong",
+    "unsignedInt",
+    "unsignedShort",
+    "unsignedByte",
+    "positiveInteger",
+)
+_LEXICAL: Mapping[str, re.Pattern[str]] = {
+    **{XSD + name: _INTEGER for name in _INTEGER_TYPES},
+    XSD + "decimal": _DECIMAL,
+    XSD + "double": _DOUBLE,
+    XSD + "float": _DOUBLE,
+    XSD + "boolean": _BOOLEAN,
+}
+
+
+def _literal(raw: Raw) -> object:
+    """The value of a number or boolean right operand: a typed literal's lexical form as
+    ``int`` / ``Decimal`` / ``bool``; a plain JSON value (or an untyped string) unchanged."""
+    datatype = raw.datatype
+    if datatype is None or datatype == XSD + "string":
+        return raw.value
+    pattern = _LEXICAL.get(datatype)
+    if pattern is None:
+        raise PolicyDefinitionError(f"datatype {datatype} is not a number or boolean datatype")
+    name = "xsd:" + datatype[len(XSD) :]
     value = raw.value
+    if isinstance(value, str):
+        text = value.strip()  # these datatypes collapse whitespace
+        if not pattern.fullmatch(text):
+            raise PolicyDefinitionError(f"{value!r} is not a lexical form of {name}")
+        if pattern is _BOOLEAN:
+            return text in ("true", "1")
+        return int(text) if pattern is _INTEGER else Decimal(text)
+    if pattern is _BOOLEAN:
+        fits = isinstance(value, bool)
+    elif pattern is _INTEGER:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+    if not fits:
+        raise PolicyDefinitionError(f"{value!r} is not a value of {name}")
+    return value
+
+
+def _integer(raw: Raw, minimum: int) -> int:
+    value = _literal(raw)
     if isinstance(value, str) and value.strip().lstrip("+").isdigit():
         value = int(value)
     if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise PolicyDefinitionError(f"expected an integer >= {minimum}, got {raw.value!r}")
@@ -96,20 +163,21 @@ def _integer(raw: Raw, minimum: int) -> int:
 
 
 def _decimal(raw: Raw, prefixes: Prefixes) -> Decimal:
-    value = raw.value
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise PolicyDefinitionError(f"expected a positive number, got {value!r}")
+    value = _literal(raw)
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise PolicyDefinitionError(f"expected a positive number, got {raw.value!r}")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation as exc:
-        raise PolicyDefinitionError(f"expected a positive number, got {value!r}") from exc
+        raise PolicyDefinitionError(f"expected a positive number, got {raw.value!r}") from exc
     if not number.is_finite() or number <= 0:
-        raise PolicyDefinitionError(f"expected a positive number, got {value!r}")
+        raise PolicyDefinitionError(f"expected a positive number, got {raw.value!r}")
     return number.normalize()
 
 
 def _true(raw: Raw, prefixes: Prefixes) -> bool:
-    if raw.value is True or (isinstance(raw.value, str) and raw.value.strip() == "true"):
+    value = _literal(raw)
+    if value is True or (isinstance(value, str) and value.strip() == "true"):
         return True
     raise PolicyDefinitionError(f"expected true (the credential is required), got {raw.value!r}")
 

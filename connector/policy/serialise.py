@@ -3,6 +3,11 @@
 Output uses the DSP 2025-1 context's terms: ODRL terms bare (``use``, ``purpose``, ``eq``),
 profile terms and datatypes as full IRIs (``{"@value": ..., "@type": xsd IRI}``). The
 output of ``to_jsonld`` validates back to an equal ``Policy``.
+
+Every right operand that is not a string is a typed literal with its lexical form as a string
+(``{"@value": "10", "@type": xsd:integer}``; booleans ``"true"``, decimals exact): the DSP
+2025-1 schema (``negotiation/contract-schema.json``, ``RightOperand``) allows only a string,
+an object or an array there, and the Agreement is signed as built.
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ from connector.policy.vocab import APPROVAL_REQUIRED, XSD, PolicyType, compact
 JsonDict = dict[str, Any]
 
 
-def _scalar(value: Scalar) -> Any:
+def _scalar(value: Scalar) -> str | JsonDict:
+    if isinstance(value, bool):
+        return {"@value": "true" if value else "false", "@type": XSD + "boolean"}
+    if isinstance(value, int):
+        return {"@value": str(value), "@type": XSD + "integer"}
     if isinstance(value, datetime):
         text = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return {"@value": text, "@type": XSD + "dateTime"}
     if isinstance(value, date):
         return {"@value": value.isoformat(), "@type": XSD + "date"}
     if isinstance(value, Decimal):
-        # A plain JSON number when it survives the float round trip, else exact text.
-        if Decimal(str(float(value))) == value:
-            return float(value)
-        return {"@value": str(value), "@type": XSD + "decimal"}
+        # Fixed-point text: str() would write 1E+2 for a normalised 100, not an xsd:decimal.
+        return {"@value": format(value, "f"), "@type": XSD + "decimal"}
     return value
 
 

@@ -11,6 +11,7 @@ from connector.identity.agreements import agreement_payload
 from connector.identity.keys import load_or_create_keys
 from connector.identity.signing import decode_jws_unverified
 from connector.identity.tokens import TokenIssuer
+from tests.catalog.dsp_schema import wire_problems
 from tests.e2e.conftest import Pair, dataset, wait_for
 from tests.processes import ConnectorProcess
 
@@ -144,7 +145,14 @@ def test_provider_initiated_offer(pair: Pair) -> None:
     )
     assert final["state"] == "FINALIZED", final
     # The provider records FINALIZED when it sends the event; the consumer when it arrives.
-    wait_for(lambda: pair.capi.get("/agreements"), lambda v: len(v) == 1)
+    agreements = wait_for(lambda: pair.capi.get("/agreements"), lambda v: len(v) == 1)
+    # What travelled keeps to the DSP schema: the offer's `true` went out as a typed literal.
+    assert offered[0]["offer"]["permission"][0]["constraint"][1]["rightOperand"] == {
+        "@value": "true",
+        "@type": "http://www.w3.org/2001/XMLSchema#boolean",
+    }
+    assert wire_problems(offered[0]["offer"]) == []
+    assert wire_problems(agreements[0]["agreement"]) == []
 
 
 def test_policy_failure_terminates_with_reason(pair: Pair) -> None:

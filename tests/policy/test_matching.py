@@ -5,8 +5,11 @@ from typing import Any
 
 import pytest
 
+from catalog.dsp import dsp_dataset
+from catalog.examples import example_dataset
 from connector.errors import PolicyDefinitionError
-from connector.policy import offers_match, validate_policy
+from connector.policy import offers_match, to_jsonld, validate_policy
+from tests.catalog.dsp_schema import wire_problems
 from tests.policy.helpers import PHEMS, c, offer
 
 ODRL = "http://www.w3.org/ns/odrl/2/"
@@ -34,6 +37,29 @@ def requested() -> dict[str, Any]:
 def test_echoed_offer_matches() -> None:
     match = offers_match(requested(), stored(), dataset_id=DATASET)
     assert match and match.reason == ""
+
+
+def test_typed_literal_and_plain_json_offers_match_both_ways() -> None:
+    typed_request = to_jsonld(validate_policy(requested()))
+    typed_stored = to_jsonld(validate_policy(stored()))
+    assert wire_problems(requested()) and wire_problems(typed_request) == []
+    # A consumer echoing our catalog (typed literals) against what the hospital wrote ...
+    assert offers_match(typed_request, stored(), dataset_id=DATASET)
+    # ... and an older peer echoing plain numbers against a typed stored offer.
+    assert offers_match(requested(), typed_stored, dataset_id=DATASET)
+    loosened = copy.deepcopy(typed_request)
+    for node in loosened["permission"][0]["constraint"]:
+        if node.get("leftOperand") == PHEMS + "minCellSize":
+            node["rightOperand"] = {"@value": "5", "@type": node["rightOperand"]["@type"]}
+    assert not offers_match(loosened, stored(), dataset_id=DATASET)
+
+
+def test_offers_as_our_catalog_serves_them_match_the_stored_ones() -> None:
+    ds = example_dataset()
+    for served, kept in zip(dsp_dataset(ds)["hasPolicy"], ds.policies, strict=True):
+        assert wire_problems(served) == [] and wire_problems(kept)
+        echoed = served | {"target": ds.identifier}
+        assert offers_match(echoed, kept, dataset_id=ds.identifier)
 
 
 def test_different_spelling_and_order_still_matches() -> None:

@@ -196,6 +196,78 @@ def test_right_operand_values_are_typed() -> None:
     assert epsilon.right_operand == Decimal("1.5")
 
 
+XSD = "http://www.w3.org/2001/XMLSchema#"
+_OPS = {"phems:minCellSize": "gteq", "count": "lteq", "phems:epsilon": "lteq"}
+
+
+@pytest.mark.parametrize(
+    ("left", "plain", "typed"),
+    [
+        ("phems:minCellSize", 10, {"@value": "10", "@type": XSD + "integer"}),
+        ("phems:minCellSize", 10, {"@value": "10", "@type": "xsd:integer"}),
+        ("phems:minCellSize", 10, {"@value": 10, "@type": XSD + "integer"}),
+        ("phems:minCellSize", 10, {"@value": " +10 ", "@type": XSD + "positiveInteger"}),
+        ("phems:minCellSize", 10, {"@value": "10.0", "@type": XSD + "decimal"}),
+        ("phems:minCellSize", 10.0, {"@value": "1E1", "@type": XSD + "double"}),
+        ("count", 0, {"@value": "0", "@type": XSD + "nonNegativeInteger"}),
+        ("phems:membership", True, {"@value": "true", "@type": XSD + "boolean"}),
+        ("phems:membership", True, {"@value": "1", "@type": "xsd:boolean"}),
+        ("phems:membership", True, {"@value": True, "@type": XSD + "boolean"}),
+        ("phems:dataPermit", True, {"@value": "true", "@type": XSD + "boolean"}),
+        ("phems:epsilon", 1.0, {"@value": "1", "@type": XSD + "decimal"}),
+        ("phems:epsilon", 1.0, {"@value": "1.000", "@type": XSD + "decimal"}),
+        ("phems:epsilon", 0.5, {"@value": ".5", "@type": "xsd:decimal"}),
+        ("phems:epsilon", 0.5, {"@value": 0.5, "@type": XSD + "decimal"}),
+        ("phems:epsilon", 0.5, {"@value": "5.0E-1", "@type": XSD + "double"}),
+        ("phems:epsilon", 2, {"@value": "2", "@type": XSD + "integer"}),
+    ],
+)
+def test_typed_literals_parse_like_plain_json(left: str, plain: Any, typed: Any) -> None:
+    op = _OPS.get(left, "eq")
+    assert policy(c(left, op, typed)) == policy(c(left, op, plain))
+    assert policy(c(left, op, [typed])) == policy(c(left, op, plain))
+
+
+def test_typed_decimal_keeps_its_exact_value() -> None:
+    text = "0.123456789012345678901"
+    node = only_constraint(
+        offer(c("phems:epsilon", "lteq", {"@value": text, "@type": "xsd:decimal"}))
+    )
+    assert isinstance(node, Constraint) and node.right_operand == Decimal(text)
+
+
+def lit(value: Any, datatype: str) -> dict[str, Any]:
+    return {"@value": value, "@type": "xsd:" + datatype}
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "message"),
+    [
+        ("phems:minCellSize", lit("ten", "integer"), "'ten' is not a lexical form of xsd:integer"),
+        ("phems:minCellSize", lit("10.0", "integer"), "lexical form of xsd:integer"),
+        ("count", lit("0x10", "integer"), "lexical form of xsd:integer"),
+        ("count", lit("", "nonNegativeInteger"), "lexical form of xsd:nonNegativeInteger"),
+        ("phems:membership", lit("yes", "boolean"), "'yes' is not a lexical form of xsd:boolean"),
+        ("phems:membership", lit("True", "boolean"), "lexical form of xsd:boolean"),
+        ("phems:epsilon", lit("1e-3", "decimal"), "lexical form of xsd:decimal"),
+        ("phems:epsilon", lit("1,5", "decimal"), "lexical form of xsd:decimal"),
+        ("phems:epsilon", lit("one", "double"), "lexical form of xsd:double"),
+        ("phems:membership", lit(1, "boolean"), "1 is not a value of xsd:boolean"),
+        ("phems:minCellSize", lit(10.5, "integer"), "not a value of xsd:integer"),
+        ("phems:minCellSize", lit(True, "integer"), "not a value of xsd:integer"),
+        ("phems:epsilon", lit("0.5", "dateTime"), "not a number or boolean datatype"),
+        ("phems:minCellSize", lit("1", "boolean"), "integer >= 1"),
+        ("phems:membership", lit("false", "boolean"), "expected true"),
+        ("phems:epsilon", lit("INF", "double"), "positive number"),
+    ],
+)
+def test_typed_literal_that_does_not_fit_its_datatype_is_refused(
+    left: str, right: Any, message: str
+) -> None:
+    with pytest.raises(PolicyDefinitionError, match=f"bad rightOperand .*{message}"):
+        validate_policy(offer(c(left, _OPS.get(left, "eq"), right)))
+
+
 def test_scalar_operator_refuses_several_values() -> None:
     with pytest.raises(PolicyDefinitionError, match="takes a single value"):
         validate_policy(offer(c("purpose", "eq", ["research", "care"])))

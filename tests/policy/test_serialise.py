@@ -10,8 +10,14 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from catalog.examples import example_policies
+from connector.dsp.messages import dump, parse_message
+from connector.dsp.negotiation_messages import ContractAgreementMessage
 from connector.errors import PolicyDefinitionError
+from connector.identity.agreements import agreement_payload, sign_agreement, with_signature
+from connector.identity.signing import decode_jws_unverified, generate_key, verify_jws
 from connector.policy import make_agreement, to_jsonld, validate_policy
+from tests.catalog.dsp_schema import wire_problems
 from tests.policy.helpers import PHEMS, c, offer
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -82,6 +88,56 @@ def test_make_agreement() -> None:
     parsed = validate_policy(agreement)
     assert parsed.rules == validate_policy(body).rules
     assert (parsed.uid, parsed.assignee) == ("urn:uuid:agreement-1", "did:web:researcher.example")
+
+
+def test_non_string_right_operands_are_typed_literals() -> None:
+    body = offer(
+        c("phems:membership", "eq", True),
+        c("phems:minCellSize", "gteq", 10),
+        c("count", "lteq", 0),
+        c("phems:epsilon", "lteq", 1.0),
+        c("phems:epsilon", "lt", 100),
+        c("phems:epsilon", "eq", "0.0000001"),
+        c("phems:outputType", "isAnyOf", ["aggregate", "synthetic"]),
+    )
+    assert wire_problems(body)  # the plain JSON numbers and booleans a hospital writes
+    out = to_jsonld(validate_policy(body))
+    assert wire_problems(out) == []
+    constraints = out["permission"][0]["constraint"]
+    right = {(n["leftOperand"], n["operator"]): n["rightOperand"] for n in constraints}
+    assert right[PHEMS + "membership", "eq"] == {"@value": "true", "@type": XSD + "boolean"}
+    assert right[PHEMS + "minCellSize", "gteq"] == {"@value": "10", "@type": XSD + "integer"}
+    assert right["count", "lteq"] == {"@value": "0", "@type": XSD + "integer"}
+    # Exact fixed-point text: never a float, never 1E+2 or 1E-7.
+    assert right[PHEMS + "epsilon", "lteq"] == {"@value": "1", "@type": XSD + "decimal"}
+    assert right[PHEMS + "epsilon", "lt"] == {"@value": "100", "@type": XSD + "decimal"}
+    assert right[PHEMS + "epsilon", "eq"] == {"@value": "0.0000001", "@type": XSD + "decimal"}
+    assert right[PHEMS + "outputType", "isAnyOf"] == ["aggregate", "synthetic"]
+    assert validate_policy(out) == validate_policy(body)
+
+
+def test_agreement_message_fits_the_dsp_schema_and_is_signed_as_sent() -> None:
+    """The ContractAgreementMessage for a stored offer with plain numbers and booleans."""
+    stored = example_policies("ds", base_url="https://hospital.example")[0]
+    agreement = make_agreement(
+        stored, agreement_id="urn:uuid:a", target="ds", assigner="did:web:p",
+        assignee="did:web:c", timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    key = generate_key("Ed25519")
+    signature = sign_agreement(agreement, "did:web:p", key)
+    message = ContractAgreementMessage.model_validate(
+        {"providerPid": "p", "consumerPid": "c", "agreement": with_signature(agreement, signature)}
+    )
+    sent = json.loads(json.dumps(dump(message)))
+    assert wire_problems(sent) == []
+    received = parse_message(sent, ContractAgreementMessage).agreement
+    assert decode_jws_unverified(signature)[1] == agreement_payload(received)
+    assert verify_jws(signature, key.public_jwk())[1] == agreement_payload(received)
+    # The terms read the same as the stored offer's, and as an agreement made before (plain
+    # numbers, which still verify: the signature is over the agreement's own JSON).
+    assert validate_policy(received).rules == validate_policy(stored).rules
+    old = {**agreement, "permission": stored["permission"]}
+    assert validate_policy(old).rules == validate_policy(received).rules
 
 
 def test_make_agreement_refusals() -> None:
