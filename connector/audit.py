@@ -14,7 +14,7 @@ Writing and chaining are separate, so audited transactions do not wait on one an
   one PostgreSQL; only they ever wait for it.
 
 The trade-off: an entry is durable when its business transaction commits, and tamper-evident
-once chained (normally within milliseconds; at the latest at the next poll, or when the next
+once chained (normally within half a second; at the latest at the next poll, or when the next
 process starts and flushes). A row edited or deleted while still pending is not detected.
 Entries are chained in ``audit_pending`` id order among those committed at chaining time, so
 seq follows commit order only roughly.
@@ -61,6 +61,7 @@ _PG_CHAIN = sa.text(
     + ")"
 )
 
+_PENDING_INSERT = audit_pending.insert()  # built once: SQLAlchemy's construct costs per call
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ class AuditLog:
     BATCH = 1000
     # After a wake-up, so one chaining transaction takes many entries (chaining costs a head
     # lock and five round trips however few it takes); entries wait at most this much longer.
-    GATHER_SECONDS = 0.1
+    # (0.1 s cost the provider about 5% of its CPU at 50 negotiations/s: bench/README.md.)
+    GATHER_SECONDS = 0.5
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
@@ -178,7 +180,7 @@ class AuditLog:
         # Held to the end of a store transaction (connector/db/deferred.py), else run now.
         args = tuple(row[c] for row in rows for c in _ENTRY_COLUMNS)
         write = deferred.Write(
-            audit_pending.insert(),
+            _PENDING_INSERT,
             rows,
             ("audit", len(rows)),
             deferred.insert_text("audit_pending", _ENTRY_COLUMNS, rows=len(rows)),
