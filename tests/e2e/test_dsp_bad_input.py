@@ -219,15 +219,21 @@ def test_third_party_cannot_see_or_touch_a_negotiation(world: dict[str, Any]) ->
     assert "mine now" not in " ".join(n["terminationReason"])
 
 
-def test_invalid_transition_is_400_and_changes_nothing(world: dict[str, Any]) -> None:
-    consumer: Peer = world["consumer"]
-    # A callback nobody listens on: the provider's agreement waits in its outbox (retrying),
-    # so the negotiation stays AGREED while we probe it.
+def waiting_in_agreed(consumer: Peer) -> tuple[str, str]:
+    """A negotiation the provider has agreed to, its (providerPid, consumerPid). Its callback
+    is one nobody listens on: the provider's agreement waits in its outbox (retrying), so the
+    negotiation stays AGREED while a test probes it."""
     silent = f"http://127.0.0.1:{free_port()}/dsp/2025-1"
     r = consumer.post("/negotiations/request", request_body(consumer, callbackAddress=silent))
     pid, cid = r.json()["providerPid"], r.json()["consumerPid"]
-    # The provider agrees at once; wait until it has, then send an out-of-order ACCEPTED event.
     wait_for(lambda: consumer.get(f"/negotiations/{pid}").json()["state"], lambda s: s == "AGREED")
+    return pid, cid
+
+
+def test_invalid_transition_is_400_and_changes_nothing(world: dict[str, Any]) -> None:
+    consumer: Peer = world["consumer"]
+    pid, cid = waiting_in_agreed(consumer)
+    # An out-of-order FINALIZED event from the consumer.
     event = {
         "@context": CTX,
         "@type": "ContractNegotiationEventMessage",
@@ -248,10 +254,7 @@ def test_verification_without_consumer_signature_is_400(world: dict[str, Any]) -
     """A peer that does not counter-sign (the DSP TCK, Eclipse EDC) is told so plainly; the
     provider's own signature inside the agreement is never taken for the consumer's."""
     consumer: Peer = world["consumer"]
-    silent = f"http://127.0.0.1:{free_port()}/dsp/2025-1"
-    r = consumer.post("/negotiations/request", request_body(consumer, callbackAddress=silent))
-    pid, cid = r.json()["providerPid"], r.json()["consumerPid"]
-    wait_for(lambda: consumer.get(f"/negotiations/{pid}").json()["state"], lambda s: s == "AGREED")
+    pid, cid = waiting_in_agreed(consumer)
     verification = {
         "@context": CTX,
         "@type": "ContractAgreementVerificationMessage",
