@@ -6,10 +6,17 @@ did:web participant, so its callback must be on the host its DID names, or on a 
 document declares as a service endpoint (Eclipse EDC and Tractus-X participants keep their DID
 document on an identity hub or wallet and declare their protocol endpoint there). Plain http
 only for hosts listed in ``PHEMS_INSECURE_DID_HOSTS`` (loopback tests, the demo).
+
+A declared host is the DID controller's word, not proof that it controls the host: so it must
+be a name or a public address, never an IP literal of a private, loopback, link-local or
+otherwise non-global network (nor ``localhost``), unless listed in
+``PHEMS_INSECURE_DID_HOSTS``. A participant who controls the DNS of its own host can still
+point it anywhere; that was so before declared hosts, and is why callbacks use https.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection, Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -51,6 +58,15 @@ def service_hosts(document: dict[str, Any]) -> set[str]:
     return hosts
 
 
+def _internal(host: str) -> bool:
+    """An IP literal of a non-global network, or ``localhost``."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or host.endswith(".localhost")
+    return not address.is_global
+
+
 async def check_callback(
     caller_did: str,
     address: str,
@@ -65,6 +81,7 @@ async def check_callback(
     if own is None:
         raise InvalidMessageError(f"callbackAddress: {caller_did} is not a did:web participant")
     host = (parts.hostname or "").lower()
+    insecure = {urlsplit(f"//{h}").hostname for h in insecure_hosts}
     if host != own:
         declared: set[str] = set()
         if resolver is not None:
@@ -77,6 +94,10 @@ async def check_callback(
                 f"callbackAddress must be on the caller's own host {own!r} or on a host its "
                 f"DID document declares as a service endpoint, not {parts.hostname!r}"
             )
-    insecure = {urlsplit(f"//{h}").hostname for h in insecure_hosts}
+        if _internal(host) and host not in insecure:
+            raise InvalidMessageError(
+                f"callbackAddress: {parts.hostname!r} is declared in the caller's DID document "
+                "but is an internal address; only the caller's own host may be one"
+            )
     if parts.scheme != "https" and host not in insecure:
         raise InvalidMessageError("callbackAddress must use https")

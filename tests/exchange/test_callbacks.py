@@ -78,3 +78,24 @@ async def test_without_a_resolvable_document_only_the_dids_own_host(
     with pytest.raises(InvalidMessageError, match="not a did:web participant"):
         await check_callback("did:key:z6Mk", "https://controlplane.example/dsp", (), resolver)
     await check_callback(gone, f"http://{did_server.netloc}/x", [did_server.netloc], None)
+
+
+@pytest.mark.parametrize(
+    "internal",
+    [
+        "https://10.0.0.1/dsp",
+        "https://[::1]:8443/dsp",
+        "https://169.254.169.254/x",
+        "https://localhost/dsp",
+    ],
+)
+async def test_a_declared_internal_address_is_refused(
+    resolver: DidResolver, did_server: DidServer, internal: str
+) -> None:
+    """Declaring a host is no proof of controlling it: a participant must not be able to make
+    us POST into a hospital's network by listing an internal address in its DID document."""
+    did = _publish(
+        did_server, [{"id": "#x", "type": "ProtocolEndpoint", "serviceEndpoint": internal}]
+    )
+    with pytest.raises(InvalidMessageError, match="internal address"):
+        await check_callback(did, internal, (), resolver)
