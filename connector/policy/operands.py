@@ -120,6 +120,13 @@ _LEXICAL: Mapping[str, re.Pattern[str]] = {
 }
 
 
+# Bounds for numbers read from policies, which may come from any peer: no count, cell size or
+# budget comes near them, and without them a long digit string or a huge exponent costs a
+# ValueError from int() (a 500) or a conversion that does not end.
+MAX_NUMBER_TEXT = 64
+MAX_INTEGER = 10**18
+
+
 def _literal(raw: Raw) -> object:
     """The value of a number or boolean right operand: a typed literal's lexical form as
     ``int`` / ``Decimal`` / ``bool``; a plain JSON value (or an untyped string) unchanged."""
@@ -133,11 +140,17 @@ def _literal(raw: Raw) -> object:
     value = raw.value
     if isinstance(value, str):
         text = value.strip()  # these datatypes collapse whitespace
-        if not pattern.fullmatch(text):
+        if len(text) > MAX_NUMBER_TEXT or not pattern.fullmatch(text):
             raise PolicyDefinitionError(f"{value!r} is not a lexical form of {name}")
         if pattern is _BOOLEAN:
             return text in ("true", "1")
-        return int(text) if pattern is _INTEGER else Decimal(text)
+        if pattern is _INTEGER:
+            return int(text)
+        number = Decimal(text)
+        if number.is_finite() and number and not -40 < number.adjusted() < 40:
+            # Arithmetic on 1E+999999999 overflows the decimal context (an exception, a 500).
+            raise PolicyDefinitionError(f"{value!r} is out of range (1e-40 to 1e40)")
+        return number
     if pattern is _BOOLEAN:
         fits = isinstance(value, bool)
     elif pattern is _INTEGER:
@@ -151,14 +164,23 @@ def _literal(raw: Raw) -> object:
 
 def _integer(raw: Raw, minimum: int) -> int:
     value = _literal(raw)
+    if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
+        raise PolicyDefinitionError(f"a number of more than {MAX_NUMBER_TEXT} characters")
     if isinstance(value, str) and value.strip().lstrip("+").isdigit():
         value = int(value)
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < MAX_INTEGER:
         value = int(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and abs(value) < MAX_INTEGER  # int() of 1E+999999999 would not end
+        and value == value.to_integral_value()
+    ):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise PolicyDefinitionError(f"expected an integer >= {minimum}, got {raw.value!r}")
+    if value >= MAX_INTEGER:
+        raise PolicyDefinitionError(f"expected an integer below {MAX_INTEGER}, got {value}")
     return value
 
 
@@ -166,12 +188,16 @@ def _decimal(raw: Raw, prefixes: Prefixes) -> Decimal:
     value = _literal(raw)
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise PolicyDefinitionError(f"expected a positive number, got {raw.value!r}")
+    if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
+        raise PolicyDefinitionError(f"a number of more than {MAX_NUMBER_TEXT} characters")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation as exc:
         raise PolicyDefinitionError(f"expected a positive number, got {raw.value!r}") from exc
-    if not number.is_finite() or number <= 0:
-        raise PolicyDefinitionError(f"expected a positive number, got {raw.value!r}")
+    if not number.is_finite() or number <= 0 or not -40 < number.adjusted() < 40:
+        raise PolicyDefinitionError(
+            f"expected a positive number between 1e-40 and 1e40, got {raw.value!r}"
+        )
     return number.normalize()
 
 

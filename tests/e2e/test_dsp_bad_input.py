@@ -148,6 +148,12 @@ def test_unparseable_requests(world: dict[str, Any], raw: bytes, words: list[str
             lambda b: b["offer"]["permission"][0]["constraint"][0].update(rightOperand="marketing"),
             ["differs"],
         ),
+        (  # int() refuses 5000 digits with a ValueError: it must not become a 500.
+            lambda b: b["offer"]["permission"][0]["constraint"].append(
+                {"leftOperand": "count", "operator": "lteq", "rightOperand": "1" * 5000}
+            ),
+            ["more than 64 characters"],
+        ),
     ],
     ids=[
         "missing-field",
@@ -156,6 +162,7 @@ def test_unparseable_requests(world: dict[str, Any], raw: bytes, words: list[str
         "unknown-offer",
         "unknown-dataset",
         "changed-offer",
+        "absurd-number",
     ],
 )
 def test_invalid_requests_change_nothing(

@@ -268,6 +268,28 @@ def test_typed_literal_that_does_not_fit_its_datatype_is_refused(
         validate_policy(offer(c(left, _OPS.get(left, "eq"), right)))
 
 
+@pytest.mark.parametrize(
+    ("left", "right", "message"),
+    [
+        ("phems:minCellSize", "1" * 5000, "more than 64 characters"),
+        ("count", lit("1" * 5000, "integer"), "lexical form of xsd:integer"),
+        ("phems:minCellSize", lit("1E+999999999", "double"), "out of range"),
+        ("phems:epsilon", lit("-1E-999999999", "decimal"), "lexical form of xsd:decimal"),
+        ("phems:epsilon", lit("1E-999999999", "double"), "out of range"),
+        ("phems:minCellSize", 1e300, "integer >= 1"),
+        ("count", 10**19, "integer below"),
+        ("phems:epsilon", "1E+999999999", "between 1e-40 and 1e40"),
+        ("phems:epsilon", lit("1e-500", "double"), "out of range"),
+        ("phems:epsilon", "9" * 65, "more than 64 characters"),
+    ],
+)
+def test_numbers_out_of_all_proportion_are_refused(left: str, right: Any, message: str) -> None:
+    """A peer's policy may carry any number: one that int() cannot convert (a ValueError, a
+    500) or whose conversion would not end is a bad policy (400), like any other."""
+    with pytest.raises(PolicyDefinitionError, match=message):
+        validate_policy(offer(c(left, _OPS.get(left, "eq"), right)))
+
+
 def test_scalar_operator_refuses_several_values() -> None:
     with pytest.raises(PolicyDefinitionError, match="takes a single value"):
         validate_policy(offer(c("purpose", "eq", ["research", "care"])))
