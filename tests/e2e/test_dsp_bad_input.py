@@ -300,3 +300,166 @@ def test_transfer_without_agreement_refused(world: dict[str, Any]) -> None:
     }
     assert_dsp_error(consumer.post("/transfers/request", body), 400, "TransferError", "agreement")
     assert world["papi"].get("/transfers") == []
+
+
+# -- every field of every message, replaced by something odd: never a 5xx -------------------
+
+_DELETE = object()
+_ODD: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    10**30,
+    "",
+    "1" * 5000,
+    "x" * 100_000,
+    "\u0000",
+    "urn:uuid:" + "é" * 300,
+    [],
+    {},
+    [None],
+    [[[]]],
+    {"@id": None},
+    {"@value": {}},
+    {"@value": "1E+999999999", "@type": "http://www.w3.org/2001/XMLSchema#double"},
+]
+
+
+def _mutations(body: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(path, replacement) for every node of ``body``, and the deletion of every key."""
+    for value in _ODD:
+        yield path, value
+    children = (
+        body.items()
+        if isinstance(body, dict)
+        else enumerate(body)
+        if isinstance(body, list)
+        else ()
+    )
+    for key, child in children:
+        yield from _mutations(child, (*path, key))
+        if isinstance(body, dict):
+            yield (*path, key), _DELETE
+
+
+def _mutated(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return copy.deepcopy(value)
+    out = copy.deepcopy(body)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return out
+
+
+def test_odd_values_anywhere_never_cause_a_5xx(world: dict[str, Any]) -> None:
+    """About 2500 messages, each a valid one with one field replaced by an odd value (wrong
+    type, empty, huge, absurd numbers, deep nesting) or removed: each gets a 4xx or a 2xx."""
+    consumer: Peer = world["consumer"]
+    pid, cid = waiting_in_agreed(consumer)
+    pids = {"providerPid": pid, "consumerPid": cid}
+
+    def message(type_: str, **fields: Any) -> dict[str, Any]:
+        return {"@context": CTX, "@type": type_, **fields}
+
+    data_address = {
+        "@type": "DataAddress",
+        "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+        "endpoint": "https://example.org/data",
+        "endpointProperties": [{"@type": "EndpointProperty", "name": "a", "value": "b"}],
+    }
+    bodies = {
+        "/negotiations/request": request_body(consumer),
+        f"/negotiations/{pid}/request": message(
+            "ContractRequestMessage", **pids, offer=RESEARCH_OFFER | {"target": "paediatric-asthma"}
+        ),
+        f"/negotiations/{pid}/events": message(
+            "ContractNegotiationEventMessage", **pids, eventType="ACCEPTED"
+        ),
+        f"/negotiations/{pid}/agreement/verification": message(
+            "ContractAgreementVerificationMessage",
+            **pids,
+            **{"https://w3id.org/phems/ns/signature": "a.b.c"},
+        ),
+        f"/negotiations/{pid}/termination": message(
+            "ContractNegotiationTerminationMessage", **pids, code="x", reason=["r"]
+        ),
+        "/catalog/request": message(
+            "CatalogRequestMessage", filter=[{"@type": "QuerySpec", "offset": 0, "limit": 5}]
+        ),
+        "/catalog/datasets/request": message("DatasetRequestMessage", dataset="paediatric-asthma"),
+        "/transfers/request": message(
+            "TransferRequestMessage",
+            consumerPid="urn:uuid:t-1",
+            agreementId="urn:uuid:no-such-agreement",
+            format="FHIR-Aggregate-PULL",
+            callbackAddress=consumer.me.url + "/dsp/2025-1",
+            dataAddress=data_address,
+        ),
+    }
+    # The consumer's callbacks, called by the provider's identity: an initial offer (which
+    # opens a negotiation on the consumer's side), an agreement and a transfer start for it.
+    as_provider = Peer(world["provider"], consumer.me)
+    offered = as_provider.post(
+        "/negotiations/offers",
+        message(
+            "ContractOfferMessage",
+            providerPid="urn:uuid:p-odd",
+            offer=RESEARCH_OFFER | {"target": "paediatric-asthma"},
+            callbackAddress=world["provider"].url + "/dsp/2025-1",
+        ),
+    )
+    assert offered.status_code == 201, offered.text
+    ccid = offered.json()["consumerPid"]
+    theirs = {"providerPid": "urn:uuid:p-odd", "consumerPid": ccid}
+    callbacks = {
+        "/negotiations/offers": message(
+            "ContractOfferMessage",
+            providerPid="urn:uuid:p-odd-2",
+            offer=RESEARCH_OFFER | {"target": "paediatric-asthma"},
+            callbackAddress=world["provider"].url + "/dsp/2025-1",
+        ),
+        f"/negotiations/{ccid}/agreement": message(
+            "ContractAgreementMessage",
+            **theirs,
+            agreement={
+                "@id": "urn:uuid:a-odd",
+                "@type": "Agreement",
+                "target": "paediatric-asthma",
+                "assigner": world["provider"].did,
+                "assignee": consumer.me.did,
+                "timestamp": "2026-11-29T12:00:00Z",
+                "permission": RESEARCH_OFFER["permission"],
+                "https://w3id.org/phems/ns/signature": "a.b.c",
+            },
+        ),
+        f"/transfers/{ccid}/start": message(
+            "TransferStartMessage", **theirs, dataAddress=data_address
+        ),
+    }
+    server_errors: list[str] = []
+    sent = 0
+    targets = [(consumer, url, body) for url, body in bodies.items()]
+    targets += [(as_provider, url, body) for url, body in callbacks.items()]
+    for peer, url, body in targets:
+        for path, value in _mutations(body):
+            mutated = _mutated(body, path, value)
+            if (
+                url == "/negotiations/request"
+                and isinstance(mutated, dict)
+                and path != ("consumerPid",)
+            ):
+                mutated["consumerPid"] = f"urn:uuid:odd-{sent}"  # each one new, not a repeat
+            sent += 1
+            r = peer.post(url, mutated)
+            if r.status_code >= 500:
+                server_errors.append(f"{url} {path} = {value!r:.60}: {r.status_code} {r.text:.200}")
+    as_provider.http.close()
+    assert sent > 2000
+    assert server_errors == []
