@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from catalog.examples import data_service
 from catalog.html import OUTPUT_LABELS
 from catalog.model import Agent, Catalog, ContactPoint, Dataset, Distribution, OutputType
+from catalog.odrl import PolicyError
 from catalog.rdf import to_graph
 from catalog.statistics import SafeStatistics
 from catalog.validation import ShapesNotFound, validate
@@ -157,6 +158,8 @@ def check_publishable(ds: Dataset) -> None:
         report = validate(to_graph(ds))
     except ShapesNotFound as exc:
         raise ConfigurationError(str(exc)) from None
+    except PolicyError as exc:  # an offer the catalog cannot read as ODRL
+        raise BadRequestError(f"dataset {ds.identifier}: {exc}") from None
     if not report.conforms:
         lines = [f"{_compact(v.path) or 'dataset'}: {v.message}" for v in report.violations]
         raise BadRequestError(

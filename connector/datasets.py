@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connector.db import deferred
 from connector.db.tables import datasets
 from connector.errors import BadRequestError, ConflictError
-from connector.policy import Policy, validate_policy
+from connector.policy import Policy, PolicyType, validate_policy
 
 FORMATS = ("FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL", "FHIR-Anonymized-PULL")
 FORMAT_OUTPUT_TYPES = {
@@ -75,7 +75,15 @@ def check_dataset(record: DatasetRecord) -> None:
     for offer in record.offers:
         if offer.get("target") not in (None, record.id):
             raise BadRequestError(f"offer {offer['@id']}: target must be the dataset or absent")
-        validate_policy({**offer, "@type": offer.get("@type", "Offer")})
+        policy = validate_policy(with_offer_type(offer))
+        if policy.type is not PolicyType.OFFER:
+            raise BadRequestError(f"offer {offer['@id']}: @type must be Offer, not {policy.type}")
+
+
+def with_offer_type(offer: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's offer is an ``Offer`` (DSP: every ``hasPolicy`` item): one written without
+    ``@type`` is stored and published with it."""
+    return offer if "@type" in offer else {"@type": "Offer", **offer}
 
 
 def _utc(value: datetime) -> datetime:
@@ -93,7 +101,8 @@ def _record(row: Any) -> DatasetRecord:
         title=row.title,
         description=doc.get("description", ""),
         formats=tuple(doc.get("formats", ())),
-        offers=tuple(doc.get("offers", ())),
+        # Rows stored before offers got their @type on the way in (they passed as Offers).
+        offers=tuple(with_offer_type(o) for o in doc.get("offers", ())),
         metadata=doc.get("metadata", {}),
         status=row.status,
         created_at=_utc(row.created_at),

@@ -24,7 +24,7 @@ from connector.catalog_bridge import (
 )
 from connector.catalog_ops import refresh_dataset_statistics
 from connector.composition import Services
-from connector.datasets import DatasetRecord, check_dataset
+from connector.datasets import DatasetRecord, check_dataset, with_offer_type
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
@@ -153,7 +153,7 @@ async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, An
         title=body.title,
         description=body.description,
         formats=tuple(body.formats),
-        offers=tuple(body.offers),
+        offers=tuple(with_offer_type(o) for o in body.offers),
         metadata=body.metadata,
         created_at=now,
         modified_at=now,
@@ -203,7 +203,7 @@ async def update_dataset(dataset_id: str, body: DatasetIn, services: ServicesDep
         title=body.title,
         description=body.description,
         formats=tuple(body.formats),
-        offers=tuple(body.offers),
+        offers=tuple(with_offer_type(o) for o in body.offers),
         metadata={**body.metadata, **computed},
         status=old.status,
         created_at=old.created_at,

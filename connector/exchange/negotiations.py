@@ -31,6 +31,7 @@ from connector.dsp.messages import (
     dump,
 )
 from connector.dsp.negotiation import Negotiation, apply, is_repeat
+from connector.dsp.policy_shape import offer_problem
 from connector.dsp.states import NegotiationEventType, NegotiationState, Role
 from connector.dsp.store import AgreementRecord, ChangedSinceRead, DspStore
 from connector.dsp.urls import join_url
@@ -302,6 +303,9 @@ class NegotiationService:
         validate_policy(offer)
         if not offer.get("target"):
             raise BadRequestError("offer needs a 'target' (the dataset id)")
+        problem = offer_problem(offer, require_target=True)  # what the message will demand
+        if problem is not None:
+            raise BadRequestError(f"offer: {problem}")
         now = self.clock.now()
         n = Negotiation.new(
             id=f"urn:uuid:{uuid.uuid4()}",
