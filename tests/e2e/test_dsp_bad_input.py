@@ -533,3 +533,99 @@ def test_offer_type_is_checked_and_filled_in(world: dict[str, Any]) -> None:
     )
     assert request.status_code == 400, request.text
     assert "offer: " in request.json()["detail"] and "Offer" in request.json()["detail"]
+
+
+def test_odd_ids_queries_headers_and_bodies_never_cause_a_5xx(world: dict[str, Any]) -> None:
+    """Odd process and dataset ids in paths, odd paging queries, Authorization headers and
+    bodies, on the DSP, management, data plane and catalog page routes."""
+    consumer: Peer = world["consumer"]
+    papi: Api = world["papi"]
+    site = world["provider"].url
+    catalog_request = {"@context": CTX, "@type": "CatalogRequestMessage"}
+    start = {
+        "@context": CTX,
+        "@type": "TransferStartMessage",
+        "providerPid": "p",
+        "consumerPid": "c",
+    }
+    answers: list[tuple[str, httpx.Response]] = []
+    for odd in ["x", "%00", "%2F..%2F..", "é" * 300, "1" * 5000, "%", "a/b/c", "..", "%FF%FE"]:
+        ascii_ = odd.encode("ascii", "ignore").decode()
+        answers += [
+            (f"GET /negotiations/{odd:.20}", consumer.get(f"/negotiations/{odd}")),
+            (f"GET /transfers/{odd:.20}", consumer.get(f"/transfers/{odd}")),
+            (f"GET /catalog/datasets/{odd:.20}", consumer.get(f"/catalog/datasets/{odd}")),
+            (f"POST /transfers/{odd:.20}/start", consumer.post(f"/transfers/{odd}/start", start)),
+            (f"mgmt negotiation {odd:.20}", papi.http.get(f"/management/negotiations/{odd}")),
+            (f"mgmt dataset {odd:.20}", papi.http.get(f"/management/datasets/{odd}")),
+            (
+                f"mgmt approve {odd:.20}",
+                papi.http.post(f"/management/negotiations/{odd}/approve", json={}),
+            ),
+            (
+                f"mgmt complete {odd:.20}",
+                papi.http.post(f"/management/transfers/{odd}/complete", json={}),
+            ),
+            (
+                f"data plane {odd:.20}",
+                httpx.get(
+                    f"{site}/dataplane/transfers/{odd}",
+                    headers={"Authorization": f"Bearer x{ascii_}"},
+                ),
+            ),
+            (f"catalog page {odd:.20}", httpx.get(f"{site}/catalog/datasets/{odd}")),
+        ]
+    for query in [
+        "limit=abc",
+        "page=0",
+        "offset=-5",
+        "offset=" + "9" * 30,
+        "limit=1001",
+        "limit=1e3",
+    ]:
+        answers += [
+            (f"catalog ?{query}", consumer.post(f"/catalog/request?{query}", catalog_request)),
+            (f"mgmt list ?{query}", papi.http.get(f"/management/negotiations?{query}&role=x")),
+            (f"catalog page ?{query}", httpx.get(f"{site}/catalog?{query}&q=%00%FF")),
+        ]
+    for auth in ["", "Bearer", "Basic abc", "Bearer " + "a" * 100_000, "Bearer a.b.c", "Bearer .."]:
+        answers += [
+            (
+                f"Authorization {auth:.20}",
+                consumer.http.post(
+                    "/catalog/request", json=catalog_request, headers={"Authorization": auth}
+                ),
+            ),
+            (
+                f"mgmt Authorization {auth:.20}",
+                httpx.get(f"{site}/management/negotiations", headers={"Authorization": auth}),
+            ),
+        ]
+    for content_type, content in [
+        ("text/plain", b"{}"),
+        ("application/json", b""),
+        ("application/json", b"\xff\xfe"),
+        ("multipart/form-data; boundary=x", b"--x--"),
+        ("application/json", b"[" * 100_000),
+        ("application/json", b'{"a":' * 5000 + b"1" + b"}" * 5000),
+        ("application/json", b"1" * 5000),
+        ("application/json; charset=utf-16", '{"a":1}'.encode("utf-16")),
+    ]:
+        headers = {"Authorization": f"Bearer {consumer.token()}", "Content-Type": content_type}
+        answers += [
+            (
+                f"{content_type} {content[:8]!r}",
+                consumer.http.post("/negotiations/request", content=content, headers=headers),
+            ),
+            (
+                f"mgmt {content_type} {content[:8]!r}",
+                papi.http.post(
+                    "/management/datasets", content=content, headers={"Content-Type": content_type}
+                ),
+            ),
+        ]
+    server_errors = [
+        f"{what}: {r.status_code} {r.text:.150}" for what, r in answers if r.status_code >= 500
+    ]
+    assert len(answers) > 100
+    assert server_errors == []
