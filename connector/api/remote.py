@@ -3,22 +3,24 @@ through the outbox): fetching a counterparty's DSP catalog, one page or all of i
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from connector.dsp.urls import join_url
 from connector.errors import UpstreamError
 from connector.identity.tokens import TokenIssuer
+from connector.json_depth import deeper_than
 from connector.peer_http import capped_request
 
 CATALOG_REQUEST = {
     "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
     "@type": "CatalogRequestMessage",
 }
+MAX_CATALOG_DEPTH = 64
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -40,11 +42,13 @@ async def fetch_catalog_page(
             url=url,
         )
     try:
-        result: dict[str, Any] = json.loads(response.body)
+        result: dict[str, Any] = orjson.loads(response.body)  # orjson stops at depth 1024
     except ValueError:
         raise UpstreamError("catalog response is not JSON", url=url) from None
     if not isinstance(result, dict):
         raise UpstreamError("catalog response is not a JSON object", url=url)
+    if deeper_than(result, MAX_CATALOG_DEPTH):  # we answer it as JSON (json.dumps recurses)
+        raise UpstreamError(f"catalog nested more than {MAX_CATALOG_DEPTH} levels deep", url=url)
     match = _NEXT.search(response.headers.get("link", ""))
     return result, match.group(1) if match else None
 

@@ -52,6 +52,7 @@ from connector.dsp.transfer_messages import (
 )
 from connector.dsp.wire import DspMessage
 from connector.errors import InvalidMessageError
+from connector.json_depth import deeper_than
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -149,6 +150,11 @@ def dump(message: DspMessage) -> dict[str, Any]:
     return out
 
 
+# The deepest DSP message is an agreement with logical constraints nested in one another
+# (about 12 levels with two of them); this leaves room for 14 more.
+MAX_DEPTH = 40
+
+
 def _prepare(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(body, bytes | str):
         try:
@@ -161,6 +167,8 @@ def _prepare(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidMessageError(
             f"a DSP message must be a JSON object, got {type(decoded).__name__}"
         )
+    if deeper_than(decoded, MAX_DEPTH):
+        raise InvalidMessageError(f"JSON nested more than {MAX_DEPTH} levels deep")
     _check_context(decoded.get("@context"))
     data = normalize(decoded)
     if "@type" not in data:

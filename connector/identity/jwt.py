@@ -8,17 +8,21 @@ before anything is fetched over the network: ``parse_jwt`` reads without trustin
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from connector.errors import AuthenticationError
 from connector.identity.did import Relationship
 from connector.identity.resolver import DidResolver
 from connector.identity.signing import SIGNING_ALGS, decode_jws_unverified, verify_jws
+from connector.json_depth import deeper_than
 
 ALGS = frozenset(SIGNING_ALGS.values())
+
+MAX_CLAIMS_DEPTH = 16  # a VC's credentialSubject is a few levels; ours nest 4
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,13 @@ def parse_jwt(token: str, what: str = "token") -> UnverifiedJwt:
     if not isinstance(header.get("kid"), str) or not header["kid"]:
         raise AuthenticationError(f"{what}: header has no kid")
     try:
-        claims = json.loads(payload)
+        claims = orjson.loads(payload)  # a peer's: orjson stops at depth 1024
     except ValueError:
         raise AuthenticationError(f"{what}: payload is not JSON") from None
     if not isinstance(claims, dict):
         raise AuthenticationError(f"{what}: payload is not a JSON object")
+    if deeper_than(claims, MAX_CLAIMS_DEPTH):
+        raise AuthenticationError(f"{what}: claims nested more than {MAX_CLAIMS_DEPTH} levels")
     if not isinstance(claims.get("iss"), str) or not claims["iss"]:
         raise AuthenticationError(f"{what}: no iss claim")
     return UnverifiedJwt(token=token.strip(), header=header, claims=claims)

@@ -9,16 +9,17 @@ One ``DidResolver`` per app, sharing the app's ``httpx.AsyncClient``. Fetch fail
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 
 from connector.errors import AuthenticationError, UpstreamError
 from connector.identity.did import Relationship, did_key_document, did_to_url, find_key
 from connector.identity.signing import PublicJwk
+from connector.json_depth import deeper_than
 from connector.ports import Clock
 
 
@@ -124,9 +125,11 @@ class DidResolver:
             reason = str(exc) or type(exc).__name__
             raise UpstreamError(f"cannot fetch DID document of {did}: {reason}", url=url) from None
         try:
-            document = json.loads(bytes(body))
+            document = orjson.loads(bytes(body))  # orjson stops at depth 1024
         except ValueError:
             raise UpstreamError(f"DID document of {did} is not JSON", url=url) from None
+        if deeper_than(document, 32):  # walked recursively later (keys, service endpoints)
+            raise UpstreamError(f"DID document of {did} is nested too deeply", url=url)
         if not isinstance(document, dict) or document.get("id") != did:
             found = document.get("id") if isinstance(document, dict) else None
             raise AuthenticationError(f"DID document at {url} has id {found!r}, not {did!r}")

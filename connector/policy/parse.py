@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connector.errors import PolicyDefinitionError
+from connector.json_depth import deeper_than
 from connector.policy.model import (
     Constraint,
     ConstraintNode,
@@ -253,6 +254,11 @@ _VALIDATED: dict[bytes, Policy] = {}
 _VALIDATED_MAX = 1024
 
 
+# Room for about 16 logical constraints nested in one another; deeper, the walk below (and
+# json.dumps) would run out of stack on a peer's offer.
+MAX_DEPTH = 36
+
+
 def validate_policy(policy: Mapping[str, Any]) -> Policy:
     """Normalise an ODRL Offer / Agreement / Set, refusing anything this profile cannot enforce.
 
@@ -260,6 +266,8 @@ def validate_policy(policy: Mapping[str, Any]) -> Policy:
     """
     if not isinstance(policy, Mapping):
         raise _fail(f"a policy must be a JSON object, got {type(policy).__name__}")
+    if deeper_than(policy, MAX_DEPTH):
+        raise _fail(f"a policy nested more than {MAX_DEPTH} levels deep")
     try:
         key = json.dumps(policy, sort_keys=True, separators=(",", ":")).encode()
     except (TypeError, ValueError):  # not plain JSON data: validated (and refused) unmemoised

@@ -506,3 +506,14 @@ def test_catalog_request_filter_that_would_narrow_is_refused(filter_: Any, named
     message = m.parse_message(json.dumps(body), m.CatalogRequestMessage)
     with pytest.raises(ValueError, match=named):
         message.window()
+
+
+def test_json_nested_too_deeply_is_refused() -> None:
+    """Deeper than any DSP message: refused at parse, before our recursive walks (JSON-LD
+    terms, policies, storing) could run out of stack on it (a 500)."""
+    body = json.dumps(example("contract-request-message_initial"))
+    deep = body[:-1] + ', "x": ' + "[" * 300 + "]" * 300 + "}"
+    with pytest.raises(InvalidMessageError, match="nested more than 40 levels"):
+        m.parse_message(deep, m.ContractRequestMessage)
+    just = body[:-1] + ', "x": ' + "[" * 38 + "]" * 38 + "}"
+    m.parse_message(just, m.ContractRequestMessage)

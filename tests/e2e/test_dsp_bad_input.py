@@ -5,6 +5,8 @@ the end, the same odd values in the management API: problem+json, never a 5xx.""
 from __future__ import annotations
 
 import copy
+import http.server
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -629,3 +631,66 @@ def test_odd_ids_queries_headers_and_bodies_never_cause_a_5xx(world: dict[str, A
     ]
     assert len(answers) > 100
     assert server_errors == []
+
+
+class _OddPeer(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``answer`` (status, content type, body) of its server."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        status, content_type, body = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if status == 302:
+            self.send_header("Location", f"http://127.0.0.1:{free_port()}/elsewhere")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_peer_answering_nonsense_is_a_502_or_a_report(world: dict[str, Any]) -> None:
+    """The management API's calls to a counterparty (its catalog, a harvest) when the peer
+    answers garbage, nothing, too much or too deep: an upstream error (502) or a harvest report
+    naming the failure, never a 500."""
+    catalog = b'{"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "Catalog"'
+    answers = [
+        (200, "application/json", b"not json"),
+        (200, "application/json", b"[]"),
+        (200, "application/json", b"[" * 100_000),
+        (
+            200,
+            "application/json",
+            catalog + b', "@id": "c", "x": ' + b"[" * 500 + b"]" * 500 + b"}",
+        ),
+        (200, "application/json", b"x" * 3_000_000),
+        (200, "text/html", b"<html>"),
+        (500, "application/json", b'{"code": "x"}'),
+        (404, "text/plain", b"no"),
+        (302, "text/plain", b""),
+        (200, "application/json", catalog + b', "@id": "c", "dataset": [{"@id": 5}]}'),
+    ]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OddPeer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    address = f"http://127.0.0.1:{server.server_address[1]}/dsp/2025-1"
+    papi: Api = world["papi"]
+    outcomes: list[tuple[int, int, int]] = []
+    try:
+        for i, answer in enumerate(answers):
+            server.answer = answer  # type: ignore[attr-defined]
+            fetched = papi.http.post(
+                "/management/catalog/request", json={"counterpartyAddress": address}
+            )
+            harvested = papi.http.post("/management/harvest", json={"targets": [address]})
+            outcomes.append((i, fetched.status_code, harvested.status_code))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert [o for o in outcomes if o[1] >= 500 and o[1] != 502 or o[2] >= 500] == []
+    assert [o[1] for o in outcomes[:9]] == [502] * 9  # all but the last are no catalog at all

@@ -147,6 +147,23 @@ async def test_not_json_is_upstream_error(resolver: DidResolver, did_server: Did
         await resolver.resolve(f"{did_server.host_did}:garbage")
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("[" * 100_000, "not JSON"),  # beyond orjson's 1024 (the stdlib: RecursionError)
+        ('{"id": "x", "service": [' + "[" * 200 + "]" * 200 + "]}", "nested too deeply"),
+    ],
+)
+async def test_a_document_nested_too_deeply_is_upstream_error(
+    resolver: DidResolver, did_server: DidServer, body: str, reason: str
+) -> None:
+    segment = f"deep-{len(body)}"
+    (did_server.root / segment).mkdir(exist_ok=True)
+    (did_server.root / segment / "did.json").write_text(body)
+    with pytest.raises(UpstreamError, match=reason):
+        await resolver.resolve(f"{did_server.host_did}:{segment}")
+
+
 async def test_did_key_resolves_without_network(http: httpx.AsyncClient, clock: FakeClock) -> None:
     resolver = DidResolver(http, clock)
     public = generate_key("Ed25519").public_jwk()

@@ -172,3 +172,9 @@ def test_unencoded_payload_option_is_refused() -> None:
     token = f"{b64url_encode(json.dumps(header).encode())}.eA.{b64url_encode(bytes(64))}"
     with pytest.raises(AuthenticationError, match="crit/b64 are not supported"):
         verify_jws(token, key.public_jwk())
+
+
+def test_a_deeply_nested_jws_header_is_refused_not_a_crash() -> None:
+    header = b64url_encode(b"[" * 100_000)  # stdlib json would raise RecursionError (a 500)
+    with pytest.raises(AuthenticationError, match="malformed JWS"):
+        decode_jws_unverified(f"{header}.e30.c2ln")

@@ -15,9 +15,15 @@ import pytest
 from connector.errors import AuthenticationError, UpstreamError
 from connector.identity.credentials import DATA_PERMIT, MEMBERSHIP, issue_credential
 from connector.identity.did import did_key_from_public_jwk
+from connector.identity.jwt import parse_jwt
 from connector.identity.keys import ConnectorKeys
 from connector.identity.resolver import DidResolver
-from connector.identity.signing import PrivateKey, decode_jws_unverified, generate_key
+from connector.identity.signing import (
+    PrivateKey,
+    b64url_encode,
+    decode_jws_unverified,
+    generate_key,
+)
 from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer_token
 from tests.identity.conftest import DidServer, FakeClock, MemoryReplayGuard, new_keys, sign_claims
 
@@ -235,6 +241,7 @@ async def test_key_agreement_key_id_is_refused(world: World) -> None:
         ({"iat": None}, "no iat claim"),
         ({"credentials": "x"}, "credentials must be a list"),
         ({"iss": None}, "no iss claim"),
+        ({"x": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}, "nested more than 16 levels"),
     ],
 )
 async def test_malformed_claims_are_refused(
@@ -315,3 +322,11 @@ def test_bearer_token_header() -> None:
     ]:
         with pytest.raises(AuthenticationError, match=reason):
             bearer_token(bad)
+
+
+def test_a_payload_nested_beyond_the_parser_is_not_json() -> None:
+    """orjson stops at 1024 levels; the stdlib's json would have raised RecursionError (a 500
+    on every DSP endpoint, before any signature is checked)."""
+    header = b64url_encode(b'{"alg":"EdDSA","kid":"did:web:x#key-1"}')
+    with pytest.raises(AuthenticationError, match="payload is not JSON"):
+        parse_jwt(f"{header}.{b64url_encode(b'[' * 100_000)}.c2ln")

@@ -290,6 +290,19 @@ def test_numbers_out_of_all_proportion_are_refused(left: str, right: Any, messag
         validate_policy(offer(c(left, _OPS.get(left, "eq"), right)))
 
 
+def test_logical_constraints_nested_too_deeply_are_refused() -> None:
+    """300 levels of ``and`` ran out of stack (RecursionError, a 500 on a contract request)."""
+    node: Any = c("purpose", "eq", "research")
+    for _ in range(300):
+        node = {"and": [node]}
+    with pytest.raises(PolicyDefinitionError, match="nested more than 36 levels"):
+        validate_policy(offer(node))
+    node = c("purpose", "eq", "research")
+    for _ in range(14):
+        node = {"and": [node]}
+    validate_policy(offer(node))  # 14 levels of logic still fit
+
+
 def test_scalar_operator_refuses_several_values() -> None:
     with pytest.raises(PolicyDefinitionError, match="takes a single value"):
         validate_policy(offer(c("purpose", "eq", ["research", "care"])))
