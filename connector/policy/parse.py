@@ -266,19 +266,26 @@ def validate_policy(policy: Mapping[str, Any]) -> Policy:
     """
     if not isinstance(policy, Mapping):
         raise _fail(f"a policy must be a JSON object, got {type(policy).__name__}")
-    if deeper_than(policy, MAX_DEPTH):
-        raise _fail(f"a policy nested more than {MAX_DEPTH} levels deep")
     try:
         key = json.dumps(policy, sort_keys=True, separators=(",", ":")).encode()
+    except RecursionError:
+        raise _fail(f"a policy nested more than {MAX_DEPTH} levels deep") from None
     except (TypeError, ValueError):  # not plain JSON data: validated (and refused) unmemoised
-        return _validate_policy(policy)
+        return _validate_policy(_shallow(policy))
     found = _VALIDATED.get(key)
     if found is None:
-        found = _validate_policy(policy)
+        found = _validate_policy(_shallow(policy))
         if len(_VALIDATED) >= _VALIDATED_MAX:
             _VALIDATED.clear()
         _VALIDATED[key] = found
     return found
+
+
+def _shallow(policy: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The policy, if no deeper than ``MAX_DEPTH`` (checked once, before it is remembered)."""
+    if deeper_than(policy, MAX_DEPTH):
+        raise _fail(f"a policy nested more than {MAX_DEPTH} levels deep")
+    return policy
 
 
 def _validate_policy(policy: Mapping[str, Any]) -> Policy:
