@@ -304,6 +304,7 @@ def agreements_verify(
     """Check an exported agreement offline: both signatures against the parties' DID keys."""
     from connector.errors import AuthenticationError
     from connector.identity.agreement_proof import verify_proof
+    from connector.json_depth import deeper_than
 
     try:
         proof = json.loads(file.read_text())
@@ -311,6 +312,10 @@ def agreements_verify(
         raise CliError(f"FILE: cannot read {file}: {exc.strerror}") from None
     except ValueError as exc:
         raise CliError(f"FILE: {file} is not JSON: {exc}") from None
+    except RecursionError:
+        raise CliError(f"FILE: {file} is not an exported agreement (nested too deeply)") from None
+    if deeper_than(proof, 48):  # an agreement's policy is at most 36 levels, the proof 2 more
+        raise CliError(f"FILE: {file} is not an exported agreement (nested too deeply)")
     try:
         result = verify_proof(proof if isinstance(proof, dict) else {})
     except AuthenticationError as exc:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import free_port
 from tests.processes import REPO, connector_env, running_connector
@@ -119,3 +120,21 @@ def test_every_command_has_help(tmp_path: Path) -> None:
         result = _run_cli(tmp_path, *args, "--help")
         assert result.returncode == 0, (args, result.stderr)
         assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "cannot read"),
+        ("", "is not JSON"),
+        ("not json", "is not JSON"),
+        ("[" * 100_000, "nested too deeply"),  # the stdlib parser's RecursionError, once
+        ("[" * 60 + "]" * 60, "nested too deeply"),
+    ],
+)
+def test_agreements_verify_bad_file(tmp_path: Path, content: str | None, words: str) -> None:
+    path = tmp_path / "agreement.json"
+    if content is not None:
+        path.write_text(content)
+    result = _run_cli(tmp_path, "agreements", "verify", str(path))
+    _one_line_error(result, "FILE: ", str(path), words)
