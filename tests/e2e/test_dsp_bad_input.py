@@ -94,6 +94,11 @@ def world(
             stop(p.proc)
 
 
+def message(type_: str, **fields: Any) -> dict[str, Any]:
+    """A DSP message of ``type_`` with ``fields``, as a peer sends it."""
+    return {"@context": CTX, "@type": type_, **fields}
+
+
 def request_body(consumer: Peer, **overrides: Any) -> dict[str, Any]:
     body = {
         "@context": CTX,
@@ -244,13 +249,9 @@ def test_invalid_transition_is_400_and_changes_nothing(world: dict[str, Any]) ->
     consumer: Peer = world["consumer"]
     pid, cid = waiting_in_agreed(consumer)
     # An out-of-order FINALIZED event from the consumer.
-    event = {
-        "@context": CTX,
-        "@type": "ContractNegotiationEventMessage",
-        "providerPid": pid,
-        "consumerPid": cid,
-        "eventType": "FINALIZED",
-    }
+    event = message(
+        "ContractNegotiationEventMessage", providerPid=pid, consumerPid=cid, eventType="FINALIZED"
+    )
     assert_dsp_error(
         consumer.post(f"/negotiations/{pid}/events", event),
         400,
@@ -265,12 +266,7 @@ def test_verification_without_consumer_signature_is_400(world: dict[str, Any]) -
     provider's own signature inside the agreement is never taken for the consumer's."""
     consumer: Peer = world["consumer"]
     pid, cid = waiting_in_agreed(consumer)
-    verification = {
-        "@context": CTX,
-        "@type": "ContractAgreementVerificationMessage",
-        "providerPid": pid,
-        "consumerPid": cid,
-    }
+    verification = message("ContractAgreementVerificationMessage", providerPid=pid, consumerPid=cid)
     assert_dsp_error(
         consumer.post(f"/negotiations/{pid}/agreement/verification", verification),
         400,
@@ -373,9 +369,6 @@ def test_odd_values_anywhere_never_cause_a_5xx(world: dict[str, Any]) -> None:
     consumer: Peer = world["consumer"]
     pid, cid = waiting_in_agreed(consumer)
     pids = {"providerPid": pid, "consumerPid": cid}
-
-    def message(type_: str, **fields: Any) -> dict[str, Any]:
-        return {"@context": CTX, "@type": type_, **fields}
 
     data_address = {
         "@type": "DataAddress",
