@@ -4,14 +4,20 @@ Every call is checked: the bearer token (signed by us, bound to agreement and tr
 transfer is STARTED, and the caller is the agreement's consumer. Fulfilment of the formats
 (aggregate queries, synthetic bundles, anonymized extracts) is added by the fulfilment
 modules; until one is registered for a format the call is answered 501 after these checks.
-The agreement's policy at data plane scope is not evaluated here yet: on the data plane every
-constraint needs its fact (the query's purpose, output type, cell size, epsilon), and those
-facts come from the query that fulfilment defines. It is evaluated at transfer start.
 
-Data plane tokens are short-lived (``TOKEN_LIFETIME``); a transfer may run longer, or be
-resumed by the consumer after a pause. ``POST /dataplane/transfers/{tid}/token`` (the
-DataAddress's ``refreshEndpoint``) gives the transfer's consumer a fresh one, authenticated
-like any DSP call by its self-issued token (DESIGN.md §3), while the transfer is STARTED.
+The agreement's policy reaches every call through the token. It is evaluated (transfer
+scope, against the consumer's credentials) whenever a token is issued, and a token expires
+after ``TOKEN_LIFETIME`` or sooner, at the first instant the policy would no longer permit
+the transfer (the end of its ``dateTime`` window, the expiry of a credential it was checked
+against). The constraints that need a query's facts (purpose stated by the query, output
+type, cell size, epsilon, count of queries) are evaluated at data plane scope by the
+fulfilment that defines the query.
+
+A transfer may run longer than a token, or be resumed after a pause.
+``POST /dataplane/transfers/{tid}/token`` (the DataAddress's ``refreshEndpoint``) gives the
+transfer's consumer a fresh one, authenticated like any DSP call by its self-issued token
+(DESIGN.md §3), while the transfer is STARTED and the policy still permits it (else 403 with
+the failed constraints named).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from connector.api.deps import ServicesDep
-from connector.dataplane.tokens import TOKEN_LIFETIME, verify_access_token
+from connector.dataplane.tokens import seconds_left, verify_access_token
 from connector.dsp.states import TransferState
 from connector.errors import AuthenticationError, ForbiddenError, NotFoundError, PhemsError
 from connector.identity.tokens import bearer_token
@@ -63,8 +69,9 @@ async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, A
 async def refresh_token(tid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """A fresh data plane token for the consumer of a STARTED transfer."""
     caller = await services.verifier.verify(bearer_token(request.headers.get("authorization")))
+    token, expires = await services.transfers.refresh_token(caller, tid)
     return {
-        "authorization": await services.transfers.refresh_token(caller, tid),
+        "authorization": token,
         "authType": "bearer",
-        "expiresIn": int(TOKEN_LIFETIME.total_seconds()),
+        "expiresIn": seconds_left(expires, services.clock.now()),
     }

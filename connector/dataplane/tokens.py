@@ -36,7 +36,11 @@ def issue_access_token(
     agreement_id: str,
     transfer_id: str,
     now: datetime,
+    expires: datetime | None = None,
 ) -> str:
+    """A token valid for ``TOKEN_LIFETIME``, or until ``expires`` if that is sooner (the
+    instant the agreement's policy would stop permitting the transfer)."""
+    end = now + TOKEN_LIFETIME if expires is None else min(now + TOKEN_LIFETIME, expires)
     claims = {
         "iss": did,
         "aud": did,
@@ -44,7 +48,7 @@ def issue_access_token(
         "agreement": agreement_id,
         "transfer": transfer_id,
         "iat": int(now.timestamp()),
-        "exp": int((now + TOKEN_LIFETIME).timestamp()),
+        "exp": int(end.timestamp()),
         "jti": uuid.uuid4().hex,
     }
     return sign_jws(
@@ -53,6 +57,12 @@ def issue_access_token(
         f"{did}#{SIGNING_FRAGMENT}",
         extra_header={"typ": "at+jwt"},
     )
+
+
+def seconds_left(expires: datetime, now: datetime) -> int:
+    """A token's ``expiresIn``: seconds from ``now`` to ``expires``, rounded (``now`` is read
+    a moment after the expiry was set), never negative."""
+    return max(round((expires - now).total_seconds()), 0)
 
 
 def verify_access_token(

@@ -11,12 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
-from connector.dataplane.tokens import TOKEN_LIFETIME, issue_access_token
+from connector.dataplane.tokens import TOKEN_LIFETIME, issue_access_token, seconds_left
 from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetStore
 from connector.dsp.messages import (
     TransferCompletionMessage,
@@ -27,7 +28,7 @@ from connector.dsp.messages import (
     dump,
 )
 from connector.dsp.states import Role, TransferState
-from connector.dsp.store import DspStore
+from connector.dsp.store import AgreementRecord, DspStore
 from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
 from connector.errors import (
@@ -43,7 +44,14 @@ from connector.exchange.repeats import created_or_recorded
 from connector.identity.keys import ConnectorKeys
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import VerifiedCaller
-from connector.policy import Scope, evaluate, validate_policy
+from connector.policy import (
+    EvaluationContext,
+    Policy,
+    Scope,
+    evaluate,
+    permitted_until,
+    validate_policy,
+)
 from connector.ports import Clock
 
 TransferMessage = (
@@ -141,24 +149,15 @@ class TransferService:
             t = apply(t, message, sender_role=Role.CONSUMER, now=now)
             await self.store.insert_transfer(conn, t)
             await self._audit(conn, t, "transfer.requested")
-            decision = evaluate(
-                validate_policy(agreement.agreement),
-                context_for(
-                    caller,
-                    now=now,
-                    trusted_issuers=self.trusted_issuers,
-                    dataset_id=agreement.dataset_id,
-                    uses_so_far=agreement.uses,
-                    output_type=FORMAT_OUTPUT_TYPES.get(message.format),
-                ),
-                Scope.TRANSFER,
-            )
+            policy = validate_policy(agreement.agreement)
+            context = self._context(caller, agreement, t, uses_so_far=agreement.uses)
+            decision = evaluate(policy, context, Scope.TRANSFER)
             if not decision:
                 t = await self._send(conn, t, self._termination(t, "policy", decision.reason))
                 await self._audit(conn, t, "transfer.refused", reason=decision.reason)
                 return t, True
             await self.store.spend(conn, agreement.id)  # one use of the agreement (ODRL count)
-            t = await self._start(conn, t)
+            t = await self._start(conn, t, expires=self._token_end(policy, context))
             return t, True
 
     async def receive(self, caller: VerifiedCaller, pid: str, message: TransferMessage) -> Transfer:
@@ -275,17 +274,32 @@ class TransferService:
                 await self._audit(conn, t, "transfer.resumed", by=actor)
             return t
 
-    async def refresh_token(self, caller: VerifiedCaller, id: str) -> str:
-        """A fresh data plane token for the consumer of a STARTED transfer we provide."""
+    async def refresh_token(self, caller: VerifiedCaller, id: str) -> tuple[str, datetime]:
+        """A fresh data plane token, and when it expires, for the consumer of a STARTED
+        transfer we provide. The agreement's policy is evaluated again against the caller's
+        credentials of now (this transfer's own use already counted): an agreement past its
+        time window or a consumer whose membership lapsed gets no new token (403, the failed
+        constraints named, the refusal audited) and the token it holds runs out."""
         async with self.store.transaction() as conn:
             t = await self._owned(conn, caller, id)
             if t.role is not Role.PROVIDER or t.agreement_id is None:
                 raise NotFoundError(f"no transfer process {id}")  # as for a stranger
             if t.state is not TransferState.STARTED:
                 raise ForbiddenError(f"transfer {id} is {t.state}, not STARTED")
-            token = self._access_token(t)
-            await self._audit(conn, t, "transfer.token-issued")
-            return token
+            agreement = await self.store.get_agreement(conn, t.agreement_id)
+            if agreement is None:
+                raise NotFoundError(f"no transfer process {id}")
+            policy = validate_policy(agreement.agreement)
+            context = self._context(caller, agreement, t, uses_so_far=max(agreement.uses - 1, 0))
+            decision = evaluate(policy, context, Scope.TRANSFER)
+            if decision:
+                expires = self._token_end(policy, context)
+                token = self._access_token(t, expires)
+                await self._audit(conn, t, "transfer.token-issued")
+                return token, expires
+            await self._audit(conn, t, "transfer.token-refused", reason=decision.reason)
+        decision.raise_if_denied()  # after the commit: the refusal stays in the audit log
+        raise AssertionError("unreachable")
 
     async def terminate(self, id: str, *, reason: str, actor: str) -> Transfer:
         return await self._local_message(
@@ -321,11 +335,16 @@ class TransferService:
         conn: AsyncConnection,
         t: Transfer,
         *,
+        expires: datetime | None = None,
         event: str = "transfer.started",
         actor: str | None = None,
     ) -> Transfer:
+        """Sends the TransferStartMessage with a DataAddress whose token lives until
+        ``expires`` (at most ``TOKEN_LIFETIME``)."""
         assert t.provider_pid is not None
-        token = self._access_token(t)
+        now = self.clock.now()
+        expires = min(expires or now + TOKEN_LIFETIME, now + TOKEN_LIFETIME)
+        token = self._access_token(t, expires)
         message = TransferStartMessage.model_validate(
             {
                 "providerPid": t.provider_pid,
@@ -336,7 +355,7 @@ class TransferService:
                     "endpointProperties": [
                         {"name": "authorization", "value": token},
                         {"name": "authType", "value": "bearer"},
-                        {"name": "expiresIn", "value": str(int(TOKEN_LIFETIME.total_seconds()))},
+                        {"name": "expiresIn", "value": str(seconds_left(expires, now))},
                         # POST with the consumer's self-issued token: a fresh authorization.
                         {
                             "name": "refreshEndpoint",
@@ -352,7 +371,7 @@ class TransferService:
         await self._audit(conn, t, event, **({"by": actor} if actor else {}))
         return t
 
-    def _access_token(self, t: Transfer) -> str:
+    def _access_token(self, t: Transfer, expires: datetime) -> str:
         """A data plane token for the consumer of ``t``, bound to its agreement and to ``t``."""
         assert t.agreement_id is not None
         return issue_access_token(
@@ -362,7 +381,26 @@ class TransferService:
             agreement_id=t.agreement_id,
             transfer_id=t.id,
             now=self.clock.now(),
+            expires=expires,
         )
+
+    def _context(
+        self, caller: VerifiedCaller, agreement: AgreementRecord, t: Transfer, *, uses_so_far: int
+    ) -> EvaluationContext:
+        return context_for(
+            caller,
+            now=self.clock.now(),
+            trusted_issuers=self.trusted_issuers,
+            dataset_id=agreement.dataset_id,
+            uses_so_far=uses_so_far,
+            output_type=FORMAT_OUTPUT_TYPES.get(t.format or ""),
+        )
+
+    def _token_end(self, policy: Policy, context: EvaluationContext) -> datetime:
+        """When a data plane token issued now must expire: after ``TOKEN_LIFETIME``, or sooner
+        when the agreement's time window ends or a credential it was checked against lapses."""
+        until = context.now + TOKEN_LIFETIME
+        return permitted_until(policy, context, Scope.TRANSFER, until=until)
 
     def _termination(self, t: Transfer, code: str, reason: str) -> TransferTerminationMessage:
         return TransferTerminationMessage.model_validate(

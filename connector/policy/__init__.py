@@ -2,6 +2,7 @@
 
 validate_policy(dict) -> Policy                  refuse unknown terms (PolicyDefinitionError)
 evaluate(Policy, EvaluationContext, Scope) -> Decision
+permitted_until(Policy, EvaluationContext, Scope, *, until) -> datetime   when that stops
 offers_match(requested, stored, *, dataset_id) -> OfferMatch
 make_agreement(offer, *, agreement_id, target, assigner, assignee, timestamp) -> dict
 to_jsonld(Policy) -> dict
@@ -36,6 +37,7 @@ from connector.policy.vocab import (
     RuleKind,
     expand,
 )
+from connector.policy.window import permitted_until
 
 __all__ = [
     "CHECKS",
@@ -64,6 +66,7 @@ __all__ = [
     "evaluate",
     "make_agreement",
     "offers_match",
+    "permitted_until",
     "to_jsonld",
     "validate_policy",
 ]

@@ -1,0 +1,65 @@
+"""How long a permitted decision stays permitted as time passes.
+
+A decision depends on time only through ``dateTime`` constraints and the validity windows
+of the caller's credentials, so it can change only at the instants those name. Evaluating
+just at and just after each of them, in order, finds the first moment the same request
+would be refused. The data plane caps its access tokens there, so a token never outlives
+the agreement's time window or the credentials it was checked against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+
+from connector.policy.context import EvaluationContext, Scope
+from connector.policy.evaluate import evaluate
+from connector.policy.model import Constraint, ConstraintNode, Policy
+from connector.policy.vocab import LeftOperand
+
+_JUST_AFTER = timedelta(microseconds=1)
+
+
+def permitted_until(
+    policy: Policy, context: EvaluationContext, scope: Scope, *, until: datetime
+) -> datetime:
+    """The first instant after ``context.now``, and no later than ``until``, at which
+    ``evaluate(policy, context, scope)`` with that instant as ``now`` is denied; ``until``
+    if there is none. Meant for a context that is permitted now."""
+    now = _utc(context.now)
+    end = _utc(until)
+    for moment in sorted({m for m in _instants(policy, context) if now < m <= end}):
+        if not evaluate(policy, replace(context, now=moment), scope):
+            return moment
+    return end
+
+
+def _instants(policy: Policy, context: EvaluationContext) -> Iterator[datetime]:
+    for rule in policy.permissions + policy.prohibitions:
+        for c in _atoms(rule.constraints):
+            if c.left_operand is not LeftOperand.DATE_TIME:
+                continue
+            values = c.right_operand if isinstance(c.right_operand, tuple) else (c.right_operand,)
+            for value in values:
+                if isinstance(value, datetime):
+                    yield from (_utc(value), _utc(value) + _JUST_AFTER)
+                elif isinstance(value, date):  # compared with today's date (UTC)
+                    start = datetime.combine(value, time(), UTC)
+                    yield from (start, start + timedelta(days=1))
+    for cred in context.credentials:
+        for edge in (cred.valid_from, cred.valid_until):
+            if edge is not None:
+                yield from (_utc(edge), _utc(edge) + _JUST_AFTER)
+
+
+def _atoms(nodes: tuple[ConstraintNode, ...]) -> Iterator[Constraint]:
+    for node in nodes:
+        if isinstance(node, Constraint):
+            yield node
+        else:
+            yield from _atoms(node.constraints)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

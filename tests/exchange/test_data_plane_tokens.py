@@ -1,0 +1,191 @@
+"""The agreement's policy reaches the data plane through its tokens: a token issued at transfer
+start or on refresh expires when the policy's time window ends or the credential it was
+checked against lapses, and a refresh evaluates the policy again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from connector.composition import Services, build_services
+from connector.dataplane.tokens import TOKEN_LIFETIME, verify_access_token
+from connector.datasets import DatasetRecord
+from connector.db.tables import audit_log, audit_pending, outbox
+from connector.dsp.messages import TransferRequestMessage
+from connector.dsp.states import Role, TransferState
+from connector.dsp.store import AgreementRecord
+from connector.errors import PolicyViolationError
+from connector.identity.credentials import VerifiedCredential
+from connector.identity.tokens import VerifiedCaller
+from connector.settings import Settings
+from tests.identity.conftest import FakeClock
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+AUTHORITY = "did:key:z6MkAuthority"
+CONSUMER = "did:web:127.0.0.1%3A9"
+MEMBER = {"leftOperand": "phems:membership", "operator": "eq", "rightOperand": True}
+
+
+@dataclass
+class World:
+    services: Services
+    clock: FakeClock
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    clock = FakeClock(T0)
+    settings = Settings(
+        data_dir=tmp_path, trusted_issuers=[AUTHORITY], insecure_did_hosts=["127.0.0.1:9"]
+    )
+    s = await build_services(settings, clock=clock)
+    try:
+        async with s.dsp_store.transaction() as conn:
+            await s.datasets.insert(conn, DatasetRecord(id="ds", title="D"))
+        yield World(s, clock)
+    finally:
+        await s.aclose()
+
+
+def _caller(membership_until: datetime, jti: str = "j") -> VerifiedCaller:
+    membership = VerifiedCredential(
+        id="urn:uuid:m",
+        types=("VerifiableCredential", "MembershipCredential"),
+        issuer=AUTHORITY,
+        subject=CONSUMER,
+        claims={},
+        expires=membership_until,
+    )
+    return VerifiedCaller(did=CONSUMER, credentials=(membership,), jti=jti, exp=T0)
+
+
+async def _agreement(s: Services, *constraints: dict[str, Any]) -> str:
+    terms = {
+        "@id": "urn:uuid:agreement",
+        "@type": "Agreement",
+        "target": "ds",
+        "assigner": s.did,
+        "assignee": CONSUMER,
+        "timestamp": "2026-11-01T11:00:00Z",
+        "permission": [{"action": "use", "constraint": list(constraints)}],
+    }
+    record = AgreementRecord(
+        id="urn:uuid:agreement",
+        negotiation_id="urn:uuid:n",
+        role=Role.PROVIDER,
+        dataset_id="ds",
+        provider_did=s.did,
+        consumer_did=CONSUMER,
+        agreement=terms,
+        provider_signature="p",
+        consumer_signature="c",
+        uses=0,
+        epsilon_spent=0.0,
+        created_at=T0,
+    )
+    async with s.dsp_store.transaction() as conn:
+        await s.dsp_store.insert_agreement(conn, record)
+    return record.id
+
+
+async def _start(s: Services, caller: VerifiedCaller) -> tuple[str, dict[str, str]]:
+    """Requests a transfer; returns its id and the DataAddress's endpoint properties."""
+    message = TransferRequestMessage.model_validate(
+        {
+            "consumerPid": "urn:uuid:c1",
+            "agreementId": "urn:uuid:agreement",
+            "format": "FHIR-Aggregate-PULL",
+            "callbackAddress": "http://127.0.0.1:9/dsp",
+        }
+    )
+    t, created = await s.transfers.receive_request(caller, message)
+    assert created and t.state is TransferState.STARTED
+    async with s.engine.connect() as conn:
+        query = sa.select(outbox.c.body).where(outbox.c.message_type == "TransferStartMessage")
+        body = json.loads((await conn.execute(query)).scalar_one())
+    return t.id, {p["name"]: p["value"] for p in body["dataAddress"]["endpointProperties"]}
+
+
+def _exp(s: Services, token: str, now: datetime) -> datetime:
+    """The token's expiry; it must be ours and valid at ``now``."""
+    return verify_access_token(token, did=s.did, keys=s.keys, now=now).expires
+
+
+async def _events(s: Services) -> list[str]:
+    async with s.engine.connect() as conn:
+        events: list[str] = []
+        for table in (audit_pending, audit_log):
+            query = sa.select(table.c.event).where(table.c.transfer_id.is_not(None))
+            events += list((await conn.execute(query)).scalars())
+        return events
+
+
+async def test_without_a_time_bound_a_token_lives_its_full_lifetime(world: World) -> None:
+    s = world.services
+    await _agreement(s, MEMBER)
+    tid, props = await _start(s, _caller(T0 + timedelta(days=30)))
+    assert _exp(s, props["authorization"], T0) == T0 + TOKEN_LIFETIME
+    assert props["expiresIn"] == str(int(TOKEN_LIFETIME.total_seconds()))
+    token, expires = await s.transfers.refresh_token(_caller(T0 + timedelta(days=30), "j2"), tid)
+    assert expires == T0 + TOKEN_LIFETIME == _exp(s, token, T0)
+
+
+async def test_the_agreements_end_caps_the_token_and_refusing_a_refresh_after_it(
+    world: World,
+) -> None:
+    s = world.services
+    end = T0 + timedelta(minutes=4)
+    await _agreement(
+        s, MEMBER, {"leftOperand": "dateTime", "operator": "lt", "rightOperand": end.isoformat()}
+    )
+    caller = _caller(T0 + timedelta(days=30))
+    tid, props = await _start(s, caller)
+    assert _exp(s, props["authorization"], T0) == end
+    assert props["expiresIn"] == "240"
+
+    world.clock.advance(180)  # still inside the window: a token until its end
+    token, expires = await s.transfers.refresh_token(_caller(T0 + timedelta(days=30), "j2"), tid)
+    assert expires == end == _exp(s, token, world.clock.now())
+
+    world.clock.advance(60)  # the window has closed
+    with pytest.raises(PolicyViolationError, match="dateTime"):
+        await s.transfers.refresh_token(_caller(T0 + timedelta(days=30), "j3"), tid)
+    events = await _events(s)
+    assert events.count("transfer.token-issued") == 1
+    assert events.count("transfer.token-refused") == 1
+
+
+async def test_a_lapsing_membership_caps_the_token_and_a_renewed_one_refreshes(
+    world: World,
+) -> None:
+    s = world.services
+    await _agreement(s, MEMBER)
+    lapse = T0 + timedelta(minutes=10)
+    tid, props = await _start(s, _caller(lapse))
+    assert _exp(s, props["authorization"], T0) == lapse
+
+    world.clock.advance(600)
+    with pytest.raises(PolicyViolationError, match="membership"):
+        await s.transfers.refresh_token(_caller(lapse, "j2"), tid)
+    token, expires = await s.transfers.refresh_token(_caller(T0 + timedelta(days=1), "j3"), tid)
+    assert expires == world.clock.now() + TOKEN_LIFETIME
+
+
+async def test_a_refresh_does_not_count_as_another_use(world: World) -> None:
+    s = world.services
+    once = {"leftOperand": "count", "operator": "lteq", "rightOperand": 1}
+    await _agreement(s, MEMBER, once)
+    caller = _caller(T0 + timedelta(days=30))
+    tid, _ = await _start(s, caller)
+    for jti in ("j2", "j3"):
+        await s.transfers.refresh_token(_caller(T0 + timedelta(days=30), jti), tid)
+    async with s.dsp_store.transaction() as conn:
+        agreement = await s.dsp_store.get_agreement(conn, "urn:uuid:agreement")
+    assert agreement is not None and agreement.uses == 1
