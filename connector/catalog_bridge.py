@@ -30,7 +30,8 @@ from catalog.statistics import SafeStatistics
 from catalog.validation import ShapesNotFound, validate
 from catalog.vocab import PREFIXES
 from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetRecord
-from connector.errors import BadRequestError, ConfigurationError
+from connector.errors import BadRequestError, ConfigurationError, PhemsError
+from connector.policy import to_jsonld, validate_policy
 
 DERIVED_FIELDS = frozenset(
     {"iri", "identifier", "title", "description", "distributions", "policies", "publisher"}
@@ -126,14 +127,24 @@ def to_dataset(record: DatasetRecord, pub: Publisher) -> Dataset:
                 "description": record.description or record.title,
                 "publisher": {"iri": pub.did, "name": pub.name, "contact": contact},
                 "distributions": _distributions(record, pub),
-                "policies": tuple(
-                    {k: v for k, v in o.items() if k != "target"} for o in record.offers
-                ),
+                "policies": tuple(_published_offer(o) for o in record.offers),
                 "modified": record.modified_at,
             }
         )
     except ValidationError as exc:
         raise BadRequestError(f"dataset {record.id}: metadata invalid: {_words(exc)}") from None
+
+
+def _published_offer(offer: dict[str, Any]) -> dict[str, Any]:
+    """An offer as the catalog shows it: its normalised compact form (ODRL terms bare, the
+    operators the DSP schema enumerates, typed literals), however the operator wrote it,
+    without ``target`` (the dataset is the target). A stored offer that no longer validates
+    is shown as written, and refused where it is used."""
+    try:
+        shown = to_jsonld(validate_policy(offer))
+    except PhemsError:
+        shown = offer
+    return {k: v for k, v in shown.items() if k != "target"}
 
 
 def to_catalog(datasets: Sequence[Dataset], pub: Publisher) -> Catalog:

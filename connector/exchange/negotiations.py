@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from catalog.dsp import with_typed_operands
 from connector.audit import AuditLog
 from connector.datasets import DatasetStore
 from connector.dsp.messages import (
@@ -64,6 +63,7 @@ from connector.policy import (
     evaluate,
     make_agreement,
     offers_match,
+    to_jsonld,
     validate_policy,
 )
 from connector.ports import Clock
@@ -346,10 +346,9 @@ class NegotiationService:
             message = ContractOfferMessage.model_validate(
                 {
                     "providerPid": n.id,
-                    # As in our catalog: typed literals for numbers and booleans.
-                    "offer": with_typed_operands(
-                        stored | {"target": dataset_id, "assigner": self.did}
-                    ),
+                    # As in our catalog: the offer's normalised compact form.
+                    "offer": to_jsonld(validate_policy(stored))
+                    | {"target": dataset_id, "assigner": self.did},
                     "callbackAddress": self.dsp_base,
                 }
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -53,6 +54,54 @@ def test_derived_fields_come_from_the_record_and_settings() -> None:
     assert ds.distributions[0].access_service.endpoint_url == "http://127.0.0.1:9000/dsp/2025-1"
     assert ds.policies == ({k: v for k, v in OFFER.items() if k != "target"},)
     assert ds.modified == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    assert validate(to_graph(to_catalog([ds], PUB))).conforms
+
+
+def test_an_offer_is_published_in_the_compact_form_the_dsp_schema_wants() -> None:
+    # Prefixed keys, IRIs as objects, a full-IRI operator, a target: all mean the same offer.
+    written = {
+        "@id": "o2",
+        "@type": "odrl:Offer",
+        "odrl:target": "cohort",
+        "odrl:permission": [
+            {
+                "odrl:action": {"@id": "odrl:use"},
+                "odrl:constraint": [
+                    {
+                        "odrl:leftOperand": {"@id": "odrl:purpose"},
+                        "odrl:operator": {"@id": "http://www.w3.org/ns/odrl/2/eq"},
+                        "odrl:rightOperand": "research",
+                    },
+                    {
+                        "leftOperand": "phems:minCellSize",
+                        "operator": "odrl:gteq",
+                        "rightOperand": 10,
+                    },
+                ],
+            }
+        ],
+    }
+    ds = to_dataset(replace(record(), offers=(written,)), PUB)
+    integer = "http://www.w3.org/2001/XMLSchema#integer"
+    assert ds.policies == (
+        {
+            "@id": "o2",
+            "@type": "Offer",
+            "permission": [
+                {
+                    "action": "use",
+                    "constraint": [
+                        {
+                            "leftOperand": "https://w3id.org/phems/ns/minCellSize",
+                            "operator": "gteq",
+                            "rightOperand": {"@value": "10", "@type": integer},
+                        },
+                        {"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"},
+                    ],
+                }
+            ],
+        },
+    )
     assert validate(to_graph(to_catalog([ds], PUB))).conforms
 
 
