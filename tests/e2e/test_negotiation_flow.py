@@ -146,8 +146,10 @@ def test_provider_initiated_offer(pair: Pair) -> None:
     assert final["state"] == "FINALIZED", final
     # The provider records FINALIZED when it sends the event; the consumer when it arrives.
     agreements = wait_for(lambda: pair.capi.get("/agreements"), lambda v: len(v) == 1)
-    # What travelled keeps to the DSP schema: the offer's `true` went out as a typed literal.
-    assert offered[0]["offer"]["permission"][0]["constraint"][1]["rightOperand"] == {
+    # What travelled keeps to the DSP schema: the offer in its compact form (the profile's
+    # `phems:membership` as a full IRI), its `true` as a typed literal.
+    constraints = {c["leftOperand"]: c for c in offered[0]["offer"]["permission"][0]["constraint"]}
+    assert constraints["https://w3id.org/phems/ns/membership"]["rightOperand"] == {
         "@value": "true",
         "@type": "http://www.w3.org/2001/XMLSchema#boolean",
     }
