@@ -9,9 +9,11 @@ The agreement's policy reaches every call through the token. It is evaluated (tr
 scope, against the consumer's credentials) whenever a token is issued, and a token expires
 after ``TOKEN_LIFETIME`` or sooner, at the first instant the policy would no longer permit
 the transfer (the end of its ``dateTime`` window, the expiry of a credential it was checked
-against). The constraints that need a query's facts (purpose stated by the query, output
-type, cell size, epsilon, count of queries) are evaluated at data plane scope by the
-fulfilment that defines the query.
+against). A provider's own resume has no consumer credentials at hand: it checks the
+agreement's time window only (refused once it has closed) and the token ends with the
+window; the credentials are checked again at the next refresh. The constraints that need a
+query's facts (purpose stated by the query, output type, cell size, epsilon, count of
+queries) are evaluated at data plane scope by the fulfilment that defines the query.
 
 A transfer may run longer than a token, or be resumed after a pause.
 ``POST /dataplane/transfers/{tid}/token`` (the DataAddress's ``refreshEndpoint``) gives the

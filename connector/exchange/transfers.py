@@ -37,6 +37,7 @@ from connector.errors import (
     InvalidMessageError,
     InvalidTransitionError,
     NotFoundError,
+    PolicyViolationError,
 )
 from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
@@ -50,6 +51,7 @@ from connector.policy import (
     Scope,
     evaluate,
     permitted_until,
+    time_bounds,
     validate_policy,
 )
 from connector.ports import Clock
@@ -262,7 +264,10 @@ class TransferService:
                     "only the party that suspended it resumes it"
                 )
             if t.role is Role.PROVIDER:
-                t = await self._start(conn, t, event="transfer.resumed", actor=actor)
+                expires = await self._window_end(conn, t)
+                t = await self._start(
+                    conn, t, expires=expires, event="transfer.resumed", actor=actor
+                )
             else:
                 t = await self._send(
                     conn,
@@ -395,6 +400,24 @@ class TransferService:
             uses_so_far=uses_so_far,
             output_type=FORMAT_OUTPUT_TYPES.get(t.format or ""),
         )
+
+    async def _window_end(self, conn: AsyncConnection, t: Transfer) -> datetime:
+        """For a resume by our own operator, with no consumer credentials at hand: the
+        agreement's time window must still be open (else 403), and the new token ends with it
+        (the consumer's credentials are checked again when it refreshes the token)."""
+        assert t.agreement_id is not None
+        agreement = await self.store.get_agreement(conn, t.agreement_id)
+        if agreement is None:
+            raise ConflictError(f"transfer {t.id}: its agreement {t.agreement_id} is gone")
+        window = time_bounds(validate_policy(agreement.agreement))
+        context = EvaluationContext(caller=t.counterparty_did, now=self.clock.now())
+        decision = evaluate(window, context, Scope.TRANSFER)
+        if not decision:
+            raise PolicyViolationError(
+                f"transfer {t.id} cannot be resumed: the agreement no longer permits it: "
+                f"{decision.reason}"
+            )
+        return permitted_until(window, context, Scope.TRANSFER, until=context.now + TOKEN_LIFETIME)
 
     def _token_end(self, policy: Policy, context: EvaluationContext) -> datetime:
         """When a data plane token issued now must expire: after ``TOKEN_LIFETIME``, or sooner

@@ -3,6 +3,7 @@
 validate_policy(dict) -> Policy                  refuse unknown terms (PolicyDefinitionError)
 evaluate(Policy, EvaluationContext, Scope) -> Decision
 permitted_until(Policy, EvaluationContext, Scope, *, until) -> datetime   when that stops
+time_bounds(Policy) -> Policy                     only its dateTime constraints, the rest neutral
 offers_match(requested, stored, *, dataset_id) -> OfferMatch
 make_agreement(offer, *, agreement_id, target, assigner, assignee, timestamp) -> dict
 to_jsonld(Policy) -> dict
@@ -37,7 +38,7 @@ from connector.policy.vocab import (
     RuleKind,
     expand,
 )
-from connector.policy.window import permitted_until
+from connector.policy.window import permitted_until, time_bounds
 
 __all__ = [
     "CHECKS",
@@ -67,6 +68,7 @@ __all__ = [
     "make_agreement",
     "offers_match",
     "permitted_until",
+    "time_bounds",
     "to_jsonld",
     "validate_policy",
 ]

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from connector.policy.context import EvaluationContext, Scope
 from connector.policy.evaluate import evaluate
-from connector.policy.model import Constraint, ConstraintNode, Policy
-from connector.policy.vocab import LeftOperand
+from connector.policy.model import Constraint, ConstraintNode, LogicalConstraint, Policy
+from connector.policy.vocab import LeftOperand, Logic
 
 _JUST_AFTER = timedelta(microseconds=1)
 
@@ -33,6 +33,33 @@ def permitted_until(
         if not evaluate(policy, replace(context, now=moment), scope):
             return moment
     return end
+
+
+def time_bounds(policy: Policy) -> Policy:
+    """The policy with only its time constraints: every other constraint is taken to hold
+    where it permits and not to hold where it prohibits (an empty ``and`` / ``or``). For
+    deciding, without the caller's credentials at hand, whether the agreement's time window
+    still admits a use and when it closes."""
+
+    def keep(nodes: tuple[ConstraintNode, ...], neutral: Logic) -> tuple[ConstraintNode, ...]:
+        return tuple(_timed(node, neutral) for node in nodes)
+
+    def _timed(node: ConstraintNode, neutral: Logic) -> ConstraintNode:
+        if isinstance(node, Constraint):
+            if node.left_operand is LeftOperand.DATE_TIME:
+                return node
+            return LogicalConstraint(neutral, ())
+        return LogicalConstraint(node.logic, keep(node.constraints, neutral))
+
+    return replace(
+        policy,
+        permissions=tuple(
+            replace(r, constraints=keep(r.constraints, Logic.AND)) for r in policy.permissions
+        ),
+        prohibitions=tuple(
+            replace(r, constraints=keep(r.constraints, Logic.OR)) for r in policy.prohibitions
+        ),
+    )
 
 
 def _instants(policy: Policy, context: EvaluationContext) -> Iterator[datetime]:

@@ -189,3 +189,37 @@ async def test_a_refresh_does_not_count_as_another_use(world: World) -> None:
     async with s.dsp_store.transaction() as conn:
         agreement = await s.dsp_store.get_agreement(conn, "urn:uuid:agreement")
     assert agreement is not None and agreement.uses == 1
+
+
+async def _latest_start(s: Services) -> dict[str, str]:
+    async with s.engine.connect() as conn:
+        query = (
+            sa.select(outbox.c.body)
+            .where(outbox.c.message_type == "TransferStartMessage")
+            .order_by(outbox.c.id.desc())
+            .limit(1)
+        )
+        body = json.loads((await conn.execute(query)).scalar_one())
+    return {p["name"]: p["value"] for p in body["dataAddress"]["endpointProperties"]}
+
+
+async def test_a_resume_by_the_provider_keeps_to_the_agreements_window(world: World) -> None:
+    s = world.services
+    end = T0 + timedelta(minutes=30)
+    window = {"leftOperand": "dateTime", "operator": "lteq", "rightOperand": end.isoformat()}
+    await _agreement(s, MEMBER, window)
+    tid, _ = await _start(s, _caller(T0 + timedelta(days=30)))
+    await s.transfers.suspend(tid, reason="maintenance", actor="dpo")
+
+    world.clock.advance(20 * 60)  # 10 minutes left: the fresh token ends with the window
+    resumed = await s.transfers.resume(tid, actor="dpo")
+    assert resumed.state is TransferState.STARTED
+    props = await _latest_start(s)
+    assert _exp(s, props["authorization"], world.clock.now()) == end  # 12:30:00.000001 floored
+    assert props["expiresIn"] == "600"
+
+    await s.transfers.suspend(tid, reason="again", actor="dpo")
+    world.clock.advance(11 * 60)  # past the window: no resume, the transfer stays suspended
+    with pytest.raises(PolicyViolationError, match="cannot be resumed.*dateTime"):
+        await s.transfers.resume(tid, actor="dpo")
+    assert (await s.transfers.get_local(tid)).state is TransferState.SUSPENDED

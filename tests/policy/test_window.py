@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.policy import Scope, evaluate, permitted_until, validate_policy
+from connector.policy import Scope, evaluate, permitted_until, time_bounds, validate_policy
 from tests.policy.helpers import NOW, PHEMS, c, ctx, membership, offer, permit, policy
 
 HOUR = timedelta(hours=1)
@@ -96,3 +96,32 @@ def test_a_prohibition_that_starts_later_ends_it() -> None:
 def test_instants_not_after_now_are_ignored(minutes: int) -> None:
     p = policy(c("dateTime", "gteq", _iso(NOW + timedelta(minutes=minutes))))
     assert _until(p) == UNTIL
+
+
+def test_time_bounds_keeps_the_window_and_lets_the_rest_pass() -> None:
+    end = NOW + timedelta(minutes=20)
+    p = time_bounds(
+        validate_policy(
+            offer(
+                MEMBER,
+                {
+                    "@type": "LogicalConstraint",
+                    "or": [c("dateTime", "lt", _iso(end)), c("purpose", "eq", "research")],
+                },
+                c("dateTime", "lt", _iso(end + HOUR)),
+            )
+            | {
+                "prohibition": [
+                    {"action": "use", "constraint": [c("spatial", "eq", "US")]},
+                    {"action": "use", "constraint": [c("dateTime", "gteq", _iso(end + HOUR))]},
+                ]
+            }
+        )
+    )
+    bare = ctx(credentials=())  # no membership, no purpose, no location: none of it counts
+    assert evaluate(p, bare, Scope.TRANSFER)
+    # The `or` holds through its neutral purpose once its dateTime is past: the window is
+    # the outer one, and the prohibition that starts with its end.
+    assert permitted_until(p, bare, Scope.TRANSFER, until=NOW + 3 * HOUR) == end + HOUR
+    late = ctx(credentials=(), now=end + HOUR)
+    assert not evaluate(p, late, Scope.TRANSFER)
