@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from connector.api.deps import ManagementAuth, ServicesDep
-from connector.api.remote import fetch_catalog
+from connector.api.remote import fetch_catalog, fetch_data_plane_token
 from connector.catalog_bridge import (
     STATISTICS_FIELDS,
     check_operator_metadata,
@@ -410,6 +410,18 @@ async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> d
 async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Resume a transfer this connector suspended; as provider with a fresh DataAddress."""
     return transfer_json(await services.transfers.resume(tid, actor=ACTOR))
+
+
+@router.post("/transfers/{tid}/token")
+async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, Any]:
+    """Consumer: a fresh data plane token for a STARTED transfer, from the provider's
+    ``refreshEndpoint`` (asked with this connector's own token and credentials, so the
+    provider checks its policy again). The transfer's DataAddress then carries it."""
+    t, endpoint = await services.transfers.refresh_endpoint(tid)
+    token, expires_in = await fetch_data_plane_token(
+        services.http, services.tokens, endpoint, t.counterparty_did
+    )
+    return transfer_json(await services.transfers.record_token(tid, token, expires_in))
 
 
 @router.post("/transfers/{tid}/terminate")

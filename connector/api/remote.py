@@ -1,5 +1,6 @@
 """Calls to other connectors made on an operator's request (not DSP state changes, which go
-through the outbox): fetching a counterparty's DSP catalog, one page or all of it."""
+through the outbox): fetching a counterparty's DSP catalog, one page or all of it; a fresh
+data plane token for a transfer we consume."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import httpx
 import orjson
 
 from connector.dsp.urls import join_url
-from connector.errors import UpstreamError
+from connector.errors import PolicyViolationError, UpstreamError
 from connector.identity.tokens import TokenIssuer
 from connector.json_depth import deeper_than
 from connector.peer_http import capped_request
@@ -73,3 +74,38 @@ async def fetch_catalog(
     if first is None:
         raise UpstreamError("catalog request returned nothing", url=address)
     return {**first, "dataset": datasets}
+
+
+async def fetch_data_plane_token(
+    http: httpx.AsyncClient, tokens: TokenIssuer, url: str, did: str
+) -> tuple[str, int | None]:
+    """POST our self-issued token (with our credentials) to a provider's ``refreshEndpoint``:
+    the fresh data plane token and its ``expiresIn``. A provider that refuses under the
+    agreement's policy (403) is a ``PolicyViolationError`` carrying its reason."""
+    response = await capped_request(
+        http,
+        "POST",
+        url,
+        what="data plane token refresh",
+        headers={"Authorization": f"Bearer {tokens.issue(did)}"},
+    )
+    try:
+        answer = orjson.loads(response.body) if response.body else None
+    except ValueError:
+        answer = None
+    if response.status == 403:
+        reason = answer.get("detail") if isinstance(answer, dict) else None
+        raise PolicyViolationError(
+            f"the provider refused a fresh token: {reason or response.text[:300]}"
+        )
+    if response.status != 200:
+        raise UpstreamError(
+            f"token refresh refused with HTTP {response.status}: {response.text[:300]}", url=url
+        )
+    token = answer.get("authorization") if isinstance(answer, dict) else None
+    if not isinstance(token, str) or not token:
+        raise UpstreamError("token refresh answer has no authorization", url=url)
+    expires_in = answer.get("expiresIn") if isinstance(answer, dict) else None
+    if not (isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in >= 0):
+        expires_in = None
+    return token, expires_in

@@ -18,6 +18,7 @@ from connector.identity.keys import ConnectorKeys
 from connector.identity.signing import sign_jws, verify_jws
 
 TOKEN_LIFETIME = timedelta(minutes=15)
+REFRESH_ENDPOINT = "refreshEndpoint"  # the DataAddress property: POST here for a fresh token
 
 
 @dataclass(frozen=True)

@@ -72,14 +72,17 @@ async def check_callback(
     address: str,
     insecure_hosts: Collection[str],
     resolver: DidResolver | None = None,
+    *,
+    what: str = "callbackAddress",
 ) -> None:
     """Refuse (``InvalidMessageError``) a callback on a host the caller does not control.
     ``resolver`` gives the caller's DID document (cached since its token was checked) for the
-    hosts it declares; without one, only the DID's own host is accepted."""
+    hosts it declares; without one, only the DID's own host is accepted. ``what`` names the
+    address in the error (the same rule holds for any URL a peer gives us to call)."""
     parts = urlsplit(address)
     own = did_web_host(caller_did)
     if own is None:
-        raise InvalidMessageError(f"callbackAddress: {caller_did} is not a did:web participant")
+        raise InvalidMessageError(f"{what}: {caller_did} is not a did:web participant")
     host = (parts.hostname or "").lower()
     insecure = {urlsplit(f"//{h}").hostname for h in insecure_hosts}
     if host != own:
@@ -91,13 +94,13 @@ async def check_callback(
                 declared = set()
         if host not in declared:
             raise InvalidMessageError(
-                f"callbackAddress must be on the caller's own host {own!r} or on a host its "
+                f"{what} must be on the caller's own host {own!r} or on a host its "
                 f"DID document declares as a service endpoint, not {parts.hostname!r}"
             )
         if _internal(host) and host not in insecure:
             raise InvalidMessageError(
-                f"callbackAddress: {parts.hostname!r} is declared in the caller's DID document "
+                f"{what}: {parts.hostname!r} is declared in the caller's DID document "
                 "but is an internal address; only the caller's own host may be one"
             )
     if parts.scheme != "https" and host not in insecure:
-        raise InvalidMessageError("callbackAddress must use https")
+        raise InvalidMessageError(f"{what} must use https")

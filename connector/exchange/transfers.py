@@ -17,9 +17,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
-from connector.dataplane.tokens import TOKEN_LIFETIME, issue_access_token, seconds_left
+from connector.dataplane.tokens import (
+    REFRESH_ENDPOINT,
+    TOKEN_LIFETIME,
+    issue_access_token,
+    seconds_left,
+)
 from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetStore
 from connector.dsp.messages import (
+    EndpointProperty,
     TransferCompletionMessage,
     TransferRequestMessage,
     TransferStartMessage,
@@ -38,6 +44,7 @@ from connector.errors import (
     InvalidTransitionError,
     NotFoundError,
     PolicyViolationError,
+    UpstreamError,
 )
 from connector.exchange.callbacks import check_callback
 from connector.exchange.policy_context import context_for
@@ -306,6 +313,49 @@ class TransferService:
         decision.raise_if_denied()  # after the commit: the refusal stays in the audit log
         raise AssertionError("unreachable")
 
+    async def refresh_endpoint(self, id: str) -> tuple[Transfer, str]:
+        """A STARTED transfer we consume and the ``refreshEndpoint`` its DataAddress names,
+        which must be on a host the provider controls (the rule for callback addresses: we
+        will POST our token and credentials there)."""
+        t = await self.get_local(id)
+        if t.role is not Role.CONSUMER:
+            raise ConflictError(f"transfer {id} is one we provide; its consumer asks for tokens")
+        if t.state is not TransferState.STARTED:
+            raise ConflictError(f"transfer {id} is {t.state}, not STARTED")
+        endpoint = t.data_address.get_property(REFRESH_ENDPOINT) if t.data_address else None
+        if not endpoint:
+            raise ConflictError(f"the provider's DataAddress for {id} names no refreshEndpoint")
+        try:
+            await check_callback(
+                t.counterparty_did,
+                endpoint,
+                self.insecure_hosts,
+                self.resolver,
+                what="the provider's refreshEndpoint",
+            )
+        except InvalidMessageError as exc:
+            raise UpstreamError(exc.detail, url=endpoint) from None
+        return t, endpoint
+
+    async def record_token(self, id: str, token: str, expires_in: int | None) -> Transfer:
+        """Keep a fresh data plane token in the transfer's DataAddress (as if the provider
+        had sent it in a TransferStartMessage)."""
+        async with self.store.transaction() as conn:
+            t = await self.store.get_transfer(conn, id, lock=True)
+            if t is None or t.data_address is None or t.state is not TransferState.STARTED:
+                raise ConflictError(f"transfer {id} is no longer STARTED")
+            fresh = {"authorization": token}
+            if expires_in is not None:
+                fresh["expiresIn"] = str(expires_in)
+            props = [p for p in t.data_address.endpoint_properties or () if p.name not in fresh] + [
+                EndpointProperty(name=k, value=v) for k, v in fresh.items()
+            ]
+            address = t.data_address.model_copy(update={"endpoint_properties": props})
+            t = replace(t, data_address=address, updated_at=self.clock.now())
+            await self.store.update_transfer(conn, t)
+            await self._audit(conn, t, "transfer.token-refreshed")
+            return t
+
     async def terminate(self, id: str, *, reason: str, actor: str) -> Transfer:
         return await self._local_message(
             id, actor, "terminated", lambda t: self._termination(t, "terminated", reason)
@@ -363,7 +413,7 @@ class TransferService:
                         {"name": "expiresIn", "value": str(seconds_left(expires, now))},
                         # POST with the consumer's self-issued token: a fresh authorization.
                         {
-                            "name": "refreshEndpoint",
+                            "name": REFRESH_ENDPOINT,
                             "value": join_url(
                                 self.public_url, "dataplane", "transfers", t.id, "token"
                             ),

@@ -106,6 +106,20 @@ def test_catalog_negotiation_transfer(pair: Pair) -> None:
     assert new["authorization"] != props["authorization"]
     r = httpx.get(address["endpoint"], headers={"Authorization": f"Bearer {new['authorization']}"})
     assert r.status_code == 501, r.text  # authorised (fulfilment comes later)
+    # The same through the consumer's management API: its connector asks with its own token
+    # and credentials, and keeps the fresh token in the transfer's DataAddress.
+    kept = pair.capi.post(f"/transfers/{t['id']}/token", expect=200)
+    kept_props = {p["name"]: p["value"] for p in kept["dataAddress"]["endpointProperties"]}
+    assert kept_props["authorization"] not in (props["authorization"], new["authorization"])
+    assert kept_props["expiresIn"] == "900" and kept_props["refreshEndpoint"] == refresh
+    assert pair.capi.get(f"/transfers/{t['id']}")["dataAddress"] == kept["dataAddress"]
+    r = httpx.get(
+        address["endpoint"], headers={"Authorization": f"Bearer {kept_props['authorization']}"}
+    )
+    assert r.status_code == 501, r.text
+    # It is the consumer's to ask: the provider's management API has no token to fetch.
+    pt = pair.papi.get("/transfers")[0]
+    assert pair.papi.http.post(f"/management/transfers/{pt['id']}/token").status_code == 409
     # The data plane token itself does not refresh; a replayed DSP token is refused.
     for token in (props["authorization"], consumer_token):
         again = httpx.post(refresh, headers={"Authorization": f"Bearer {token}"})

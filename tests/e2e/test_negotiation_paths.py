@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.e2e.conftest import RESEARCH_OFFER, Pair, dataset, wait_for
 from tests.processes import REPO
@@ -205,3 +208,64 @@ def test_count_limits_transfers_and_bad_addresses_are_400(pair: Pair) -> None:
         "/management/negotiations", json={"counterpartyAddress": "notaurl", "offer": once}
     )
     assert r.status_code == 400 and "counterpartyAddress" in r.json()["detail"]
+
+
+def test_data_plane_tokens_end_with_the_agreements_window(pair: Pair) -> None:
+    """The consumer's management API fetches fresh tokens from the provider, which issues them
+    only while the agreement's dateTime window is open, and no longer than it."""
+    end = datetime.now(UTC) + timedelta(seconds=10)
+    window = {"leftOperand": "dateTime", "operator": "lt", "rightOperand": end.isoformat()}
+    brief = RESEARCH_OFFER | {
+        "@id": "offer-brief",
+        "permission": [
+            {
+                **RESEARCH_OFFER["permission"][0],
+                "constraint": [*RESEARCH_OFFER["permission"][0]["constraint"], window],
+            }
+        ],
+    }
+    pair.papi.post("/datasets", dataset("ds", [brief]), expect=201)
+    n = _request(pair, brief)
+    wait_for(lambda: _state(pair.capi, n["id"]), lambda s: s == "FINALIZED")
+    [agreement] = wait_for(lambda: pair.capi.get("/agreements"), lambda v: len(v) == 1)
+    t = pair.capi.post(
+        "/transfers", {"agreementId": agreement["id"], "format": "FHIR-Aggregate-PULL"}, 201
+    )
+    started = wait_for(
+        lambda: pair.capi.get(f"/transfers/{t['id']}"), lambda v: v["state"] != "REQUESTED"
+    )
+    assert started["state"] == "STARTED", f"slower than the 10 s window? {started}"
+    first = _props(started)
+    assert 0 <= int(first["expiresIn"]) <= 10  # not the usual 900
+
+    fresh = pair.capi.post(f"/transfers/{t['id']}/token", expect=200)
+    assert _props(fresh)["authorization"] != first["authorization"]
+    assert int(_props(fresh)["expiresIn"]) <= 10
+    pull = httpx.get(
+        fresh["dataAddress"]["endpoint"],
+        headers={"Authorization": f"Bearer {_props(fresh)['authorization']}"},
+    )
+    assert pull.status_code == 501, pull.text  # authorised (fulfilment comes later)
+
+    # Once the window has closed the provider refuses, naming the constraint.
+    def refresh() -> httpx.Response:
+        return pair.capi.http.post(f"/management/transfers/{t['id']}/token")
+
+    refused = wait_for(refresh, lambda r: r.status_code != 200, timeout=20)
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "refused a fresh token" in refused.json()["detail"]
+    assert "dateTime" in refused.json()["detail"]
+    exported = subprocess.run(
+        [sys.executable, "-m", "connector", "audit", "export"],
+        env=pair.provider.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "transfer.token-refused" in exported.stdout
+
+
+def _props(transfer: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in transfer["dataAddress"]["endpointProperties"]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,11 @@ from connector.composition import Services, build_services
 from connector.dataplane.tokens import TOKEN_LIFETIME, verify_access_token
 from connector.datasets import DatasetRecord
 from connector.db.tables import audit_log, audit_pending, outbox
-from connector.dsp.messages import TransferRequestMessage
+from connector.dsp.messages import DataAddress, TransferRequestMessage
 from connector.dsp.states import Role, TransferState
 from connector.dsp.store import AgreementRecord
-from connector.errors import PolicyViolationError
+from connector.dsp.transfer import Transfer
+from connector.errors import PolicyViolationError, UpstreamError
 from connector.identity.credentials import VerifiedCredential
 from connector.identity.tokens import VerifiedCaller
 from connector.settings import Settings
@@ -223,3 +224,41 @@ async def test_a_resume_by_the_provider_keeps_to_the_agreements_window(world: Wo
     with pytest.raises(PolicyViolationError, match="cannot be resumed.*dateTime"):
         await s.transfers.resume(tid, actor="dpo")
     assert (await s.transfers.get_local(tid)).state is TransferState.SUSPENDED
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("http://169.254.169.254/latest", "must be on the caller's own host"),
+        ("https://127.0.0.1:9/dataplane/transfers/x/token", None),
+        ("http://127.0.0.1:9/dataplane/transfers/x/token", None),
+    ],
+    ids=["elsewhere", "own-host-https", "own-host-insecure-listed"],
+)
+async def test_the_consumer_posts_its_token_only_to_the_providers_own_host(
+    world: World, endpoint: str, words: str | None
+) -> None:
+    s = world.services
+    t = Transfer.new(
+        id="urn:uuid:c9",
+        role=Role.CONSUMER,
+        counterparty_did=CONSUMER,  # here: the provider, on 127.0.0.1:9
+        now=T0,
+        consumer_pid="urn:uuid:c9",
+        provider_pid="urn:uuid:p9",
+    )
+    address = DataAddress.model_validate(
+        {
+            "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+            "endpoint": "http://127.0.0.1:9/dataplane/transfers/x",
+            "endpointProperties": [{"name": "refreshEndpoint", "value": endpoint}],
+        }
+    )
+    t = replace(t, state=TransferState.STARTED, data_address=address)
+    async with s.dsp_store.transaction() as conn:
+        await s.dsp_store.insert_transfer(conn, t)
+    if words is None:
+        assert (await s.transfers.refresh_endpoint(t.id))[1] == endpoint
+    else:
+        with pytest.raises(UpstreamError, match=f"refreshEndpoint {words}"):
+            await s.transfers.refresh_endpoint(t.id)
