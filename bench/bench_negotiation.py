@@ -424,9 +424,10 @@ async def main_async(args: argparse.Namespace, provider_db: str, consumer_db: st
         "PHEMS_TRUSTED_ISSUERS": authority_did,
         "PHEMS_INSECURE_DID_HOSTS": f"127.0.0.1:{pp},127.0.0.1:{pc}",
         "PHEMS_LOG_LEVEL": "WARNING",
-        # 32 negotiations in flight hold more than the default 10 (+20 overflow) connections
-        # at times; overflow connections are closed on return, and reopening them (a new
-        # PostgreSQL backend each) cost more than the rest of the database work.
+        # 32 negotiations in flight hold more than the default 10 + 20 connections at times
+        # (the consumer up to 41); a request that waits for a connection waits for the slowest
+        # holder. Until session 9 overflow connections closed on return and reopened at the
+        # next peak (a new PostgreSQL backend each); now the pool keeps them.
         "PHEMS_DATABASE_POOL_SIZE": "40",
         # Both connectors' pools together (2 x (40 + 5)) stay below PostgreSQL's default
         # max_connections (100): with the default overflow (20) a slow minute once opened

@@ -167,8 +167,8 @@ class Settings(BaseSettings):
         ge=1,
         le=500,
         description=(
-            "PostgreSQL connections each replica keeps open. Keep replicas x (pool size + "
-            "overflow) below the server's max_connections."
+            "PostgreSQL connections each replica opens as needed and keeps open. Keep "
+            "replicas x (pool size + overflow) below the server's max_connections."
         ),
     )
     database_max_overflow: int = Field(
@@ -176,8 +176,9 @@ class Settings(BaseSettings):
         ge=0,
         le=500,
         description=(
-            "PostgreSQL connections a replica may open beyond the pool under load (closed again "
-            "when returned; a busy connector that keeps overflowing wants a larger pool)."
+            "PostgreSQL connections a replica may open beyond the pool under load; once open "
+            "they stay open like the pool's (closing one on return and reopening it at the "
+            "next peak cost more than keeping it)."
         ),
     )
 
