@@ -54,21 +54,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
     # A fixed-size pool, opened as needed: overflow connections stay open once opened, as
     # HikariCP advises. SQLAlchemy would close one as soon as it came back to a full pool, and
     # under sustained load it reopened them all the time; each costs PostgreSQL a new backend,
-    # every statement parsed again and a type introspection (bench/README.md, session 9).
-    engine = create_async_engine(url, pool_size=pool_size + max_overflow, max_overflow=0)
-
-    @sa.event.listens_for(engine.sync_engine, "connect")
-    def _array_types(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        # asyncpg learns a type it has no codec for by asking the server, once a connection,
-        # for each statement that brings new ones: a typeinfo query costing PostgreSQL about
-        # 10 ms, mostly planning. Our batch statements bind arrays of these three types; asked
-        # together when the connection opens, that is one query instead of up to three.
-        dbapi_conn.run_async(lambda c: c.prepare(_ARRAY_TYPES))
-
-    return engine
-
-
-_ARRAY_TYPES = "SELECT $1::text[], $2::timestamptz[], $3::bigint[]"
+    # every statement parsed again and asyncpg's type introspections (bench/README.md,
+    # session 9).
+    return create_async_engine(url, pool_size=pool_size + max_overflow, max_overflow=0)
 
 
 @asynccontextmanager

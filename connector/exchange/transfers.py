@@ -304,14 +304,14 @@ class TransferService:
             policy = validate_policy(agreement.agreement)
             context = self._context(caller, agreement, t, uses_so_far=max(agreement.uses - 1, 0))
             decision = evaluate(policy, context, Scope.TRANSFER)
-            if decision:
+            if not decision:
+                await self._audit(conn, t, "transfer.token-refused", reason=decision.reason)
+            else:
                 expires = self._token_end(policy, context)
                 token = self._access_token(t, expires)
                 await self._audit(conn, t, "transfer.token-issued")
                 return token, expires
-            await self._audit(conn, t, "transfer.token-refused", reason=decision.reason)
-        decision.raise_if_denied()  # after the commit: the refusal stays in the audit log
-        raise AssertionError("unreachable")
+        raise PolicyViolationError(decision.reason)  # after the commit: the refusal is audited
 
     async def refresh_endpoint(self, id: str) -> tuple[Transfer, str]:
         """A STARTED transfer we consume and the ``refreshEndpoint`` its DataAddress names,
