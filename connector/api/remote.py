@@ -90,11 +90,12 @@ async def fetch_data_plane_token(
         headers={"Authorization": f"Bearer {tokens.issue(did)}"},
     )
     try:
-        answer = orjson.loads(response.body) if response.body else None
+        parsed = orjson.loads(response.body) if response.body else None
     except ValueError:
-        answer = None
+        parsed = None
+    answer: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
     if response.status == 403:
-        reason = answer.get("detail") if isinstance(answer, dict) else None
+        reason = answer.get("detail")
         raise PolicyViolationError(
             f"the provider refused a fresh token: {reason or response.text[:300]}"
         )
@@ -102,10 +103,10 @@ async def fetch_data_plane_token(
         raise UpstreamError(
             f"token refresh refused with HTTP {response.status}: {response.text[:300]}", url=url
         )
-    token = answer.get("authorization") if isinstance(answer, dict) else None
+    token = answer.get("authorization")
     if not isinstance(token, str) or not token:
         raise UpstreamError("token refresh answer has no authorization", url=url)
-    expires_in = answer.get("expiresIn") if isinstance(answer, dict) else None
+    expires_in = answer.get("expiresIn")
     if not (isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in >= 0):
         expires_in = None
     return token, expires_in

@@ -390,15 +390,14 @@ class TransferService:
         conn: AsyncConnection,
         t: Transfer,
         *,
-        expires: datetime | None = None,
+        expires: datetime,
         event: str = "transfer.started",
         actor: str | None = None,
     ) -> Transfer:
         """Sends the TransferStartMessage with a DataAddress whose token lives until
-        ``expires`` (at most ``TOKEN_LIFETIME``)."""
+        ``expires`` (``_token_end`` / ``_window_end``: at most ``TOKEN_LIFETIME``)."""
         assert t.provider_pid is not None
         now = self.clock.now()
-        expires = min(expires or now + TOKEN_LIFETIME, now + TOKEN_LIFETIME)
         token = self._access_token(t, expires)
         message = TransferStartMessage.model_validate(
             {

@@ -40,26 +40,26 @@ def time_bounds(policy: Policy) -> Policy:
     where it permits and not to hold where it prohibits (an empty ``and`` / ``or``). For
     deciding, without the caller's credentials at hand, whether the agreement's time window
     still admits a use and when it closes."""
-
-    def keep(nodes: tuple[ConstraintNode, ...], neutral: Logic) -> tuple[ConstraintNode, ...]:
-        return tuple(_timed(node, neutral) for node in nodes)
-
-    def _timed(node: ConstraintNode, neutral: Logic) -> ConstraintNode:
-        if isinstance(node, Constraint):
-            if node.left_operand is LeftOperand.DATE_TIME:
-                return node
-            return LogicalConstraint(neutral, ())
-        return LogicalConstraint(node.logic, keep(node.constraints, neutral))
-
     return replace(
         policy,
         permissions=tuple(
-            replace(r, constraints=keep(r.constraints, Logic.AND)) for r in policy.permissions
+            replace(r, constraints=tuple(_neutralised(n, Logic.AND) for n in r.constraints))
+            for r in policy.permissions
         ),
         prohibitions=tuple(
-            replace(r, constraints=keep(r.constraints, Logic.OR)) for r in policy.prohibitions
+            replace(r, constraints=tuple(_neutralised(n, Logic.OR) for n in r.constraints))
+            for r in policy.prohibitions
         ),
     )
+
+
+def _neutralised(node: ConstraintNode, neutral: Logic) -> ConstraintNode:
+    """``node`` with every constraint but ``dateTime`` replaced by an empty ``neutral``."""
+    if isinstance(node, LogicalConstraint):
+        return LogicalConstraint(
+            node.logic, tuple(_neutralised(n, neutral) for n in node.constraints)
+        )
+    return node if node.left_operand is LeftOperand.DATE_TIME else LogicalConstraint(neutral, ())
 
 
 def _instants(policy: Policy, context: EvaluationContext) -> Iterator[datetime]:

@@ -39,14 +39,20 @@ def _provider_twin(pair: Pair, consumer_pid: str) -> dict[str, Any]:
     return found[0]  # type: ignore[no-any-return]
 
 
-def _verify_cli(path: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``phems-connector ARGS`` (with a connector's environment, for its database)."""
     return subprocess.run(
-        [sys.executable, "-m", "connector", "agreements", "verify", str(path)],
+        [sys.executable, "-m", "connector", *args],
+        env=env,
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=60,
     )
+
+
+def _verify_cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return _cli("agreements", "verify", str(path))
 
 
 def test_approval_terminations_and_proofs(pair: Pair, tmp_path: Path) -> None:
@@ -159,13 +165,7 @@ def test_approval_terminations_and_proofs(pair: Pair, tmp_path: Path) -> None:
     wait_for(lambda: pair.papi.get(f"/transfers/{pt['id']}")["state"], lambda s: s == "TERMINATED")
 
     # Every step is in the provider's audit log, and the chain verifies.
-    audit = subprocess.run(
-        [sys.executable, "-m", "connector", "audit", "verify"],
-        env=pair.provider.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    audit = _cli("audit", "verify", env=pair.provider.env)
     assert audit.returncode == 0, audit.stderr
 
 
@@ -256,13 +256,7 @@ def test_data_plane_tokens_end_with_the_agreements_window(pair: Pair) -> None:
     assert refused.headers["content-type"] == "application/problem+json"
     assert "refused a fresh token" in refused.json()["detail"]
     assert "dateTime" in refused.json()["detail"]
-    exported = subprocess.run(
-        [sys.executable, "-m", "connector", "audit", "export"],
-        env=pair.provider.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    exported = _cli("audit", "export", env=pair.provider.env)
     assert exported.returncode == 0, exported.stderr
     assert "transfer.token-refused" in exported.stdout
 
