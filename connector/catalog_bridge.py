@@ -72,19 +72,31 @@ class Publisher:
         return f"{self.catalog_url}/datasets/{dataset_id}"
 
 
-def check_operator_metadata(metadata: dict[str, Any]) -> None:
-    """Refuse derived or computed fields in what an operator sends (400, naming them)."""
+def check_operator_metadata(
+    metadata: dict[str, Any], stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Refuse derived or computed fields in what an operator sends (400, naming them); return
+    the operator's own part of ``metadata``.
+
+    With ``stored`` (an update of a stored dataset), computed fields equal to the stored ones
+    are accepted and left out, so that what a GET returned can be sent back as it is."""
     derived = sorted(set(metadata) & DERIVED_FIELDS)
     if derived:
         raise BadRequestError(
             f"metadata: {', '.join(derived)} are derived from the dataset record; remove them"
         )
-    computed = sorted(set(metadata) & STATISTICS_FIELDS)
+    computed = sorted(
+        k
+        for k in set(metadata) & STATISTICS_FIELDS
+        if stored is None or k not in stored or metadata[k] != stored[k]
+    )
     if computed:
+        unchanged = " (or sent back unchanged)" if stored is not None else ""
         raise BadRequestError(
-            f"metadata: {', '.join(computed)} are computed from the data; use "
-            "POST /management/datasets/{id}/refresh-statistics"
+            f"metadata: {', '.join(computed)} are computed from the data and can only be "
+            f"left out{unchanged}; use POST /management/datasets/{{id}}/refresh-statistics"
         )
+    return {k: v for k, v in metadata.items() if k not in STATISTICS_FIELDS}
 
 
 def _words(exc: ValidationError) -> str:

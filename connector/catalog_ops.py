@@ -23,7 +23,7 @@ from connector.catalog_bridge import (
 )
 from connector.composition import Services, build_services
 from connector.datasets import DatasetRecord
-from connector.errors import BadRequestError, NotFoundError
+from connector.errors import BadRequestError, ConflictError, NotFoundError
 from connector.settings import Settings
 from connector.statistics import compute_statistics
 
@@ -32,33 +32,44 @@ SAMPLE_PATIENTS = 200
 SAMPLE_SEED = 20_251
 SAMPLE_PROFILE = "general"
 SAMPLE_DATASET_ID = "paediatric-respiratory-2019-2024"
+# A refresh that meets an edit made while it computed applies its statistics to the edited record.
+REFRESH_ATTEMPTS = 3
 NO_STATISTICS = SafeStatistics(None, None, None, None, None, None, ())
 
 
 async def refresh_dataset_statistics(services: Services, dataset_id: str) -> DatasetRecord:
     """Recompute statistics from the FHIR source, validate, store; audit the change."""
     stats = await compute_statistics(services.fhir, today=services.clock.now().date())
-    async with services.dsp_store.transaction() as conn:
-        old = await services.datasets.get(conn, dataset_id)
-    if old is None:
-        raise NotFoundError(f"no dataset {dataset_id}")
-    described = {k: v for k, v in old.metadata.items() if k not in STATISTICS_FIELDS}
-    record = dataclasses.replace(
-        old,
-        metadata={**described, **statistics_metadata(stats)},
-        modified_at=datetime.now(UTC),
-    )
-    await asyncio.to_thread(check_publishable, to_dataset(record, services.published.publisher))
-    async with services.dsp_store.transaction() as conn:
-        await services.datasets.update(conn, record)
-        await services.audit.append(
-            actor=ACTOR,
-            event="dataset.statistics-refreshed",
-            details={"id": dataset_id, **statistics_metadata(stats)},
-            conn=conn,
+    attempt = 0
+    while True:
+        attempt += 1
+        async with services.dsp_store.transaction() as conn:
+            old = await services.datasets.get(conn, dataset_id)
+        if old is None:
+            raise NotFoundError(f"no dataset {dataset_id}")
+        described = {k: v for k, v in old.metadata.items() if k not in STATISTICS_FIELDS}
+        record = dataclasses.replace(
+            old,
+            metadata={**described, **statistics_metadata(stats)},
+            modified_at=datetime.now(UTC),
         )
-    services.published.invalidate()
-    return record
+        await asyncio.to_thread(check_publishable, to_dataset(record, services.published.publisher))
+        try:
+            async with services.dsp_store.transaction() as conn:
+                await services.datasets.update(conn, record, based_on=old.modified_at)
+                await services.audit.append(
+                    actor=ACTOR,
+                    event="dataset.statistics-refreshed",
+                    details={"id": dataset_id, **statistics_metadata(stats)},
+                    conn=conn,
+                )
+        except ConflictError:
+            # Edited meanwhile: the statistics go onto the edited record instead.
+            if attempt >= REFRESH_ATTEMPTS:
+                raise
+            continue
+        services.published.invalidate()
+        return record
 
 
 async def ensure_sample_data(services: Services) -> DatasetRecord:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 
+def as_utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a datetime without an offset is read as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)

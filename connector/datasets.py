@@ -14,6 +14,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.clock import as_utc
 from connector.db import deferred
 from connector.db.tables import datasets
 from connector.errors import BadRequestError, ConflictError
@@ -86,10 +87,6 @@ def with_offer_type(offer: dict[str, Any]) -> dict[str, Any]:
     return offer if "@type" in offer else {"@type": "Offer", **offer}
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 _GET = sa.select(datasets).where(datasets.c.id == sa.bindparam("id"))
 _Row, _PG_GET = deferred.select_text(datasets, "id = $1")
 
@@ -105,8 +102,8 @@ def _record(row: Any) -> DatasetRecord:
         offers=tuple(with_offer_type(o) for o in doc.get("offers", ())),
         metadata=doc.get("metadata", {}),
         status=row.status,
-        created_at=_utc(row.created_at),
-        modified_at=_utc(row.modified_at),
+        created_at=as_utc(row.created_at),
+        modified_at=as_utc(row.modified_at),
     )
 
 
@@ -155,19 +152,30 @@ class DatasetStore:
             )
         )
 
-    async def update(self, conn: AsyncConnection, record: DatasetRecord) -> None:
+    async def update(
+        self, conn: AsyncConnection, record: DatasetRecord, *, based_on: datetime
+    ) -> None:
         """Metadata, offers and formats; never the status (``set_status``), so an edit or a
-        statistics refresh racing with a retirement cannot publish the dataset again."""
+        statistics refresh racing with a retirement cannot publish the dataset again.
+
+        ``based_on`` is the ``modified_at`` of the row the new record was made from: if the row
+        has changed since (another edit, a statistics refresh, a retirement), nothing is
+        written and a 409 says so, instead of one change silently undoing the other."""
         check_dataset(record)
-        await conn.execute(
+        result = await conn.execute(
             datasets.update()
-            .where(datasets.c.id == record.id)
+            .where(datasets.c.id == record.id, datasets.c.modified_at == based_on)
             .values(
                 title=record.title,
                 document=_document(record),
                 modified_at=record.modified_at,
             )
         )
+        if result.rowcount != 1:
+            raise ConflictError(
+                f"dataset {record.id} changed after it was read (it was modified at "
+                f"{based_on.isoformat()}); read it again and repeat the change"
+            )
 
     async def set_status(
         self, conn: AsyncConnection, id: str, status: Status, modified_at: datetime

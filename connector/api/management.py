@@ -23,13 +23,14 @@ from connector.catalog_bridge import (
     to_dataset,
 )
 from connector.catalog_ops import refresh_dataset_statistics
+from connector.clock import as_utc
 from connector.composition import Services
 from connector.datasets import DatasetRecord, check_dataset, with_offer_type
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
 from connector.dsp.urls import callback_address_problem
-from connector.errors import BadRequestError, NotFoundError
+from connector.errors import BadRequestError, ConflictError, NotFoundError
 from connector.identity.agreement_proof import build_proof
 from connector.identity.did import did_from_url
 
@@ -48,6 +49,14 @@ class DatasetIn(Model):
     formats: list[str] = Field(default_factory=lambda: ["FHIR-Aggregate-PULL"])
     offers: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetUpdateIn(DatasetIn):
+    """A PUT body: a dataset as GET returns it. The read-only parts are checked, not applied."""
+
+    status: Literal["published", "retired"] | None = None
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    modified_at: datetime | None = Field(default=None, alias="modifiedAt")
 
 
 def _check_address(value: str) -> str:
@@ -189,14 +198,38 @@ async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
 
 
 @router.put("/datasets/{dataset_id:path}")
-async def update_dataset(dataset_id: str, body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
+async def update_dataset(
+    dataset_id: str, body: DatasetUpdateIn, services: ServicesDep
+) -> dict[str, Any]:
+    """Replace a dataset's title, description, formats, offers and metadata.
+
+    What GET returns may be sent back as it is, changed where wanted: its read-only parts
+    (`status`, `createdAt`, `modifiedAt`, the statistics computed from the data) are accepted
+    unchanged and refused changed. A `modifiedAt` is a precondition: if the dataset has changed
+    since (an edit, a statistics refresh, a retirement), the answer is 409 and nothing is
+    written. Without it, the change applies to the dataset as it is now."""
     if body.id != dataset_id:
         raise NotFoundError(f"body id {body.id} is not {dataset_id}")
-    check_operator_metadata(body.metadata)
     async with services.dsp_store.transaction() as conn:
         old = await services.datasets.get(conn, dataset_id)
     if old is None:
         raise NotFoundError(f"no dataset {dataset_id}")
+    if body.modified_at is not None and as_utc(body.modified_at) != old.modified_at:
+        raise ConflictError(
+            f"dataset {dataset_id} was modified at {old.modified_at.isoformat()}, after the "
+            f"modifiedAt sent ({body.modified_at.isoformat()}); read it again and repeat the change"
+        )
+    if body.status is not None and body.status != old.status:
+        raise BadRequestError(
+            f"status is {old.status}; PUT does not change it "
+            f"(POST /management/datasets/{{id}}/retire retires a dataset)"
+        )
+    if body.created_at is not None and as_utc(body.created_at) != old.created_at:
+        raise BadRequestError(
+            f"createdAt is {old.created_at.isoformat()}, set by the connector; "
+            "send it unchanged or leave it out"
+        )
+    described = check_operator_metadata(body.metadata, stored=old.metadata)
     computed = {k: v for k, v in old.metadata.items() if k in STATISTICS_FIELDS}
     record = DatasetRecord(
         id=body.id,
@@ -204,14 +237,14 @@ async def update_dataset(dataset_id: str, body: DatasetIn, services: ServicesDep
         description=body.description,
         formats=tuple(body.formats),
         offers=tuple(with_offer_type(o) for o in body.offers),
-        metadata={**body.metadata, **computed},
+        metadata={**described, **computed},
         status=old.status,
         created_at=old.created_at,
         modified_at=datetime.now(UTC),
     )
     await _publishable(services, record)
     async with services.dsp_store.transaction() as conn:
-        await services.datasets.update(conn, record)
+        await services.datasets.update(conn, record, based_on=old.modified_at)
         await services.audit.append(
             actor=ACTOR, event="dataset.updated", details={"id": body.id}, conn=conn
         )

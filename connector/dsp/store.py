@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connector.clock import as_utc
 from connector.db import deferred
 from connector.db.batching import GroupWriter
 from connector.db.deferred import ChangedSinceRead as ChangedSinceRead
@@ -33,11 +34,6 @@ from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import NegotiationState, Role, TransferState
 from connector.dsp.transfer import Transfer
 from connector.dsp.transfer_messages import DataAddress
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
 
 # What json.dumps(separators=(",", ":"), default=str) wrote, several times faster: datetimes
 # and dataclasses (none expected) still go through str(), keys that are not strings are
@@ -102,8 +98,8 @@ def _negotiation(row: Any) -> Negotiation:
         consumer_pid=row.consumer_pid,
         counterparty_did=row.counterparty_did,
         counterparty_address=row.counterparty_address,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
         offer=doc.get("offer"),
         agreement=doc.get("agreement"),
         provider_signature=doc.get("provider_signature"),
@@ -154,8 +150,8 @@ def _transfer(row: sa.Row[Any]) -> Transfer:
         format=doc.get("format"),
         counterparty_did=row.counterparty_did,
         counterparty_address=doc.get("counterparty_address"),
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
         data_address=DataAddress.model_validate(doc["data_address"])
         if doc.get("data_address")
         else None,
@@ -853,5 +849,5 @@ def _agreement(row: sa.Row[Any]) -> AgreementRecord:
         consumer_signature=row.consumer_signature,
         uses=row.uses,
         epsilon_spent=row.epsilon_spent,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
     )

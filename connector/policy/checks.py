@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from connector.clock import as_utc
 from connector.policy.context import (
     DATA_PERMIT_CREDENTIAL,
     MEMBERSHIP_CREDENTIAL,
@@ -32,18 +33,14 @@ class Missing(Exception):
         self.fact = fact
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _valid(cred: VerifiedCredential, kind: str, ctx: EvaluationContext) -> bool:
-    now = _utc(ctx.now)
+    now = as_utc(ctx.now)
     return (
         kind in cred.types
         and cred.issuer in ctx.trusted_issuers
         and cred.subject.get("id") == ctx.caller
-        and (cred.valid_from is None or _utc(cred.valid_from) <= now)
-        and (cred.valid_until is None or now < _utc(cred.valid_until))
+        and (cred.valid_from is None or as_utc(cred.valid_from) <= now)
+        and (cred.valid_until is None or now < as_utc(cred.valid_until))
     )
 
 
@@ -121,7 +118,7 @@ def check(c: Constraint, ctx: EvaluationContext) -> tuple[bool, str]:
         purpose = _purpose(ctx)
         return _match(c, purpose), f"the purpose is {purpose!r}"
     if left is LeftOperand.DATE_TIME:
-        now = _utc(ctx.now)
+        now = as_utc(ctx.now)
         right = c.right_operand
         moment = now if isinstance(right, datetime) else now.date()
         return _match(c, moment), f"it is now {show(now)}"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
+from connector.clock import as_utc
 from connector.policy.context import EvaluationContext, Scope
 from connector.policy.evaluate import evaluate
 from connector.policy.model import Constraint, ConstraintNode, LogicalConstraint, Policy
@@ -27,8 +28,8 @@ def permitted_until(
     """The first instant after ``context.now``, and no later than ``until``, at which
     ``evaluate(policy, context, scope)`` with that instant as ``now`` is denied; ``until``
     if there is none. Meant for a context that is permitted now."""
-    now = _utc(context.now)
-    end = _utc(until)
+    now = as_utc(context.now)
+    end = as_utc(until)
     for moment in sorted({m for m in _instants(policy, context) if now < m <= end}):
         if not evaluate(policy, replace(context, now=moment), scope):
             return moment
@@ -70,14 +71,14 @@ def _instants(policy: Policy, context: EvaluationContext) -> Iterator[datetime]:
             values = c.right_operand if isinstance(c.right_operand, tuple) else (c.right_operand,)
             for value in values:
                 if isinstance(value, datetime):
-                    yield from (_utc(value), _utc(value) + _JUST_AFTER)
+                    yield from (as_utc(value), as_utc(value) + _JUST_AFTER)
                 elif isinstance(value, date):  # compared with today's date (UTC)
                     start = datetime.combine(value, time(), UTC)
                     yield from (start, start + timedelta(days=1))
     for cred in context.credentials:
         for edge in (cred.valid_from, cred.valid_until):
             if edge is not None:
-                yield from (_utc(edge), _utc(edge) + _JUST_AFTER)
+                yield from (as_utc(edge), as_utc(edge) + _JUST_AFTER)
 
 
 def _atoms(nodes: tuple[ConstraintNode, ...]) -> Iterator[Constraint]:
@@ -86,7 +87,3 @@ def _atoms(nodes: tuple[ConstraintNode, ...]) -> Iterator[Constraint]:
             yield node
         else:
             yield from _atoms(node.constraints)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
