@@ -92,7 +92,12 @@ def issue(
     ] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="Validity in days.")] = 365,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the VC-JWT here instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the VC-JWT here instead of stdout (e.g. <data dir>/credentials/"
+            "membership.jwt; missing directories are created).",
+        ),
     ] = None,
 ) -> None:
     """Issue a Membership or DataPermit credential (VC-JWT) to SUBJECT."""
@@ -135,6 +140,7 @@ def issue(
         typer.echo(token)
         return
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(token + "\n", encoding="utf-8")
     except OSError as exc:
         _fail(f"--out: cannot write {out}: {exc.strerror or exc}")

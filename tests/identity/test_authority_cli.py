@@ -52,7 +52,7 @@ def test_init_never_overwrites(tmp_path: Path) -> None:
 
 async def test_issue_data_permit_verifies(tmp_path: Path, resolver: DidResolver) -> None:
     out, did = _init(tmp_path)
-    target = tmp_path / "permit.jwt"
+    target = tmp_path / "hospital" / "credentials" / "permit.jwt"  # directories created
     result = runner.invoke(
         app,
         [
@@ -146,6 +146,11 @@ def test_issue_errors_are_one_line(tmp_path: Path) -> None:
     garbage.write_text("nope")
     assert "invalid key" in _error(
         ["issue", "--key", str(garbage), "--subject", SUBJECT, "--type", "Membership"]
+    )
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert _error([*base, "--type", "Membership", "--out", str(blocked / "m.jwt")]).startswith(
+        f"error: --out: cannot write {blocked / 'm.jwt'}: "
     )
 
 
