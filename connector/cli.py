@@ -200,6 +200,12 @@ def audit_export(
 
     settings = _settings()
     observer = did_from_url(settings.effective_public_url)
+    if not settings.public_url:
+        typer.echo(
+            f"note: PHEMS_PUBLIC_URL is not set; the events name {observer} (from host and "
+            "port) as their observer. Run with the connector's own settings.",
+            err=True,
+        )
 
     async def go() -> int:
         engine = create_engine(settings.effective_database_url)

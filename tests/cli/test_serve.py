@@ -104,6 +104,27 @@ def test_keys_show(tmp_path: Path) -> None:
     assert out["did"].startswith("did:web:127.0.0.1")
 
 
+def test_audit_export_names_its_observer(tmp_path: Path) -> None:
+    env = {"PHEMS_PUBLIC_URL": "https://connector.hospital.example"}
+    named = _run_cli(tmp_path, "audit", "export", env=env)
+    assert named.returncode == 0, named.stderr
+    assert named.stderr == ""
+    # Without the connector's public URL, the export says whom it names, from host and port.
+    base = connector_env(tmp_path / "data", free_port())
+    del base["PHEMS_PUBLIC_URL"]
+    unnamed = subprocess.run(
+        [sys.executable, "-m", "connector", "audit", "export"],
+        env=base | {"PHEMS_PORT": "8443"},
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unnamed.returncode == 0, unnamed.stderr
+    assert "PHEMS_PUBLIC_URL is not set" in unnamed.stderr
+    assert "did:web:127.0.0.1%3A8443" in unnamed.stderr
+
+
 def test_every_command_has_help(tmp_path: Path) -> None:
     for args in (
         [],
