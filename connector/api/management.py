@@ -216,8 +216,9 @@ async def update_dataset(
         raise NotFoundError(f"no dataset {dataset_id}")
     if body.modified_at is not None and as_utc(body.modified_at) != old.modified_at:
         raise ConflictError(
-            f"dataset {dataset_id} was modified at {old.modified_at.isoformat()}, after the "
-            f"modifiedAt sent ({body.modified_at.isoformat()}); read it again and repeat the change"
+            f"dataset {dataset_id} was last modified at {old.modified_at.isoformat()}, not at "
+            f"the modifiedAt sent ({body.modified_at.isoformat()}): it changed since it was "
+            "read; read it again and repeat the change"
         )
     if body.status is not None and body.status != old.status:
         raise BadRequestError(

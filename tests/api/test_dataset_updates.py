@@ -5,6 +5,7 @@ a refused update leaves the dataset as it was."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ async def test_what_get_returns_can_be_put_back(api: httpx.AsyncClient) -> None:
     computed = set(got["metadata"]) & STATISTICS_FIELDS
     assert computed  # the round trip carries computed statistics back
 
-    r = await api.put(URL, json=got | {"offers": [OFFER]})
+    # The same instant in another offset is the same modifiedAt.
+    cet = datetime.fromisoformat(got["modifiedAt"]).astimezone(timezone(timedelta(hours=1)))
+    r = await api.put(URL, json=got | {"offers": [OFFER], "modifiedAt": cet.isoformat()})
     assert r.status_code == 200, r.text
     after = await _get(api)
     assert after["offers"] == [OFFER]
