@@ -173,7 +173,7 @@ class DatasetStore:
         )
         if result.rowcount != 1:
             raise ConflictError(
-                f"dataset {record.id} changed after it was read (it was modified at "
+                f"dataset {record.id} changed after it was read (as last modified at "
                 f"{based_on.isoformat()}); read it again and repeat the change"
             )
 
