@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,7 +14,7 @@ from connector import __version__
 from connector.api import catalog_routes, catalog_ui, health, management, wellknown
 from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
-from connector.api.problems import install_error_handlers
+from connector.api.problems import document_errors, install_error_handlers
 from connector.composition import build_services
 from connector.dataplane import routes as dataplane
 from connector.dsp import routes as dsp
@@ -67,4 +68,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(dataplane.router)
     app.include_router(catalog_ui.router)
     app.include_router(catalog_routes.router)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_errors(generate())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -153,8 +153,14 @@ async def _publishable(services: Services, record: DatasetRecord) -> DatasetReco
     return record
 
 
-@router.post("/datasets", status_code=201)
+@router.post(
+    "/datasets", status_code=201, responses={409: {"description": "A dataset with this id exists"}}
+)
 async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
+    """Publish a dataset: HealthDCAT-AP metadata (checked against the official SHACL
+    shapes), transfer formats and ODRL offers (checked by the policy engine: an unknown
+    operand is refused). The DSP catalog lists it to callers one of its offers' policies
+    permits at catalog scope."""
     check_operator_metadata(body.metadata)
     now = datetime.now(UTC)
     record = DatasetRecord(
@@ -181,6 +187,7 @@ async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, An
 async def list_datasets(
     services: ServicesDep, include_retired: bool = False
 ) -> list[dict[str, Any]]:
+    """This connector's datasets, published ones only unless `include_retired`."""
     async with services.dsp_store.transaction() as conn:
         records = await services.datasets.list(
             conn, status=None if include_retired else "published"
@@ -190,6 +197,7 @@ async def list_datasets(
 
 @router.get("/datasets/{dataset_id:path}")
 async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
+    """One dataset as stored: what a PUT may send back, changed where wanted."""
     async with services.dsp_store.transaction() as conn:
         record = await services.datasets.get(conn, dataset_id)
     if record is None:
@@ -197,7 +205,12 @@ async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     return record.as_json()
 
 
-@router.put("/datasets/{dataset_id:path}")
+@router.put(
+    "/datasets/{dataset_id:path}",
+    responses={
+        409: {"description": "`modifiedAt` is stale: the dataset changed since it was read"}
+    },
+)
 async def update_dataset(
     dataset_id: str, body: DatasetUpdateIn, services: ServicesDep
 ) -> dict[str, Any]:
@@ -253,7 +266,10 @@ async def update_dataset(
     return record.as_json()
 
 
-@router.post("/datasets/{dataset_id:path}/refresh-statistics")
+@router.post(
+    "/datasets/{dataset_id:path}/refresh-statistics",
+    responses={502: {"description": "The FHIR source failed"}},
+)
 async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Recompute the dataset's statistics from the FHIR source (rounded, no small cells)."""
     record = await refresh_dataset_statistics(services, dataset_id)
@@ -262,6 +278,8 @@ async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str
 
 @router.post("/datasets/{dataset_id:path}/retire")
 async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
+    """Take a dataset out of the catalog. Existing agreements and transfers stay; no new
+    negotiation can start for it."""
     async with services.dsp_store.transaction() as conn:
         old = await services.datasets.get(conn, dataset_id)
         if old is None:
@@ -280,8 +298,13 @@ async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, An
 # -- a counterparty's catalog ------------------------------------------------------------
 
 
-@router.post("/catalog/request")
+@router.post(
+    "/catalog/request",
+    responses={502: {"description": "The counterparty could not be reached or answered unusably"}},
+)
 async def request_catalog(body: CatalogRequestIn, services: ServicesDep) -> JSONResponse:
+    """A counterparty's DSP catalog, asked by this connector with its self-issued token and
+    credentials (so the counterparty shows what this connector may use)."""
     did = counterparty_did(body.counterparty_address, body.counterparty_id)
     return JSONResponse(
         await fetch_catalog(services.http, services.tokens, body.counterparty_address, did)
@@ -320,6 +343,10 @@ async def harvest_progress(services: ServicesDep) -> dict[str, Any]:
 # FastAPI's response validation and jsonable_encoder (about 60 us, for JSON-native values).
 @router.post("/negotiations", status_code=201)
 async def start_negotiation(body: NegotiationIn, services: ServicesDep) -> JSONResponse:
+    """As consumer: ask a provider for a contract on one of its offers (the offer as its
+    catalog gave it, with `target` = the dataset id). Answers at once, REQUESTED; the
+    negotiation goes on between the connectors (GET it to follow its state to FINALIZED or
+    TERMINATED)."""
     n = await services.negotiations.request(
         counterparty_address=body.counterparty_address,
         counterparty_did=counterparty_did(body.counterparty_address, body.counterparty_id),
@@ -330,6 +357,8 @@ async def start_negotiation(body: NegotiationIn, services: ServicesDep) -> JSONR
 
 @router.post("/negotiations/offers", status_code=201)
 async def offer_to_consumer(body: OfferIn, services: ServicesDep) -> dict[str, Any]:
+    """As provider: offer one of our datasets' offers to a consumer connector (a provider-
+    initiated negotiation, OFFERED)."""
     n = await services.negotiations.offer(
         counterparty_address=body.counterparty_address,
         counterparty_did=counterparty_did(body.counterparty_address, body.counterparty_id),
@@ -343,6 +372,8 @@ async def offer_to_consumer(body: OfferIn, services: ServicesDep) -> dict[str, A
 async def list_negotiations(
     services: ServicesDep, role: Role | None = None, pending: bool = False
 ) -> list[dict[str, Any]]:
+    """Negotiations of this connector, in either role; `pending` lists those waiting for a
+    person's approval."""
     return [
         negotiation_json(n) for n in await services.negotiations.list(role=role, pending=pending)
     ]
@@ -350,21 +381,38 @@ async def list_negotiations(
 
 @router.get("/negotiations/{nid}")
 async def get_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
+    """One negotiation: its state, offer, agreement and both signatures once agreed, and the
+    termination reason if it ended."""
     return negotiation_json(await services.negotiations.get_local(nid))
 
 
 @router.post("/negotiations/{nid}/accept")
 async def accept_offer(nid: str, services: ServicesDep) -> dict[str, Any]:
+    """As consumer: accept a provider's offer (OFFERED to ACCEPTED)."""
     return negotiation_json(await services.negotiations.accept(nid))
 
 
-@router.post("/negotiations/{nid}/approve")
+@router.post(
+    "/negotiations/{nid}/approve",
+    responses={409: {"description": "The negotiation is not waiting for approval"}},
+)
 async def approve_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
+    """As provider: a person approves a request that its offer's policy holds for approval
+    (`approvalRequired`); the connector then agrees and signs."""
     return negotiation_json(await services.negotiations.approve(nid, approver=ACTOR))
 
 
-@router.post("/negotiations/{nid}/terminate")
+@router.post(
+    "/negotiations/{nid}/terminate",
+    responses={
+        409: {
+            "description": "The negotiation has already ended, or is not yet acknowledged by the "
+            "counterparty"
+        }
+    },
+)
 async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
+    """End a negotiation, from either side, with a reason the counterparty receives."""
     return negotiation_json(
         await services.negotiations.terminate(nid, reason=body.reason, actor=ACTOR)
     )
@@ -375,12 +423,14 @@ async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep)
 
 @router.get("/agreements")
 async def list_agreements(services: ServicesDep) -> list[dict[str, Any]]:
+    """Agreements of this connector in either role, each with both signatures."""
     async with services.dsp_store.transaction() as conn:
         return [a.as_json() for a in await services.dsp_store.list_agreements(conn)]
 
 
 @router.get("/agreements/{aid}")
 async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
+    """One agreement with both signatures."""
     async with services.dsp_store.transaction() as conn:
         record = await services.dsp_store.get_agreement(conn, aid)
     if record is None:
@@ -414,39 +464,76 @@ async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
 # -- transfers -----------------------------------------------------------------------------
 
 
-@router.post("/transfers", status_code=201)
+@router.post(
+    "/transfers",
+    status_code=201,
+    responses={409: {"description": "The agreement's provider address is unknown"}},
+)
 async def start_transfer(body: TransferIn, services: ServicesDep) -> JSONResponse:
+    """As consumer: start a transfer under an agreement, in one of the dataset's formats.
+    Answers at once, REQUESTED; once STARTED, its `dataAddress` holds the endpoint and a
+    bearer token."""
     t = await services.transfers.request(agreement_id=body.agreement_id, format=body.format)
     return JSONResponse(transfer_json(t), status_code=201)
 
 
 @router.get("/transfers")
 async def list_transfers(services: ServicesDep, role: Role | None = None) -> list[dict[str, Any]]:
+    """Transfers of this connector, in either role."""
     return [transfer_json(t) for t in await services.transfers.list(role=role)]
 
 
 @router.get("/transfers/{tid}")
 async def get_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
+    """One transfer: its state and, once STARTED, its DataAddress."""
     return transfer_json(await services.transfers.get_local(tid))
 
 
-@router.post("/transfers/{tid}/complete")
+@router.post(
+    "/transfers/{tid}/complete",
+    responses={409: {"description": "The transfer is not acknowledged by the counterparty yet"}},
+)
 async def complete_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
+    """Complete a transfer (either side)."""
     return transfer_json(await services.transfers.complete(tid, actor=ACTOR))
 
 
-@router.post("/transfers/{tid}/suspend")
+@router.post(
+    "/transfers/{tid}/suspend",
+    responses={409: {"description": "The transfer is not acknowledged by the counterparty yet"}},
+)
 async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
+    """Suspend a STARTED transfer (either side), with a reason; its data plane token stops
+    working."""
     return transfer_json(await services.transfers.suspend(tid, reason=body.reason, actor=ACTOR))
 
 
-@router.post("/transfers/{tid}/resume")
+@router.post(
+    "/transfers/{tid}/resume",
+    responses={
+        403: {"description": "The agreement's time window has closed"},
+        409: {"description": "The transfer is not SUSPENDED, or another party suspended it"},
+    },
+)
 async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Resume a transfer this connector suspended; as provider with a fresh DataAddress."""
     return transfer_json(await services.transfers.resume(tid, actor=ACTOR))
 
 
-@router.post("/transfers/{tid}/token")
+@router.post(
+    "/transfers/{tid}/token",
+    responses={
+        403: {
+            "description": "The provider refused: the agreement's policy no longer permits the "
+            "transfer"
+        },
+        409: {
+            "description": "The transfer is not STARTED, is one we provide, or names no "
+            "refreshEndpoint"
+        },
+        502: {"description": "The provider could not be reached or answered unusably"},
+    },
+)
 async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Consumer: a fresh data plane token for a STARTED transfer, from the provider's
     ``refreshEndpoint`` (asked with this connector's own token and credentials, so the
@@ -458,6 +545,10 @@ async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, A
     return transfer_json(await services.transfers.record_token(tid, token, expires_in))
 
 
-@router.post("/transfers/{tid}/terminate")
+@router.post(
+    "/transfers/{tid}/terminate",
+    responses={409: {"description": "The transfer is not acknowledged by the counterparty yet"}},
+)
 async def terminate_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
+    """End a transfer (either side), with a reason."""
     return transfer_json(await services.transfers.terminate(tid, reason=body.reason, actor=ACTOR))

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connector.errors import PhemsError
@@ -98,3 +99,79 @@ def install_error_handlers(app: FastAPI) -> None:
         if _is_dsp(request):
             return dsp_error(request, 500, "500", detail)
         return problem(500, "Internal error", detail, correlationId=correlation)
+
+
+# -- the errors in the OpenAPI description --------------------------------------------------
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error outside the DSP routes."""
+
+    type: str = Field(description="A URI naming the kind of problem; about:blank for plain HTTP.")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong with this request, in words.")
+    requestId: str | None = Field(default=None, description="Also in the X-Request-Id header.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Request validation only: each invalid field, loc and msg."
+    )
+
+
+class DspError(BaseModel):
+    """A ContractNegotiationError, TransferError or CatalogError (DSP 2025-1 HTTPS bindings)."""
+
+    context: list[str] = Field(alias="@context")
+    type: str = Field(
+        alias="@type", description="ContractNegotiationError, TransferError or CatalogError."
+    )
+    providerPid: str | None = Field(default=None, description="Where this process is known.")
+    consumerPid: str | None = Field(default=None, description="Where this process is known.")
+    code: str
+    reason: list[str]
+
+
+_ERROR_WORDS = {
+    400: "Invalid request: a malformed body, a field out of range, or a transition not allowed "
+    "from the current state",
+    401: "Missing or invalid credentials",
+    403: "Refused by the agreement's policy (the detail names the failed constraints)",
+    404: "No such resource (or not one of the caller's)",
+    409: "Conflicts with the resource's current state; the detail says which",
+    502: "The counterparty or an upstream system failed or answered unusably",
+}
+
+
+_PROBLEM = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_DSP_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/DspError"}}}
+
+
+def document_errors(schema: dict[str, Any]) -> None:
+    """Make the generated OpenAPI say what the routes answer on errors: request validation is a
+    400 (FastAPI documents 422), errors are problem+json outside the DSP routes and DSP error
+    bodies on them, and the statuses every route of a kind can give are listed."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Problem, DspError):
+        components[model.__name__] = model.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}"
+        )
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path, operations in schema.get("paths", {}).items():
+        dsp = path.startswith(DSP_PREFIX)
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            codes = set()
+            if dsp or operation.get("parameters") or operation.get("requestBody"):
+                codes.add(400)
+            if dsp or operation.get("security"):
+                codes.add(401)
+            if "{" in path:
+                codes.add(404)
+            for code in codes:
+                responses.setdefault(str(code), {})
+            for code, response in responses.items():
+                if not code.startswith(("4", "5")):
+                    continue
+                response.setdefault("description", _ERROR_WORDS.get(int(code), "Error"))
+                response.setdefault("content", _DSP_ERROR if dsp else _PROBLEM)

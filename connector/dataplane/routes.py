@@ -37,14 +37,29 @@ from connector.identity.tokens import bearer_token
 router = APIRouter(prefix="/dataplane", tags=["data plane"])
 
 
+_PULL_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "Missing, expired or forged data plane token, or one for another "
+        "transfer or consumer"
+    },
+    403: {"description": "The transfer is not STARTED"},
+    501: {"description": "Authorised, but no fulfilment for the transfer's format is installed"},
+}
+
+
 class NotImplementedYet(PhemsError):
     status = 501
     code = "not-implemented"
     title = "Fulfilment not available"
 
 
-@router.api_route("/transfers/{tid}", methods=["GET", "POST"])
+@router.get("/transfers/{tid}", operation_id="pull_transfer_data", responses=_PULL_ERRORS)
+@router.post(
+    "/transfers/{tid}", operation_id="pull_transfer_data_with_body", responses=_PULL_ERRORS
+)
 async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """The data of a STARTED transfer, with the DataAddress's bearer token (bound to the
+    agreement and the transfer). Answers 501 after its checks until fulfilment is installed."""
     claims = verify_access_token(
         bearer_token(request.headers.get("authorization")),
         did=services.did,
@@ -67,9 +82,20 @@ async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, A
     )
 
 
-@router.post("/transfers/{tid}/token")
+@router.post(
+    "/transfers/{tid}/token",
+    responses={
+        401: {"description": "Missing or invalid self-issued token (as on DSP requests)"},
+        403: {
+            "description": "The transfer is not STARTED, or the agreement's policy no longer "
+            "permits it (the detail names the failed constraints)"
+        },
+    },
+)
 async def refresh_token(tid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
-    """A fresh data plane token for the consumer of a STARTED transfer."""
+    """A fresh data plane token for the consumer of a STARTED transfer (the DataAddress's
+    ``refreshEndpoint``), asked with the consumer connector's self-issued token and current
+    credentials; the agreement's policy is evaluated again."""
     caller = await services.verifier.verify(bearer_token(request.headers.get("authorization")))
     token, expires = await services.transfers.refresh_token(caller, tid)
     return {
