@@ -16,6 +16,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from connector.api.deps import ManagementAuth, ServicesDep
 from connector.api.remote import fetch_catalog, fetch_data_plane_token
+from connector.api.schemas import (
+    AgreementOut,
+    AgreementProofOut,
+    DatasetOut,
+    NegotiationOut,
+    TransferOut,
+)
 from connector.catalog_bridge import (
     STATISTICS_FIELDS,
     check_operator_metadata,
@@ -154,7 +161,10 @@ async def _publishable(services: Services, record: DatasetRecord) -> DatasetReco
 
 
 @router.post(
-    "/datasets", status_code=201, responses={409: {"description": "A dataset with this id exists"}}
+    "/datasets",
+    status_code=201,
+    responses={201: {"model": DatasetOut}, 409: {"description": "A dataset with this id exists"}},
+    response_model=None,
 )
 async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
     """Publish a dataset: HealthDCAT-AP metadata (checked against the official SHACL
@@ -183,7 +193,7 @@ async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, An
     return record.as_json()
 
 
-@router.get("/datasets")
+@router.get("/datasets", response_model=None, responses={200: {"model": list[DatasetOut]}})
 async def list_datasets(
     services: ServicesDep, include_retired: bool = False
 ) -> list[dict[str, Any]]:
@@ -195,7 +205,9 @@ async def list_datasets(
     return [r.as_json() for r in records]
 
 
-@router.get("/datasets/{dataset_id:path}")
+@router.get(
+    "/datasets/{dataset_id:path}", response_model=None, responses={200: {"model": DatasetOut}}
+)
 async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """One dataset as stored: what a PUT may send back, changed where wanted."""
     async with services.dsp_store.transaction() as conn:
@@ -208,8 +220,10 @@ async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
 @router.put(
     "/datasets/{dataset_id:path}",
     responses={
-        409: {"description": "`modifiedAt` is stale: the dataset changed since it was read"}
+        200: {"model": DatasetOut},
+        409: {"description": "`modifiedAt` is stale: the dataset changed since it was read"},
     },
+    response_model=None,
 )
 async def update_dataset(
     dataset_id: str, body: DatasetUpdateIn, services: ServicesDep
@@ -268,7 +282,8 @@ async def update_dataset(
 
 @router.post(
     "/datasets/{dataset_id:path}/refresh-statistics",
-    responses={502: {"description": "The FHIR source failed"}},
+    responses={200: {"model": DatasetOut}, 502: {"description": "The FHIR source failed"}},
+    response_model=None,
 )
 async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Recompute the dataset's statistics from the FHIR source (rounded, no small cells)."""
@@ -276,7 +291,11 @@ async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str
     return record.as_json()
 
 
-@router.post("/datasets/{dataset_id:path}/retire")
+@router.post(
+    "/datasets/{dataset_id:path}/retire",
+    response_model=None,
+    responses={200: {"model": DatasetOut}},
+)
 async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Take a dataset out of the catalog. Existing agreements and transfers stay; no new
     negotiation can start for it."""
@@ -341,7 +360,12 @@ async def harvest_progress(services: ServicesDep) -> dict[str, Any]:
 
 # The two requests that start work return their JSON themselves: a returned dict goes through
 # FastAPI's response validation and jsonable_encoder (about 60 us, for JSON-native values).
-@router.post("/negotiations", status_code=201)
+@router.post(
+    "/negotiations",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": NegotiationOut}},
+)
 async def start_negotiation(body: NegotiationIn, services: ServicesDep) -> JSONResponse:
     """As consumer: ask a provider for a contract on one of its offers (the offer as its
     catalog gave it, with `target` = the dataset id). Answers at once, REQUESTED; the
@@ -355,7 +379,12 @@ async def start_negotiation(body: NegotiationIn, services: ServicesDep) -> JSONR
     return JSONResponse(negotiation_json(n), status_code=201)
 
 
-@router.post("/negotiations/offers", status_code=201)
+@router.post(
+    "/negotiations/offers",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": NegotiationOut}},
+)
 async def offer_to_consumer(body: OfferIn, services: ServicesDep) -> dict[str, Any]:
     """As provider: offer one of our datasets' offers to a consumer connector (a provider-
     initiated negotiation, OFFERED)."""
@@ -368,7 +397,7 @@ async def offer_to_consumer(body: OfferIn, services: ServicesDep) -> dict[str, A
     return negotiation_json(n)
 
 
-@router.get("/negotiations")
+@router.get("/negotiations", response_model=None, responses={200: {"model": list[NegotiationOut]}})
 async def list_negotiations(
     services: ServicesDep, role: Role | None = None, pending: bool = False
 ) -> list[dict[str, Any]]:
@@ -379,14 +408,16 @@ async def list_negotiations(
     ]
 
 
-@router.get("/negotiations/{nid}")
+@router.get("/negotiations/{nid}", response_model=None, responses={200: {"model": NegotiationOut}})
 async def get_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
     """One negotiation: its state, offer, agreement and both signatures once agreed, and the
     termination reason if it ended."""
     return negotiation_json(await services.negotiations.get_local(nid))
 
 
-@router.post("/negotiations/{nid}/accept")
+@router.post(
+    "/negotiations/{nid}/accept", response_model=None, responses={200: {"model": NegotiationOut}}
+)
 async def accept_offer(nid: str, services: ServicesDep) -> dict[str, Any]:
     """As consumer: accept a provider's offer (OFFERED to ACCEPTED)."""
     return negotiation_json(await services.negotiations.accept(nid))
@@ -394,7 +425,11 @@ async def accept_offer(nid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/negotiations/{nid}/approve",
-    responses={409: {"description": "The negotiation is not waiting for approval"}},
+    responses={
+        200: {"model": NegotiationOut},
+        409: {"description": "The negotiation is not waiting for approval"},
+    },
+    response_model=None,
 )
 async def approve_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
     """As provider: a person approves a request that its offer's policy holds for approval
@@ -405,11 +440,13 @@ async def approve_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]
 @router.post(
     "/negotiations/{nid}/terminate",
     responses={
+        200: {"model": NegotiationOut},
         409: {
             "description": "The negotiation has already ended, or is not yet acknowledged by the "
             "counterparty"
-        }
+        },
     },
+    response_model=None,
 )
 async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
     """End a negotiation, from either side, with a reason the counterparty receives."""
@@ -421,14 +458,14 @@ async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep)
 # -- agreements ----------------------------------------------------------------------------
 
 
-@router.get("/agreements")
+@router.get("/agreements", response_model=None, responses={200: {"model": list[AgreementOut]}})
 async def list_agreements(services: ServicesDep) -> list[dict[str, Any]]:
     """Agreements of this connector in either role, each with both signatures."""
     async with services.dsp_store.transaction() as conn:
         return [a.as_json() for a in await services.dsp_store.list_agreements(conn)]
 
 
-@router.get("/agreements/{aid}")
+@router.get("/agreements/{aid}", response_model=None, responses={200: {"model": AgreementOut}})
 async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """One agreement with both signatures."""
     async with services.dsp_store.transaction() as conn:
@@ -438,7 +475,9 @@ async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     return record.as_json()
 
 
-@router.get("/agreements/{aid}/export")
+@router.get(
+    "/agreements/{aid}/export", response_model=None, responses={200: {"model": AgreementProofOut}}
+)
 async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """The agreement with both signatures and both parties' DID documents, for
     ``phems-connector agreements verify FILE`` (offline)."""
@@ -467,7 +506,11 @@ async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
 @router.post(
     "/transfers",
     status_code=201,
-    responses={409: {"description": "The agreement's provider address is unknown"}},
+    responses={
+        201: {"model": TransferOut},
+        409: {"description": "The agreement's provider address is unknown"},
+    },
+    response_model=None,
 )
 async def start_transfer(body: TransferIn, services: ServicesDep) -> JSONResponse:
     """As consumer: start a transfer under an agreement, in one of the dataset's formats.
@@ -477,13 +520,13 @@ async def start_transfer(body: TransferIn, services: ServicesDep) -> JSONRespons
     return JSONResponse(transfer_json(t), status_code=201)
 
 
-@router.get("/transfers")
+@router.get("/transfers", response_model=None, responses={200: {"model": list[TransferOut]}})
 async def list_transfers(services: ServicesDep, role: Role | None = None) -> list[dict[str, Any]]:
     """Transfers of this connector, in either role."""
     return [transfer_json(t) for t in await services.transfers.list(role=role)]
 
 
-@router.get("/transfers/{tid}")
+@router.get("/transfers/{tid}", response_model=None, responses={200: {"model": TransferOut}})
 async def get_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """One transfer: its state and, once STARTED, its DataAddress."""
     return transfer_json(await services.transfers.get_local(tid))
@@ -491,7 +534,11 @@ async def get_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/transfers/{tid}/complete",
-    responses={409: {"description": "The transfer is not acknowledged by the counterparty yet"}},
+    responses={
+        200: {"model": TransferOut},
+        409: {"description": "The transfer is not acknowledged by the counterparty yet"},
+    },
+    response_model=None,
 )
 async def complete_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Complete a transfer (either side)."""
@@ -500,7 +547,11 @@ async def complete_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/transfers/{tid}/suspend",
-    responses={409: {"description": "The transfer is not acknowledged by the counterparty yet"}},
+    responses={
+        200: {"model": TransferOut},
+        409: {"description": "The transfer is not acknowledged by the counterparty yet"},
+    },
+    response_model=None,
 )
 async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
     """Suspend a STARTED transfer (either side), with a reason; its data plane token stops
@@ -511,9 +562,11 @@ async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> d
 @router.post(
     "/transfers/{tid}/resume",
     responses={
+        200: {"model": TransferOut},
         403: {"description": "The agreement's time window has closed"},
         409: {"description": "The transfer is not SUSPENDED, or another party suspended it"},
     },
+    response_model=None,
 )
 async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Resume a transfer this connector suspended; as provider with a fresh DataAddress."""
@@ -523,6 +576,7 @@ async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
 @router.post(
     "/transfers/{tid}/token",
     responses={
+        200: {"model": TransferOut},
         403: {
             "description": "The provider refused: the agreement's policy no longer permits the "
             "transfer"
@@ -533,6 +587,7 @@ async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
         },
         502: {"description": "The provider could not be reached or answered unusably"},
     },
+    response_model=None,
 )
 async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Consumer: a fresh data plane token for a STARTED transfer, from the provider's
@@ -547,7 +602,11 @@ async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, A
 
 @router.post(
     "/transfers/{tid}/terminate",
-    responses={409: {"description": "The transfer is not acknowledged by the counterparty yet"}},
+    responses={
+        200: {"model": TransferOut},
+        409: {"description": "The transfer is not acknowledged by the counterparty yet"},
+    },
+    response_model=None,
 )
 async def terminate_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
     """End a transfer (either side), with a reason."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from catalog.examples import example_dataset
 from connector.catalog_bridge import metadata_of
@@ -63,24 +65,59 @@ def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float =
 
 
 class Api:
-    """The management API of one connector."""
+    """The management API of one connector. Every answer, success or error, is checked
+    against the connector's own OpenAPI description: its status must be documented for the
+    operation, and its body must match the documented schema."""
 
     def __init__(self, connector: ConnectorProcess) -> None:
         self.c = connector
         self.http = httpx.Client(
             base_url=connector.url, headers={"X-Api-Key": connector.api_key}, timeout=30
         )
+        self._spec: dict[str, Any] | None = None
 
     def post(self, path: str, json: Any = None, expect: int | None = None) -> Any:
         r = self.http.post("/management" + path, json=json)
         if expect is not None:
             assert r.status_code == expect, r.text
-        return r.json()
+        return self._documented("post", r)
 
     def get(self, path: str) -> Any:
         r = self.http.get("/management" + path)
         assert r.status_code == 200, r.text
-        return r.json()
+        return self._documented("get", r)
+
+    def _documented(self, method: str, r: httpx.Response) -> Any:
+        if self._spec is None:
+            self._spec = self.http.get("/openapi.json").json()
+        spec = self._spec
+        path = r.request.url.path
+        operation = _operation(spec, method, path)
+        response = operation["responses"].get(str(r.status_code))
+        assert response is not None, f"{method} {path}: {r.status_code} is undocumented: {r.text}"
+        media = r.headers["content-type"].split(";")[0]
+        schema = response["content"][media]["schema"]
+        body = r.json()
+        validator = Draft202012Validator({**schema, "components": spec["components"]})
+        problems = [e.message for e in validator.iter_errors(body)]
+        assert not problems, f"{method} {path} {r.status_code}: {problems[:5]}"
+        return body
+
+
+def _operation(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The documented operation for a request path: the matching template with the most
+    literal characters (``/negotiations/offers`` before ``/negotiations/{nid}``)."""
+    matches = []
+    for template, operations in spec["paths"].items():
+        pattern = "".join(
+            ".+" if part.startswith("{") else re.escape(part)
+            for part in re.split(r"(\{[^}]+\})", template)
+        )
+        if method in operations and re.fullmatch(pattern, path):
+            literal = len(re.sub(r"\{[^}]+\}", "", template))
+            matches.append((literal, operations[method]))
+    assert matches, f"{method} {path} is not in the OpenAPI description"
+    return max(matches, key=lambda m: m[0])[1]
 
 
 @pytest.fixture

@@ -1,0 +1,114 @@
+"""What the management API returns, as models for its OpenAPI description.
+
+The routes build their JSON themselves (``negotiation_json`` and the ``as_json`` methods), so
+these models document, they do not validate on the way out (FastAPI's response validation
+costs about 60 us a response). The end-to-end tests check every management response against
+the description, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.dsp.states import NegotiationState, TransferState
+
+RoleName = Literal["provider", "consumer"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DatasetOut(_Out):
+    id: str
+    title: str
+    description: str
+    formats: list[str]
+    offers: list[dict[str, Any]] = Field(description="ODRL offers, as the hospital wrote them.")
+    metadata: dict[str, Any] = Field(
+        description="HealthDCAT-AP metadata, with the statistics computed from the data."
+    )
+    status: Literal["published", "retired"]
+    createdAt: datetime
+    modifiedAt: datetime = Field(
+        description="Send it back with a PUT to guard against a lost update."
+    )
+
+
+class NegotiationOut(_Out):
+    id: str = Field(description="This connector's process id (its pid on the wire).")
+    role: RoleName
+    state: NegotiationState
+    providerPid: str | None
+    consumerPid: str | None
+    counterpartyId: str = Field(description="The counterparty's DID.")
+    counterpartyAddress: str | None = Field(description="The counterparty's DSP base URL.")
+    offer: dict[str, Any] | None
+    agreement: dict[str, Any] | None = Field(
+        description="Once AGREED: the ODRL Agreement, with the provider's signature."
+    )
+    providerSignature: str | None = Field(description="Compact JWS over the canonical Agreement.")
+    consumerSignature: str | None = Field(description="Compact JWS over the canonical Agreement.")
+    terminationReason: list[str]
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class EndpointPropertyOut(_Out):
+    type: Literal["EndpointProperty"] = Field(alias="@type")
+    name: str = Field(description="authorization, authType, expiresIn or refreshEndpoint.")
+    value: str
+
+
+class DataAddressOut(_Out):
+    type: Literal["DataAddress"] = Field(alias="@type")
+    endpointType: str
+    endpoint: str | None = None
+    endpointProperties: list[EndpointPropertyOut] = []
+
+
+class TransferOut(_Out):
+    id: str = Field(description="This connector's process id (its pid on the wire).")
+    role: RoleName
+    state: TransferState
+    providerPid: str | None
+    consumerPid: str | None
+    agreementId: str | None
+    format: str | None = Field(description="FHIR-Aggregate-PULL, FHIR-Synthetic-PULL, ...")
+    counterpartyId: str = Field(description="The counterparty's DID.")
+    dataAddress: DataAddressOut | None = Field(
+        description="Once STARTED: the data plane endpoint and its bearer token."
+    )
+    reason: list[str]
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class AgreementOut(_Out):
+    id: str
+    negotiationId: str
+    role: RoleName
+    datasetId: str | None
+    providerDid: str
+    consumerDid: str
+    agreement: dict[str, Any] = Field(description="The ODRL Agreement as signed.")
+    providerSignature: str | None
+    consumerSignature: str | None
+    uses: int = Field(description="Transfers started under it.")
+    epsilonSpent: float = Field(description="Privacy budget spent under it.")
+    createdAt: datetime
+
+
+class AgreementProofOut(_Out):
+    """An agreement with both signatures and both parties' DID documents:
+    ``phems-connector agreements verify FILE`` checks it offline."""
+
+    type: Literal["https://w3id.org/phems/ns/AgreementProof"]
+    agreement: dict[str, Any]
+    providerSignature: str
+    consumerSignature: str
+    providerDidDocument: dict[str, Any]
+    consumerDidDocument: dict[str, Any]
