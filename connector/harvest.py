@@ -62,7 +62,17 @@ class TargetReport:
     removed: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {
+            "address": self.address,
+            "state": self.state,
+            "providerDid": self.provider_did,
+            "error": self.error,
+            "datasets": self.datasets,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+        }
 
 
 @dataclass

@@ -20,6 +20,7 @@ from connector.api.schemas import (
     AgreementOut,
     AgreementProofOut,
     DatasetOut,
+    HarvestRunOut,
     NegotiationOut,
     TransferOut,
 )
@@ -337,7 +338,7 @@ class HarvestIn(Model):
     targets: list[str] | None = None  # DSP base URLs; default: the harvest_targets setting
 
 
-@router.post("/harvest")
+@router.post("/harvest", response_model=None, responses={200: {"model": HarvestRunOut}})
 async def harvest(services: ServicesDep, body: HarvestIn | None = None) -> dict[str, Any]:
     """Harvest the configured (or given) connectors now; the report names each failure."""
     targets = (body.targets if body else None) or services.harvest.targets
@@ -346,7 +347,7 @@ async def harvest(services: ServicesDep, body: HarvestIn | None = None) -> dict[
     return (await services.harvest.harvest(targets)).as_json()
 
 
-@router.get("/harvest")
+@router.get("/harvest", response_model=None, responses={200: {"model": HarvestRunOut}})
 async def harvest_progress(services: ServicesDep) -> dict[str, Any]:
     """Progress of the running (or last) harvest."""
     run = services.harvest.last_run

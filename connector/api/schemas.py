@@ -112,3 +112,22 @@ class AgreementProofOut(_Out):
     consumerSignature: str
     providerDidDocument: dict[str, Any]
     consumerDidDocument: dict[str, Any]
+
+
+class HarvestTargetOut(_Out):
+    address: str = Field(description="The connector's DSP base URL.")
+    state: Literal["pending", "running", "ok", "failed"]
+    providerDid: str | None
+    error: str | None = Field(description="Why the harvest of this connector failed.")
+    datasets: int
+    new: int
+    updated: int
+    unchanged: int
+    removed: int
+
+
+class HarvestRunOut(_Out):
+    startedAt: datetime
+    finishedAt: datetime | None
+    progress: str = Field(description="Targets done / targets, e.g. 2/3.")
+    targets: list[HarvestTargetOut]
