@@ -82,6 +82,8 @@ def test_the_negotiation_guide_runs_as_written(tmp_path: Path) -> None:
     assert not left, "the guide's last block left processes running"
     for expected in (
         "negotiation FINALIZED",
+        '"state": "TERMINATED"',
+        "no valid data permit",
         f"valid: signed by provider did:web:127.0.0.1%3A{hp} and consumer did:web:127.0.0.1%3A{rp}",
         "transfer STARTED",
         "pull: 501",
