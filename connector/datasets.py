@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,7 +20,8 @@ from connector.db.tables import datasets
 from connector.errors import BadRequestError, ConflictError
 from connector.policy import Policy, PolicyType, validate_policy
 
-FORMATS = ("FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL", "FHIR-Anonymized-PULL")
+Format = Literal["FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL", "FHIR-Anonymized-PULL"]
+FORMATS: tuple[str, ...] = get_args(Format)
 FORMAT_OUTPUT_TYPES = {
     "FHIR-Aggregate-PULL": "aggregate",
     "FHIR-Synthetic-PULL": "synthetic",

@@ -33,7 +33,7 @@ from connector.catalog_bridge import (
 from connector.catalog_ops import refresh_dataset_statistics
 from connector.clock import as_utc
 from connector.composition import Services
-from connector.datasets import DatasetRecord, check_dataset, with_offer_type
+from connector.datasets import DatasetRecord, Format, check_dataset, with_offer_type
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
@@ -50,11 +50,15 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _default_formats() -> list[Format]:
+    return ["FHIR-Aggregate-PULL"]
+
+
 class DatasetIn(Model):
     id: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:~/-]+$")
     title: str = Field(min_length=1, max_length=512)
     description: str = ""
-    formats: list[str] = Field(default_factory=lambda: ["FHIR-Aggregate-PULL"])
+    formats: list[Format] = Field(default_factory=_default_formats, min_length=1)
     offers: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -97,7 +101,7 @@ class CatalogRequestIn(Model):
 
 class TransferIn(Model):
     agreement_id: str = Field(alias="agreementId")
-    format: Literal["FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL", "FHIR-Anonymized-PULL"]
+    format: Format
 
 
 class ReasonIn(Model):
@@ -509,6 +513,7 @@ async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     status_code=201,
     responses={
         201: {"model": TransferOut},
+        404: {"description": "No such agreement with this connector as consumer"},
         409: {"description": "The agreement's provider address is unknown"},
     },
     response_model=None,

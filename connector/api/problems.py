@@ -6,6 +6,7 @@ Unknown errors become a 500 that carries a correlation id, never the exception t
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -88,8 +89,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = str(exc.detail) if exc.detail else "error"
         if _is_dsp(request):
-            return dsp_error(request, exc.status_code, str(exc.status_code), detail)
-        return problem(exc.status_code, detail, detail)
+            response = dsp_error(request, exc.status_code, str(exc.status_code), detail)
+        else:
+            response = problem(exc.status_code, detail, detail)
+        # Headers the exception carries are part of the answer, and a 405 names every method
+        # the resource has (RFC 9110); Starlette's Allow names only those of the first route
+        # that matched the path, and FastAPI makes one route a method.
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.app.openapi(), request.url.path)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response
 
     @app.exception_handler(Exception)
     async def _unknown(request: Request, exc: Exception) -> JSONResponse:
@@ -99,6 +110,32 @@ def install_error_handlers(app: FastAPI) -> None:
         if _is_dsp(request):
             return dsp_error(request, 500, "500", detail)
         return problem(500, "Internal error", detail, correlationId=correlation)
+
+
+def matching_templates(schema: dict[str, Any], path: str) -> list[str]:
+    """The description's path templates that ``path`` matches, the most specific (most
+    literal characters) first: ``/negotiations/offers`` before ``/negotiations/{nid}``."""
+    found = []
+    for template in schema.get("paths", {}):
+        pattern = "".join(
+            ".+" if part.startswith("{") else re.escape(part)
+            for part in re.split(r"(\{[^}]+\})", template)
+        )
+        if re.fullmatch(pattern, path):
+            found.append((len(re.sub(r"\{[^}]+\}", "", template)), template))
+    return [template for _, template in sorted(found, reverse=True)]
+
+
+def allowed_methods(schema: dict[str, Any], path: str) -> list[str]:
+    """The methods the description documents for ``path`` (its most specific matching
+    template), HEAD with GET as Starlette serves it; empty for an undocumented path."""
+    templates = matching_templates(schema, path)
+    if not templates:
+        return []
+    methods = {m.upper() for m in schema["paths"][templates[0]] if m.isalpha()}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 # -- the errors in the OpenAPI description --------------------------------------------------

@@ -95,6 +95,14 @@ async def test_documented_errors_are_the_ones_answered(app: FastAPI) -> None:
         r = await client.get("/management/negotiations/nope", headers=key)
         assert r.status_code == 404 and "404" in documented, r.text
 
+        # A method the route does not have: 405, naming those it has (RFC 9110).
+        r = await client.request("DELETE", "/management/negotiations", headers=key)
+        assert r.status_code == 405, r.text
+        assert r.headers["allow"] == "GET, HEAD, POST"
+        r = await client.request("PATCH", "/management/datasets/a/b/retire", headers=key)
+        assert (r.status_code, r.headers["allow"]) == (405, "POST")
+        assert r.headers["content-type"] == "application/problem+json"
+
         # The other scheme: the key as a bearer token.
         r = await client.get("/management/negotiations", headers={"Authorization": "Bearer k"})
         assert r.status_code == 200, r.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,6 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from catalog.examples import example_dataset
+from connector.api.problems import matching_templates
 from connector.catalog_bridge import metadata_of
 from connector.clock import SystemClock
 from connector.identity.credentials import issue_credential
@@ -105,19 +105,12 @@ class Api:
 
 
 def _operation(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
-    """The documented operation for a request path: the matching template with the most
-    literal characters (``/negotiations/offers`` before ``/negotiations/{nid}``)."""
-    matches = []
-    for template, operations in spec["paths"].items():
-        pattern = "".join(
-            ".+" if part.startswith("{") else re.escape(part)
-            for part in re.split(r"(\{[^}]+\})", template)
-        )
-        if method in operations and re.fullmatch(pattern, path):
-            literal = len(re.sub(r"\{[^}]+\}", "", template))
-            matches.append((literal, operations[method]))
-    assert matches, f"{method} {path} is not in the OpenAPI description"
-    return max(matches, key=lambda m: m[0])[1]
+    """The documented operation for a request path: the most specific matching template that
+    has the method."""
+    for template in matching_templates(spec, path):
+        if method in spec["paths"][template]:
+            return spec["paths"][template][method]  # type: ignore[no-any-return]
+    raise AssertionError(f"{method} {path} is not in the OpenAPI description")
 
 
 @pytest.fixture
