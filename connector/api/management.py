@@ -46,6 +46,17 @@ router = APIRouter(prefix="/management", tags=["management"], dependencies=[Mana
 ACTOR = "management-api"
 
 
+def answers(
+    model: Any, errors: dict[int, str] | None = None, *, status: int = 200
+) -> dict[str, Any]:
+    """Route arguments documenting what an operation returns (``model`` at ``status``) and the
+    errors particular to it (the common ones are added by ``document_errors``). The routes
+    build their JSON themselves, so ``model`` documents and does not validate."""
+    responses: dict[int | str, dict[str, Any]] = {status: {"model": model}}
+    responses.update({code: {"description": words} for code, words in (errors or {}).items()})
+    return {"status_code": status, "response_model": None, "responses": responses}
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -165,12 +176,7 @@ async def _publishable(services: Services, record: DatasetRecord) -> DatasetReco
     return record
 
 
-@router.post(
-    "/datasets",
-    status_code=201,
-    responses={201: {"model": DatasetOut}, 409: {"description": "A dataset with this id exists"}},
-    response_model=None,
-)
+@router.post("/datasets", **answers(DatasetOut, {409: "A dataset with this id exists"}, status=201))
 async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
     """Publish a dataset: HealthDCAT-AP metadata (checked against the official SHACL
     shapes), transfer formats and ODRL offers (checked by the policy engine: an unknown
@@ -198,7 +204,7 @@ async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, An
     return record.as_json()
 
 
-@router.get("/datasets", response_model=None, responses={200: {"model": list[DatasetOut]}})
+@router.get("/datasets", **answers(list[DatasetOut]))
 async def list_datasets(
     services: ServicesDep, include_retired: bool = False
 ) -> list[dict[str, Any]]:
@@ -210,9 +216,7 @@ async def list_datasets(
     return [r.as_json() for r in records]
 
 
-@router.get(
-    "/datasets/{dataset_id:path}", response_model=None, responses={200: {"model": DatasetOut}}
-)
+@router.get("/datasets/{dataset_id:path}", **answers(DatasetOut))
 async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """One dataset as stored: what a PUT may send back, changed where wanted."""
     async with services.dsp_store.transaction() as conn:
@@ -224,11 +228,7 @@ async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.put(
     "/datasets/{dataset_id:path}",
-    responses={
-        200: {"model": DatasetOut},
-        409: {"description": "`modifiedAt` is stale: the dataset changed since it was read"},
-    },
-    response_model=None,
+    **answers(DatasetOut, {409: "`modifiedAt` is stale: the dataset changed since it was read"}),
 )
 async def update_dataset(
     dataset_id: str, body: DatasetUpdateIn, services: ServicesDep
@@ -287,8 +287,7 @@ async def update_dataset(
 
 @router.post(
     "/datasets/{dataset_id:path}/refresh-statistics",
-    responses={200: {"model": DatasetOut}, 502: {"description": "The FHIR source failed"}},
-    response_model=None,
+    **answers(DatasetOut, {502: "The FHIR source failed"}),
 )
 async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Recompute the dataset's statistics from the FHIR source (rounded, no small cells)."""
@@ -296,11 +295,7 @@ async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str
     return record.as_json()
 
 
-@router.post(
-    "/datasets/{dataset_id:path}/retire",
-    response_model=None,
-    responses={200: {"model": DatasetOut}},
-)
+@router.post("/datasets/{dataset_id:path}/retire", **answers(DatasetOut))
 async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Take a dataset out of the catalog. Existing agreements and transfers stay; no new
     negotiation can start for it."""
@@ -342,7 +337,7 @@ class HarvestIn(Model):
     targets: list[str] | None = None  # DSP base URLs; default: the harvest_targets setting
 
 
-@router.post("/harvest", response_model=None, responses={200: {"model": HarvestRunOut}})
+@router.post("/harvest", **answers(HarvestRunOut))
 async def harvest(services: ServicesDep, body: HarvestIn | None = None) -> dict[str, Any]:
     """Harvest the configured (or given) connectors now; the report names each failure."""
     targets = (body.targets if body else None) or services.harvest.targets
@@ -351,7 +346,7 @@ async def harvest(services: ServicesDep, body: HarvestIn | None = None) -> dict[
     return (await services.harvest.harvest(targets)).as_json()
 
 
-@router.get("/harvest", response_model=None, responses={200: {"model": HarvestRunOut}})
+@router.get("/harvest", **answers(HarvestRunOut))
 async def harvest_progress(services: ServicesDep) -> dict[str, Any]:
     """Progress of the running (or last) harvest."""
     run = services.harvest.last_run
@@ -365,12 +360,7 @@ async def harvest_progress(services: ServicesDep) -> dict[str, Any]:
 
 # The two requests that start work return their JSON themselves: a returned dict goes through
 # FastAPI's response validation and jsonable_encoder (about 60 us, for JSON-native values).
-@router.post(
-    "/negotiations",
-    status_code=201,
-    response_model=None,
-    responses={201: {"model": NegotiationOut}},
-)
+@router.post("/negotiations", **answers(NegotiationOut, status=201))
 async def start_negotiation(body: NegotiationIn, services: ServicesDep) -> JSONResponse:
     """As consumer: ask a provider for a contract on one of its offers (the offer as its
     catalog gave it, with `target` = the dataset id). Answers at once, REQUESTED; the
@@ -384,12 +374,7 @@ async def start_negotiation(body: NegotiationIn, services: ServicesDep) -> JSONR
     return JSONResponse(negotiation_json(n), status_code=201)
 
 
-@router.post(
-    "/negotiations/offers",
-    status_code=201,
-    response_model=None,
-    responses={201: {"model": NegotiationOut}},
-)
+@router.post("/negotiations/offers", **answers(NegotiationOut, status=201))
 async def offer_to_consumer(body: OfferIn, services: ServicesDep) -> dict[str, Any]:
     """As provider: offer one of our datasets' offers to a consumer connector (a provider-
     initiated negotiation, OFFERED)."""
@@ -402,7 +387,7 @@ async def offer_to_consumer(body: OfferIn, services: ServicesDep) -> dict[str, A
     return negotiation_json(n)
 
 
-@router.get("/negotiations", response_model=None, responses={200: {"model": list[NegotiationOut]}})
+@router.get("/negotiations", **answers(list[NegotiationOut]))
 async def list_negotiations(
     services: ServicesDep, role: Role | None = None, pending: bool = False
 ) -> list[dict[str, Any]]:
@@ -413,16 +398,14 @@ async def list_negotiations(
     ]
 
 
-@router.get("/negotiations/{nid}", response_model=None, responses={200: {"model": NegotiationOut}})
+@router.get("/negotiations/{nid}", **answers(NegotiationOut))
 async def get_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
     """One negotiation: its state, offer, agreement and both signatures once agreed, and the
     termination reason if it ended."""
     return negotiation_json(await services.negotiations.get_local(nid))
 
 
-@router.post(
-    "/negotiations/{nid}/accept", response_model=None, responses={200: {"model": NegotiationOut}}
-)
+@router.post("/negotiations/{nid}/accept", **answers(NegotiationOut))
 async def accept_offer(nid: str, services: ServicesDep) -> dict[str, Any]:
     """As consumer: accept a provider's offer (OFFERED to ACCEPTED)."""
     return negotiation_json(await services.negotiations.accept(nid))
@@ -430,11 +413,7 @@ async def accept_offer(nid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/negotiations/{nid}/approve",
-    responses={
-        200: {"model": NegotiationOut},
-        409: {"description": "The negotiation is not waiting for approval"},
-    },
-    response_model=None,
+    **answers(NegotiationOut, {409: "The negotiation is not waiting for approval"}),
 )
 async def approve_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]:
     """As provider: a person approves a request that its offer's policy holds for approval
@@ -444,14 +423,10 @@ async def approve_negotiation(nid: str, services: ServicesDep) -> dict[str, Any]
 
 @router.post(
     "/negotiations/{nid}/terminate",
-    responses={
-        200: {"model": NegotiationOut},
-        409: {
-            "description": "The negotiation has already ended, or is not yet acknowledged by the "
-            "counterparty"
-        },
-    },
-    response_model=None,
+    **answers(
+        NegotiationOut,
+        {409: "The negotiation has already ended, or is not yet acknowledged by the counterparty"},
+    ),
 )
 async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
     """End a negotiation, from either side, with a reason the counterparty receives."""
@@ -463,14 +438,14 @@ async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep)
 # -- agreements ----------------------------------------------------------------------------
 
 
-@router.get("/agreements", response_model=None, responses={200: {"model": list[AgreementOut]}})
+@router.get("/agreements", **answers(list[AgreementOut]))
 async def list_agreements(services: ServicesDep) -> list[dict[str, Any]]:
     """Agreements of this connector in either role, each with both signatures."""
     async with services.dsp_store.transaction() as conn:
         return [a.as_json() for a in await services.dsp_store.list_agreements(conn)]
 
 
-@router.get("/agreements/{aid}", response_model=None, responses={200: {"model": AgreementOut}})
+@router.get("/agreements/{aid}", **answers(AgreementOut))
 async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """One agreement with both signatures."""
     async with services.dsp_store.transaction() as conn:
@@ -480,9 +455,7 @@ async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     return record.as_json()
 
 
-@router.get(
-    "/agreements/{aid}/export", response_model=None, responses={200: {"model": AgreementProofOut}}
-)
+@router.get("/agreements/{aid}/export", **answers(AgreementProofOut))
 async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """The agreement with both signatures and both parties' DID documents, for
     ``phems-connector agreements verify FILE`` (offline)."""
@@ -510,13 +483,14 @@ async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/transfers",
-    status_code=201,
-    responses={
-        201: {"model": TransferOut},
-        404: {"description": "No such agreement with this connector as consumer"},
-        409: {"description": "The agreement's provider address is unknown"},
-    },
-    response_model=None,
+    **answers(
+        TransferOut,
+        {
+            404: "No such agreement with this connector as consumer",
+            409: "The agreement's provider address is unknown",
+        },
+        status=201,
+    ),
 )
 async def start_transfer(body: TransferIn, services: ServicesDep) -> JSONResponse:
     """As consumer: start a transfer under an agreement, in one of the dataset's formats.
@@ -526,13 +500,13 @@ async def start_transfer(body: TransferIn, services: ServicesDep) -> JSONRespons
     return JSONResponse(transfer_json(t), status_code=201)
 
 
-@router.get("/transfers", response_model=None, responses={200: {"model": list[TransferOut]}})
+@router.get("/transfers", **answers(list[TransferOut]))
 async def list_transfers(services: ServicesDep, role: Role | None = None) -> list[dict[str, Any]]:
     """Transfers of this connector, in either role."""
     return [transfer_json(t) for t in await services.transfers.list(role=role)]
 
 
-@router.get("/transfers/{tid}", response_model=None, responses={200: {"model": TransferOut}})
+@router.get("/transfers/{tid}", **answers(TransferOut))
 async def get_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """One transfer: its state and, once STARTED, its DataAddress."""
     return transfer_json(await services.transfers.get_local(tid))
@@ -540,11 +514,7 @@ async def get_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/transfers/{tid}/complete",
-    responses={
-        200: {"model": TransferOut},
-        409: {"description": "The transfer is not acknowledged by the counterparty yet"},
-    },
-    response_model=None,
+    **answers(TransferOut, {409: "The transfer is not acknowledged by the counterparty yet"}),
 )
 async def complete_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Complete a transfer (either side)."""
@@ -553,11 +523,7 @@ async def complete_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/transfers/{tid}/suspend",
-    responses={
-        200: {"model": TransferOut},
-        409: {"description": "The transfer is not acknowledged by the counterparty yet"},
-    },
-    response_model=None,
+    **answers(TransferOut, {409: "The transfer is not acknowledged by the counterparty yet"}),
 )
 async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
     """Suspend a STARTED transfer (either side), with a reason; its data plane token stops
@@ -567,12 +533,13 @@ async def suspend_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> d
 
 @router.post(
     "/transfers/{tid}/resume",
-    responses={
-        200: {"model": TransferOut},
-        403: {"description": "The agreement's time window has closed"},
-        409: {"description": "The transfer is not SUSPENDED, or another party suspended it"},
-    },
-    response_model=None,
+    **answers(
+        TransferOut,
+        {
+            403: "The agreement's time window has closed",
+            409: "The transfer is not SUSPENDED, or another party suspended it",
+        },
+    ),
 )
 async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Resume a transfer this connector suspended; as provider with a fresh DataAddress."""
@@ -581,19 +548,14 @@ async def resume_transfer(tid: str, services: ServicesDep) -> dict[str, Any]:
 
 @router.post(
     "/transfers/{tid}/token",
-    responses={
-        200: {"model": TransferOut},
-        403: {
-            "description": "The provider refused: the agreement's policy no longer permits the "
-            "transfer"
+    **answers(
+        TransferOut,
+        {
+            403: "The provider refused: the agreement's policy no longer permits the transfer",
+            409: "The transfer is not STARTED, is one we provide, or names no refreshEndpoint",
+            502: "The provider could not be reached or answered unusably",
         },
-        409: {
-            "description": "The transfer is not STARTED, is one we provide, or names no "
-            "refreshEndpoint"
-        },
-        502: {"description": "The provider could not be reached or answered unusably"},
-    },
-    response_model=None,
+    ),
 )
 async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, Any]:
     """Consumer: a fresh data plane token for a STARTED transfer, from the provider's
@@ -608,11 +570,7 @@ async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, A
 
 @router.post(
     "/transfers/{tid}/terminate",
-    responses={
-        200: {"model": TransferOut},
-        409: {"description": "The transfer is not acknowledged by the counterparty yet"},
-    },
-    response_model=None,
+    **answers(TransferOut, {409: "The transfer is not acknowledged by the counterparty yet"}),
 )
 async def terminate_transfer(tid: str, body: ReasonIn, services: ServicesDep) -> dict[str, Any]:
     """End a transfer (either side), with a reason."""
