@@ -62,6 +62,17 @@ def _is_dsp(request: Request) -> bool:
     return DSP_PREFIX in request.url.path
 
 
+def _challenge(request: Request) -> str:
+    """A 401's WWW-Authenticate (RFC 9110 requires one; RFC 6750 for bearer tokens): every
+    protected route takes a bearer token (the management API also an X-Api-Key header), and
+    a token that was sent and refused is an invalid_token."""
+    path = request.url.path
+    realm = "management" if path.startswith("/management") else path.split("/")[1] or "api"
+    if "authorization" in request.headers:
+        return f'Bearer realm="{realm}", error="invalid_token"'
+    return f'Bearer realm="{realm}"'
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PhemsError)
     async def _phems(request: Request, exc: PhemsError) -> JSONResponse:
@@ -69,10 +80,17 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("request failed: %s", exc.detail)
         if _is_dsp(request):
             reason = exc.detail if exc.status < 500 else exc.title
-            return dsp_error(request, exc.status, exc.code, reason)
-        return problem(
-            exc.status, exc.title, exc.detail, type_=f"https://w3id.org/phems/problems/{exc.code}"
-        )
+            response = dsp_error(request, exc.status, exc.code, reason)
+        else:
+            response = problem(
+                exc.status,
+                exc.title,
+                exc.detail,
+                type_=f"https://w3id.org/phems/problems/{exc.code}",
+            )
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = _challenge(request)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

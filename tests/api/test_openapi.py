@@ -33,6 +33,10 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         yield application
 
 
+def _responses(spec: dict[str, Any], path: str, method: str = "get") -> dict[str, Any]:
+    return spec["paths"][path][method]["responses"]  # type: ignore[no-any-return]
+
+
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (path, method, operation)
@@ -83,6 +87,7 @@ async def test_documented_errors_are_the_ones_answered(app: FastAPI) -> None:
             r = await client.request(method, url, json={})
             assert r.status_code == 401, (method, path, r.text)
             assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["www-authenticate"] == 'Bearer realm="management"'
             assert "401" in operation["responses"]
 
         key = {"X-Api-Key": "k"}
@@ -112,3 +117,14 @@ async def test_documented_errors_are_the_ones_answered(app: FastAPI) -> None:
         r = await client.post("/dsp/2025-1/negotiations/request", json={})
         assert r.status_code == 401 and "401" in documented, r.text
         assert r.json()["@type"] == "ContractNegotiationError"
+        assert r.headers["www-authenticate"] == 'Bearer realm="dsp"'
+        r = await client.post(
+            "/dsp/2025-1/negotiations/request", json={}, headers={"Authorization": "Bearer x.y.z"}
+        )
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer realm="dsp", error="invalid_token"'
+
+        # The data plane: a pull without its token.
+        r = await client.get("/dataplane/transfers/x")
+        assert r.status_code == 401 and "401" in _responses(spec, "/dataplane/transfers/{tid}")
+        assert r.headers["www-authenticate"] == 'Bearer realm="dataplane"'
