@@ -1,6 +1,8 @@
 """Errors by surface: RFC 9457 problem+json outside DSP routes, DSP error bodies on DSP routes.
 
-Unknown errors become a 500 that carries a correlation id, never the exception text.
+Unknown errors become a 500 that carries a correlation id, never the exception text. A 401
+carries its WWW-Authenticate challenge, a 405 the methods the path has. ``document_errors``
+makes the OpenAPI description say the same.
 """
 
 from __future__ import annotations
