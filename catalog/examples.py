@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 from catalog.codes import HealthCategory, eu, hdeu
+from catalog.formats import OutputType
 from catalog.model import (
     Agent,
     Catalog,
@@ -18,7 +19,6 @@ from catalog.model import (
     DataService,
     Dataset,
     Distribution,
-    OutputType,
 )
 from catalog.statistics import SafeStatistics, safe_statistics
 

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from catalog.codes import EHDS_REGULATION, CodingSystem, HealthCategory, label_of
-from catalog.model import Dataset, OutputType
+from catalog.formats import OutputType
+from catalog.model import Dataset
 from catalog.search import Query, facets
 from catalog.statistics import describe_count
 

@@ -9,7 +9,6 @@ code cannot be built from Python. Statistics fields hold values already made saf
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,21 +21,7 @@ from catalog.codes import (
     eu,
     hdeu,
 )
-
-
-class OutputType(StrEnum):
-    """What a distribution delivers (phems profile term `outputType`)."""
-
-    AGGREGATE = "aggregate"
-    SYNTHETIC = "synthetic"
-    ANONYMIZED = "anonymized"
-
-
-DSP_FORMATS: dict[OutputType, str] = {
-    OutputType.AGGREGATE: "FHIR-Aggregate-PULL",
-    OutputType.SYNTHETIC: "FHIR-Synthetic-PULL",
-    OutputType.ANONYMIZED: "FHIR-Anonymized-PULL",
-}
+from catalog.formats import DSP_FORMATS, OutputType
 
 
 class _Model(BaseModel):

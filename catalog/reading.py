@@ -14,6 +14,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.term import Node
 
 from catalog.codes import CodingSystem, HealthCategory
+from catalog.formats import OutputType
 from catalog.model import (
     Agent,
     Column,
@@ -21,7 +22,6 @@ from catalog.model import (
     DataService,
     Dataset,
     Distribution,
-    OutputType,
 )
 from catalog.odrl import policy_dict
 from catalog.vocab import (

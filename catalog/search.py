@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from catalog.codes import CodingSystem, HealthCategory
-from catalog.model import Dataset, OutputType
+from catalog.formats import OutputType
+from catalog.model import Dataset
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from catalog.examples import data_service
+from catalog.formats import Format
 from catalog.html import OUTPUT_LABELS
-from catalog.model import Agent, Catalog, ContactPoint, Dataset, Distribution, OutputType
+from catalog.model import Agent, Catalog, ContactPoint, Dataset, Distribution
 from catalog.odrl import PolicyError
 from catalog.rdf import to_graph
 from catalog.statistics import SafeStatistics
 from catalog.validation import ShapesNotFound, validate
 from catalog.vocab import PREFIXES
-from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetRecord
+from connector.datasets import DatasetRecord
 from connector.errors import BadRequestError, ConfigurationError, PhemsError
 from connector.policy import to_jsonld, validate_policy
 
@@ -112,7 +113,7 @@ def _distributions(record: DatasetRecord, pub: Publisher) -> tuple[Distribution,
     iri = pub.dataset_iri(record.id)
     out = []
     for fmt in record.formats:
-        kind = OutputType(FORMAT_OUTPUT_TYPES[fmt])
+        kind = Format(fmt).output_type
         out.append(
             Distribution(
                 iri=f"{iri}/distributions/{kind.value}",

@@ -9,24 +9,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from catalog.formats import FORMATS, Format
 from connector.clock import as_utc
 from connector.db import deferred
 from connector.db.tables import datasets
 from connector.errors import BadRequestError, ConflictError
 from connector.policy import Policy, PolicyType, validate_policy
 
-Format = Literal["FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL", "FHIR-Anonymized-PULL"]
-FORMATS: tuple[str, ...] = get_args(Format)
-FORMAT_OUTPUT_TYPES = {
-    "FHIR-Aggregate-PULL": "aggregate",
-    "FHIR-Synthetic-PULL": "synthetic",
-    "FHIR-Anonymized-PULL": "anonymized",
-}
 Status = Literal["published", "retired"]
 
 
@@ -35,7 +29,7 @@ class DatasetRecord:
     id: str
     title: str
     description: str = ""
-    formats: tuple[str, ...] = ("FHIR-Aggregate-PULL",)
+    formats: tuple[str, ...] = (Format.AGGREGATE.value,)
     offers: tuple[dict[str, Any], ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     status: Status = "published"

@@ -6,9 +6,13 @@ implementation in. Each port has one contract test suite run against every imple
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
+
+from catalog.formats import OutputType
 
 FhirResource = dict[str, Any]
 
@@ -55,4 +59,111 @@ class ReplayGuard(Protocol):
 
     async def remember(self, jti: str, expires_at: datetime) -> bool:
         """Record ``jti``; return False if it was already recorded (a replay)."""
+        ...
+
+
+# -- fulfilment: from an agreement to data (DESIGN.md §4) --------------------------------------
+
+
+@dataclass(frozen=True)
+class FlatViews:
+    """A dataset's flattened tables for one data version: its scope applied, opted-out patients
+    removed. Every fulfilment reads these and nothing else of the FHIR data.
+
+    ``tables`` maps each table of ``connector.fulfilment.views.TABLES`` to a Parquet file
+    (columns as documented there). ``version`` changes whenever the FHIR data, the dataset's
+    scope or the opt-outs change: it keys every cached derived artefact (cached noisy answers,
+    fitted synthesizers), so nothing computed before an opt-out is served after it. Plain data,
+    so it can be handed to a worker process.
+    """
+
+    dataset_id: str
+    version: str
+    directory: Path
+    tables: Mapping[str, Path]
+    patients: int
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What one data plane call asks for, as the policy engine needs it (data plane scope:
+    nothing may be unknown). A fulfilment states its effective values, defaults applied:
+
+    ``purpose`` the purpose the call states (None: the data permit's purpose applies);
+    ``min_cell_size`` the smallest cell an aggregate answer may show (0 where the output has no
+    cells); ``epsilon`` the privacy budget this call spends (0.0 where it spends none);
+    ``patients`` the number of patient records the call delivers (synthetic or extracted
+    patients; 0 for an aggregate answer).
+    """
+
+    output_type: OutputType
+    purpose: str | None = None
+    min_cell_size: int = 0
+    epsilon: float = 0.0
+    patients: int = 0
+
+
+@dataclass(frozen=True)
+class FulfilmentRequest:
+    """One authorised data plane call, as the fulfilment sees it: who (already checked), what
+    they sent, and the limits the agreement's policy sets (``policy_limits``: operand local
+    name -> the bound its constraints put on it, e.g. ``{"minCellSize": 10, "epsilon": 1.0}``;
+    a fulfilment may use them as defaults, the policy engine enforces them)."""
+
+    agreement_id: str
+    transfer_id: str
+    consumer: str
+    dataset_id: str
+    body: bytes
+    media_type: str | None
+    params: Mapping[str, str]
+    policy_limits: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FulfilmentResult:
+    """What a fulfilment delivers: a media type and the body as chunks (streamed to the
+    caller), plus what the audit record of the call keeps. ``audit`` holds descriptions only
+    (sizes, model versions, query digests), never a value computed from patient data."""
+
+    media_type: str
+    chunks: AsyncIterator[bytes]
+    audit: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Fulfilment(Protocol):
+    """One way of delivering data for an output type (aggregate query, synthetic bundle, ...).
+
+    The data plane service (``connector.dataplane.service``) walks the road around it: token,
+    transfer, policy at data plane scope with ``facts``, budget and count, the dataset's flat
+    views (scope and opt-outs applied), then ``fulfil``, then delivery and audit. So a
+    fulfilment never sees a refused call, an opted-out patient or data outside the dataset's
+    scope, and must apply its own disclosure control before returning.
+
+    ``facts`` reads the request (raising ``BadRequestError`` naming the bad part) without
+    touching data; ``fulfil`` does the work (CPU-heavy parts off the event loop).
+    """
+
+    @property
+    def output_type(self) -> OutputType: ...
+
+    def facts(self, request: FulfilmentRequest) -> RequestFacts: ...
+
+    async def fulfil(
+        self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
+    ) -> FulfilmentResult: ...
+
+
+class ViewRunner(Protocol):
+    """SQL-on-FHIR v2 ViewDefinitions over resources (implemented by ``adapters.sof``)."""
+
+    def columns(self, view: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+        """The view's columns in order: (name, FHIR type or None); ``ViewDefinitionError`` if
+        the view is invalid."""
+        ...
+
+    def rows(
+        self, view: Mapping[str, Any], resources: Iterable[FhirResource]
+    ) -> Iterator[tuple[Any, ...]]:
+        """The view's rows (tuples in column order) for ``resources``."""
         ...

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from catalog.formats import Format
 from connector.api.deps import ManagementAuth, ServicesDep
 from connector.api.remote import fetch_catalog, fetch_data_plane_token
 from connector.api.schemas import (
@@ -33,7 +34,7 @@ from connector.catalog_bridge import (
 from connector.catalog_ops import refresh_dataset_statistics
 from connector.clock import as_utc
 from connector.composition import Services
-from connector.datasets import DatasetRecord, Format, check_dataset, with_offer_type
+from connector.datasets import DatasetRecord, check_dataset, with_offer_type
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
@@ -62,7 +63,7 @@ class Model(BaseModel):
 
 
 def _default_formats() -> list[Format]:
-    return ["FHIR-Aggregate-PULL"]
+    return [Format.AGGREGATE]
 
 
 class DatasetIn(Model):

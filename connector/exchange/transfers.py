@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from catalog.formats import output_type_of
 from connector.audit import AuditLog
 from connector.dataplane.tokens import (
     REFRESH_ENDPOINT,
@@ -23,7 +24,7 @@ from connector.dataplane.tokens import (
     issue_access_token,
     seconds_left,
 )
-from connector.datasets import FORMAT_OUTPUT_TYPES, DatasetStore
+from connector.datasets import DatasetStore
 from connector.dsp.messages import (
     EndpointProperty,
     TransferCompletionMessage,
@@ -447,7 +448,7 @@ class TransferService:
             trusted_issuers=self.trusted_issuers,
             dataset_id=agreement.dataset_id,
             uses_so_far=uses_so_far,
-            output_type=FORMAT_OUTPUT_TYPES.get(t.format or ""),
+            output_type=output_type_of(t.format),
         )
 
     async def _window_end(self, conn: AsyncConnection, t: Transfer) -> datetime:

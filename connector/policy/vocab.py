@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from catalog.formats import OutputType as OutputType
+
 ODRL = "http://www.w3.org/ns/odrl/2/"
 PHEMS = "https://w3id.org/phems/ns/"
 DSPACE = "https://w3id.org/dspace/2025/1/"
@@ -81,12 +83,6 @@ class RuleKind(StrEnum):
     PERMISSION = ODRL + "permission"
     PROHIBITION = ODRL + "prohibition"
     OBLIGATION = ODRL + "obligation"
-
-
-class OutputType(StrEnum):
-    AGGREGATE = "aggregate"
-    SYNTHETIC = "synthetic"
-    ANONYMIZED = "anonymized"
 
 
 # ODRL 2.2 common-vocabulary actions. Only ``use`` and ``read`` describe what our data plane
