@@ -81,6 +81,11 @@ class NdjsonFileSource:
     async def aclose(self) -> None:
         return None
 
+    def ndjson_files(self, resource_type: str) -> list[Path]:
+        """The files holding ``resource_type`` (``connector.ports.LocalNdjson``)."""
+        self._matcher(resource_type, {})
+        return list(self._files().get(resource_type, []))
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _files(self) -> dict[str, list[Path]]:

@@ -65,6 +65,7 @@ class PHEMS(DefinedNamespace):
     outputType: URIRef
     minCellSize: URIRef
     epsilon: URIRef
+    patients: URIRef
     dataPermit: URIRef
     membership: URIRef
     signature: URIRef

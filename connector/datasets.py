@@ -19,6 +19,7 @@ from connector.clock import as_utc
 from connector.db import deferred
 from connector.db.tables import datasets
 from connector.errors import BadRequestError, ConflictError
+from connector.fulfilment.scope import DatasetScope
 from connector.policy import Policy, PolicyType, validate_policy
 
 Status = Literal["published", "retired"]
@@ -32,6 +33,7 @@ class DatasetRecord:
     formats: tuple[str, ...] = (Format.AGGREGATE.value,)
     offers: tuple[dict[str, Any], ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    scope: dict[str, Any] | None = None  # connector.fulfilment.scope.DatasetScope, as JSON
     status: Status = "published"
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     modified_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -50,6 +52,7 @@ class DatasetRecord:
             "formats": list(self.formats),
             "offers": list(self.offers),
             "metadata": self.metadata,
+            "scope": self.scope,
             "status": self.status,
             "createdAt": self.created_at.isoformat(),
             "modifiedAt": self.modified_at.isoformat(),
@@ -63,6 +66,7 @@ def check_dataset(record: DatasetRecord) -> None:
         raise BadRequestError(
             f"formats {unknown or '[]'} not supported; use one or more of {', '.join(FORMATS)}"
         )
+    DatasetScope.parse(record.scope)
     ids = [o.get("@id") for o in record.offers]
     if any(not isinstance(i, str) or not i for i in ids):
         raise BadRequestError("every offer needs an '@id'")
@@ -96,6 +100,7 @@ def _record(row: Any) -> DatasetRecord:
         # Rows stored before offers got their @type on the way in (they passed as Offers).
         offers=tuple(with_offer_type(o) for o in doc.get("offers", ())),
         metadata=doc.get("metadata", {}),
+        scope=doc.get("scope"),
         status=row.status,
         created_at=as_utc(row.created_at),
         modified_at=as_utc(row.modified_at),
@@ -109,6 +114,7 @@ def _document(record: DatasetRecord) -> str:
             "formats": list(record.formats),
             "offers": list(record.offers),
             "metadata": record.metadata,
+            **({"scope": record.scope} if record.scope is not None else {}),
         }
     )
 

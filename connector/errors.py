@@ -11,8 +11,14 @@ PhemsError (500)
 ├── ForbiddenError (403)           authenticated, but a policy / credential check failed
 │   └── PolicyViolationError       names the failed constraint
 ├── ConflictError (409)            state on our side forbids the operation
+├── LimitExceededError (429)       an agreement's count or epsilon budget, or a rate limit,
+│                                  is used up (names it; Retry-After when it frees up)
+├── NotInstalledError (501)        no fulfilment is installed for the transfer's format
+├── NotReadyError (503)            the data are still being prepared (Retry-After)
 └── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
     └── FhirSourceError            the FHIR source failed after retries
+
+``headers()`` adds what the answer must carry (``Retry-After``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ class PhemsError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
 
 class ConfigurationError(PhemsError):
@@ -81,6 +90,38 @@ class ConflictError(PhemsError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class LimitExceededError(PhemsError):
+    status = 429
+    code = "limit-exceeded"
+    title = "Limit exceeded"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+class NotInstalledError(PhemsError):
+    status = 501
+    code = "not-installed"
+    title = "Fulfilment not installed"
+
+
+class NotReadyError(PhemsError):
+    status = 503
+    code = "not-ready"
+    title = "Not ready yet"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class UpstreamError(PhemsError):

@@ -6,11 +6,11 @@ implementation in. Each port has one contract test suite run against every imple
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from catalog.formats import OutputType
 
@@ -155,15 +155,22 @@ class Fulfilment(Protocol):
 
 
 class ViewRunner(Protocol):
-    """SQL-on-FHIR v2 ViewDefinitions over resources (implemented by ``adapters.sof``)."""
+    """SQL-on-FHIR v2 ViewDefinitions over resources (implemented by ``adapters.sof``).
+    Picklable: the view cache hands it to a worker process, which compiles the views there."""
 
-    def columns(self, view: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-        """The view's columns in order: (name, FHIR type or None); ``ViewDefinitionError`` if
-        the view is invalid."""
+    def compile(
+        self, view: Mapping[str, Any]
+    ) -> tuple[list[tuple[str, str | None]], Callable[[FhirResource], list[tuple[Any, ...]]]]:
+        """The view's columns in order, as (name, FHIR type or None), and a function giving the
+        rows (tuples in column order) one resource contributes; ``ViewDefinitionError`` (400)
+        if the view is invalid, ``ViewEvaluationError`` from the function for data the view
+        cannot represent."""
         ...
 
-    def rows(
-        self, view: Mapping[str, Any], resources: Iterable[FhirResource]
-    ) -> Iterator[tuple[Any, ...]]:
-        """The view's rows (tuples in column order) for ``resources``."""
-        ...
+
+@runtime_checkable
+class LocalNdjson(Protocol):
+    """A ``FhirSource`` whose data are already Bulk NDJSON files on this machine: the view
+    cache reads them in a worker process instead of copying them through ``search``."""
+
+    def ndjson_files(self, resource_type: str) -> list[Path]: ...

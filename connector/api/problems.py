@@ -78,7 +78,7 @@ def _challenge(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PhemsError)
     async def _phems(request: Request, exc: PhemsError) -> JSONResponse:
-        if exc.status >= 500:
+        if exc.status >= 500 and exc.status not in (501, 503):
             log.error("request failed: %s", exc.detail)
         if _is_dsp(request):
             reason = exc.detail if exc.status < 500 else exc.title
@@ -92,6 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = _challenge(request)
+        response.headers.update(exc.headers())
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,7 @@ from connector.errors import AuthenticationError
 from connector.identity.did import SIGNING_FRAGMENT
 from connector.identity.keys import ConnectorKeys
 from connector.identity.signing import sign_jws, verify_jws
+from connector.policy import VerifiedCredential
 
 TOKEN_LIFETIME = timedelta(minutes=15)
 REFRESH_ENDPOINT = "refreshEndpoint"  # the DataAddress property: POST here for a fresh token
@@ -23,10 +24,39 @@ REFRESH_ENDPOINT = "refreshEndpoint"  # the DataAddress property: POST here for 
 
 @dataclass(frozen=True)
 class DataPlaneClaims:
+    """``credentials``: the consumer's credentials as we verified them when the token was
+    issued (the data plane evaluates the agreement's policy against them, while they are
+    still valid, without asking for them again)."""
+
     consumer: str
     agreement_id: str
     transfer_id: str
     expires: datetime
+    credentials: tuple[VerifiedCredential, ...] = ()
+
+
+def _credential_claim(c: VerifiedCredential) -> dict[str, object]:
+    return {
+        "types": sorted(c.types),
+        "issuer": c.issuer,
+        "subject": dict(c.subject),
+        "nbf": int(c.valid_from.timestamp()) if c.valid_from else None,
+        "exp": int(c.valid_until.timestamp()) if c.valid_until else None,
+    }
+
+
+def _credential(claim: dict[str, object], tz: object) -> VerifiedCredential:
+    nbf, exp, subject = claim.get("nbf"), claim.get("exp"), claim.get("subject")
+    types = claim.get("types")
+    if not isinstance(subject, dict) or not isinstance(types, list):
+        raise TypeError("credential claim")
+    return VerifiedCredential(
+        types=frozenset(str(t) for t in types),
+        issuer=str(claim["issuer"]),
+        subject=subject,
+        valid_from=datetime.fromtimestamp(int(str(nbf)), tz) if nbf is not None else None,  # type: ignore[arg-type]
+        valid_until=datetime.fromtimestamp(int(str(exp)), tz) if exp is not None else None,  # type: ignore[arg-type]
+    )
 
 
 def issue_access_token(
@@ -38,6 +68,7 @@ def issue_access_token(
     transfer_id: str,
     now: datetime,
     expires: datetime | None = None,
+    credentials: tuple[VerifiedCredential, ...] = (),
 ) -> str:
     """A token valid for ``TOKEN_LIFETIME``, or until ``expires`` if that is sooner (the
     instant the agreement's policy would stop permitting the transfer)."""
@@ -51,6 +82,7 @@ def issue_access_token(
         "iat": int(now.timestamp()),
         "exp": int(end.timestamp()),
         "jti": uuid.uuid4().hex,
+        "credentials": [_credential_claim(c) for c in credentials],
     }
     return sign_jws(
         json.dumps(claims).encode(),
@@ -80,6 +112,7 @@ def verify_access_token(
             agreement_id=str(claims["agreement"]),
             transfer_id=str(claims["transfer"]),
             expires=expires,
+            credentials=tuple(_credential(c, now.tzinfo) for c in claims.get("credentials", [])),
         )
     except (ValueError, KeyError, TypeError):
         raise AuthenticationError("data plane token: malformed claims") from None

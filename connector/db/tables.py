@@ -166,3 +166,55 @@ harvested_datasets = sa.Table(
     sa.Column("document", sa.Text, nullable=False),  # JSON: HealthDCAT-AP model + visible offers
     sa.Column("harvested_at", _ts, nullable=False),
 )
+
+# Durable long jobs (view cache builds, statistics, synthesizer fits), claimed by a loop with a
+# lease like the outbox (connector/jobs). ``key`` makes enqueueing idempotent; ``node`` pins a
+# job to the replica whose data directory it writes (None: any replica).
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(512), nullable=False),
+    sa.Column("node", sa.String(255)),
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("state", sa.String(16), nullable=False),  # queued | running | done | failed
+    sa.Column("stage", sa.String(255), nullable=False),
+    sa.Column("percent", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("run_after", _ts, nullable=False),
+    sa.Column("lease_until", _ts),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("result", sa.Text),  # JSON
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("finished_at", _ts),
+    sa.UniqueConstraint("key", name="uq_jobs_key"),
+    sa.Index("ix_jobs_claim", "state", "run_after"),
+)
+
+# Patients who opted out of secondary use (the hospital's list; FHIR Consents are read from the
+# data). Removed inside the seam before any fulfilment sees the data.
+optouts = sa.Table(
+    "optouts",
+    metadata,
+    sa.Column("patient_id", sa.String(255), primary_key=True),
+    sa.Column("added_at", _ts, nullable=False),
+    sa.Column("added_by", sa.String(512), nullable=False),
+)
+
+# One row per data plane call that was let through (its budget spent), for rate limits.
+dataplane_calls = sa.Table(
+    "dataplane_calls",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("consumer", sa.String(512), nullable=False),
+    sa.Column("agreement_id", sa.String(255), nullable=False),
+    sa.Column("transfer_id", sa.String(255), nullable=False),
+    sa.Column("output_type", sa.String(32), nullable=False),
+    sa.Column("epsilon", sa.Float, nullable=False),
+    sa.Column("called_at", _ts, nullable=False),
+    sa.Index("ix_dataplane_calls_consumer", "consumer", "called_at"),
+)

@@ -57,6 +57,7 @@ from connector.policy import (
     EvaluationContext,
     Policy,
     Scope,
+    VerifiedCredential,
     evaluate,
     permitted_until,
     time_bounds,
@@ -167,7 +168,9 @@ class TransferService:
                 await self._audit(conn, t, "transfer.refused", reason=decision.reason)
                 return t, True
             await self.store.spend(conn, agreement.id)  # one use of the agreement (ODRL count)
-            t = await self._start(conn, t, expires=self._token_end(policy, context))
+            t = await self._start(
+                conn, t, expires=self._token_end(policy, context), credentials=context.credentials
+            )
             return t, True
 
     async def receive(self, caller: VerifiedCaller, pid: str, message: TransferMessage) -> Transfer:
@@ -309,7 +312,7 @@ class TransferService:
                 await self._audit(conn, t, "transfer.token-refused", reason=decision.reason)
             else:
                 expires = self._token_end(policy, context)
-                token = self._access_token(t, expires)
+                token = self._access_token(t, expires, context.credentials)
                 await self._audit(conn, t, "transfer.token-issued")
                 return token, expires
         raise PolicyViolationError(decision.reason)  # after the commit: the refusal is audited
@@ -394,12 +397,13 @@ class TransferService:
         expires: datetime,
         event: str = "transfer.started",
         actor: str | None = None,
+        credentials: tuple[VerifiedCredential, ...] = (),
     ) -> Transfer:
         """Sends the TransferStartMessage with a DataAddress whose token lives until
         ``expires`` (``_token_end`` / ``_window_end``: at most ``TOKEN_LIFETIME``)."""
         assert t.provider_pid is not None
         now = self.clock.now()
-        token = self._access_token(t, expires)
+        token = self._access_token(t, expires, credentials)
         message = TransferStartMessage.model_validate(
             {
                 "providerPid": t.provider_pid,
@@ -426,7 +430,9 @@ class TransferService:
         await self._audit(conn, t, event, **({"by": actor} if actor else {}))
         return t
 
-    def _access_token(self, t: Transfer, expires: datetime) -> str:
+    def _access_token(
+        self, t: Transfer, expires: datetime, credentials: tuple[VerifiedCredential, ...] = ()
+    ) -> str:
         """A data plane token for the consumer of ``t``, bound to its agreement and to ``t``."""
         assert t.agreement_id is not None
         return issue_access_token(
@@ -437,6 +443,7 @@ class TransferService:
             transfer_id=t.id,
             now=self.clock.now(),
             expires=expires,
+            credentials=credentials,
         )
 
     def _context(

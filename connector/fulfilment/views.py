@@ -285,3 +285,44 @@ RESOURCE_TYPES: Final = tuple(
     dict.fromkeys(v["resource"] for v in (*VIEWS.values(), *CODING_VIEWS.values()))
 )
 TABLES: Final = (*VIEWS, "coding")
+
+# Read while building the cache to apply a dataset's scope and the patients' opt-outs; never
+# part of what a fulfilment sees.
+CONSENT_SCOPE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/consentscope"
+SCOPE_VIEWS: Final[dict[str, ViewDefinition]] = {
+    "consent": {
+        "resource": "Consent",
+        "select": [
+            {
+                "column": [
+                    _col("consent_id", "getResourceKey()", "id"),
+                    _col("patient_id", "patient.getReferenceKey(Patient)", "id"),
+                    _col("status", "status", "code"),
+                    _col("provision_type", "provision.type", "code"),
+                    _col("period_start", "provision.period.start", "dateTime"),
+                    _col("period_end", "provision.period.end", "dateTime"),
+                ]
+            },
+            {
+                "forEachOrNull": "scope.coding",
+                "column": [
+                    _col("scope_system", "system", "uri"),
+                    _col("scope_code", "code", "code"),
+                ],
+            },
+        ],
+    },
+    "group_member": {
+        "resource": "Group",
+        "select": [
+            {"column": [_col("group_id", "getResourceKey()", "id")]},
+            {
+                "forEach": "member",
+                "column": [
+                    _col("patient_id", "entity.getReferenceKey(Patient)", "id"),
+                    _col("inactive", "inactive", "boolean"),
+                ],
+            },
+        ],
+    },
+}

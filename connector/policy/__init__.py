@@ -22,6 +22,7 @@ from connector.policy.context import (
 )
 from connector.policy.describe import describe_policy
 from connector.policy.evaluate import CHECKS, evaluate
+from connector.policy.limits import policy_limits
 from connector.policy.matching import OfferMatch, offers_match
 from connector.policy.model import Constraint, LogicalConstraint, Policy, Rule
 from connector.policy.parse import validate_policy
@@ -68,6 +69,7 @@ __all__ = [
     "make_agreement",
     "offers_match",
     "permitted_until",
+    "policy_limits",
     "time_bounds",
     "to_jsonld",
     "validate_policy",

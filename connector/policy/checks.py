@@ -151,6 +151,10 @@ def check(c: Constraint, ctx: EvaluationContext) -> tuple[bool, str]:
         ok = spend < budget if c.operator is Operator.LT else spend <= budget
         detail = f"epsilon {ctx.epsilon} with {ctx.epsilon_spent} already spent"
         return ok, f"{detail} exceeds the budget {budget}"
+    if left is LeftOperand.PATIENTS:
+        if ctx.patients is None:
+            raise Missing("the number of patients is not stated")
+        return _match(c, ctx.patients), f"the call asks for {ctx.patients} patients"
     if left is LeftOperand.DATA_PERMIT:
         purpose = f" and purpose {ctx.purpose!r}" if ctx.purpose else ""
         detail = f"no valid data permit from a trusted issuer for dataset {ctx.dataset_id!r}"

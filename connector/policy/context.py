@@ -82,6 +82,7 @@ class VerifiedCredential:
 class EvaluationContext:
     """The facts about one request. ``None`` means "not known in this scope".
 
+    ``patients`` is the number of patient records the call delivers (0 for an aggregate).
     ``uses_so_far`` counts the agreement's earlier uses (the current one is the next);
     ``epsilon`` is what this query would spend and ``epsilon_spent`` what the agreement has
     spent already; ``min_cell_size`` / ``output_type`` are the query's effective values (pass
@@ -101,6 +102,7 @@ class EvaluationContext:
     epsilon: float | None = None
     epsilon_spent: float = 0.0
     spatial: str | None = None
+    patients: int | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ ORDER = (
     _L.OUTPUT_TYPE,
     _L.EPSILON,
     _L.COUNT,
+    _L.PATIENTS,
     _L.SPATIAL,
     _L.RECIPIENT,
     _L.MEMBERSHIP,
@@ -94,6 +95,9 @@ def phrase(constraint: Constraint) -> str:
     if left is _L.EPSILON:
         qualifier = "below " if op is _O.LT else ""
         return f"privacy budget epsilon {qualifier}{_values(constraint)}"
+    if left is _L.PATIENTS:
+        limit = int(str(constraint.right_operand)) - (1 if op is _O.LT else 0)
+        return f"at most {_plural(max(limit, 0), 'patient')} a call"
     if left is _L.DATA_PERMIT:
         return "with a data permit for this dataset and purpose"
     return "members of the data space"

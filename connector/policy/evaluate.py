@@ -46,6 +46,7 @@ CHECKS: Mapping[LeftOperand, Mapping[Scope, Need]] = {
     _L.COUNT: {_S.TRANSFER: _R, _S.DATAPLANE: _R},
     _L.MIN_CELL_SIZE: {_S.DATAPLANE: _R},
     _L.EPSILON: {_S.DATAPLANE: _R},
+    _L.PATIENTS: {_S.DATAPLANE: _R},
 }
 
 

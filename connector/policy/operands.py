@@ -233,6 +233,8 @@ OPERANDS: Mapping[LeftOperand, OperandSpec] = {
         frozenset({_O.EQ, _O.GTEQ, _O.GT}), lambda r, p: _integer(r, 1)
     ),
     LeftOperand.EPSILON: OperandSpec(frozenset({_O.EQ, _O.LTEQ, _O.LT}), _decimal),
+    # patients: an upper bound on the patient records one call delivers.
+    LeftOperand.PATIENTS: OperandSpec(frozenset({_O.LT, _O.LTEQ}), lambda r, p: _integer(r, 0)),
     LeftOperand.DATA_PERMIT: OperandSpec(frozenset({_O.EQ}), _true),
     LeftOperand.MEMBERSHIP: OperandSpec(frozenset({_O.EQ}), _true),
 }

@@ -44,6 +44,8 @@ class LeftOperand(StrEnum):
     OUTPUT_TYPE = PHEMS + "outputType"
     MIN_CELL_SIZE = PHEMS + "minCellSize"
     EPSILON = PHEMS + "epsilon"
+    # The number of patient records one call delivers (synthetic or extracted patients).
+    PATIENTS = PHEMS + "patients"
     DATA_PERMIT = PHEMS + "dataPermit"
     MEMBERSHIP = PHEMS + "membership"
 

@@ -486,6 +486,7 @@ VIOLATIONS: dict[LeftOperand, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     LeftOperand.MIN_CELL_SIZE: (c("phems:minCellSize", "gteq", 10), {"min_cell_size": 5}),
     LeftOperand.EPSILON: (c("phems:epsilon", "lteq", 1), {"epsilon": 2.0}),
+    LeftOperand.PATIENTS: (c("phems:patients", "lteq", 100), {"patients": 1000}),
     LeftOperand.DATA_PERMIT: (PERMIT, {}),
     LeftOperand.MEMBERSHIP: (MEMBER, {}),
 }
@@ -495,7 +496,8 @@ CHECKED_AT = {
     Scope.NEGOTIATION: {LeftOperand.PURPOSE, LeftOperand.DATE_TIME, LeftOperand.SPATIAL,
                         LeftOperand.RECIPIENT, LeftOperand.MEMBERSHIP, LeftOperand.DATA_PERMIT,
                         LeftOperand.OUTPUT_TYPE},
-    Scope.TRANSFER: set(LeftOperand) - {LeftOperand.MIN_CELL_SIZE, LeftOperand.EPSILON},
+    Scope.TRANSFER: set(LeftOperand)
+    - {LeftOperand.MIN_CELL_SIZE, LeftOperand.EPSILON, LeftOperand.PATIENTS},
     Scope.DATAPLANE: set(LeftOperand),
 }  # fmt: skip
 
