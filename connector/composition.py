@@ -13,7 +13,6 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.fhir_factory import build_fhir_source
-from connector.api.oidc import OidcVerifier
 from connector.audit import AuditLog
 from connector.clock import SystemClock
 from connector.db.engine import create_engine, migrate
@@ -28,6 +27,7 @@ from connector.exchange.transfers import TransferService
 from connector.identity.credentials import read_credential_files
 from connector.identity.did import build_did_document, did_from_url
 from connector.identity.keys import ConnectorKeys, load_or_create_keys
+from connector.identity.oidc import OidcVerifier
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
 from connector.ports import Clock, FhirSource
