@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from catalog.formats import Format
 from connector.api.deps import ManagementAuth, ServicesDep
 from connector.api.schemas import (
+    SCOPE,
     AgreementOut,
     AgreementProofOut,
     DatasetOut,
@@ -62,6 +63,7 @@ class DatasetIn(Model):
     formats: list[Format] = Field(default_factory=_default_formats, min_length=1)
     offers: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    scope: dict[str, Any] | None = Field(default=None, description=SCOPE)
 
     def draft(self) -> DatasetDraft:
         return DatasetDraft(
@@ -71,6 +73,7 @@ class DatasetIn(Model):
             formats=tuple(self.formats),
             offers=tuple(self.offers),
             metadata=self.metadata,
+            scope=self.scope,
         )
 
 

@@ -61,6 +61,7 @@ class DatasetDraft:
     formats: tuple[str, ...]
     offers: tuple[dict[str, Any], ...]
     metadata: dict[str, Any]
+    scope: dict[str, Any] | None = None  # connector.fulfilment.scope.DatasetScope, as JSON
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ class DatasetService:
             formats=draft.formats,
             offers=tuple(with_offer_type(o) for o in draft.offers),
             metadata=metadata,
+            scope=draft.scope,
             status=status,
             created_at=created_at,
             modified_at=modified_at,

@@ -112,3 +112,15 @@ async def test_read_only_parts_are_checked_not_applied(services: Services) -> No
         await services.datasets.update("other", DRAFT, as_read=AsRead(), actor=ACTOR)
     unchanged = await services.datasets.get("cohort")
     assert (unchanged.status, unchanged.modified_at) == ("published", T0)
+
+
+async def test_the_scope_is_checked_and_kept(services: Services) -> None:
+    with pytest.raises(BadRequestError, match="scope: unknown member"):
+        await services.datasets.create(replace(DRAFT, scope={"cohort": "x"}), actor=ACTOR)
+    assert await services.datasets.list(include_retired=True) == []
+
+    scope = {"resourceTypes": ["Condition"], "period": {"start": "2019-01-01"}}
+    created = await services.datasets.create(replace(DRAFT, scope=scope), actor=ACTOR)
+    refreshed = await services.datasets.refresh_statistics("cohort", actor=ACTOR)
+    assert created.scope == refreshed.scope == (await services.datasets.get("cohort")).scope
+    assert refreshed.scope == scope
