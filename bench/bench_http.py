@@ -33,12 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from catalog.examples import example_dataset  # noqa: E402
-from connector.catalog_bridge import metadata_of  # noqa: E402
 from connector.clock import SystemClock  # noqa: E402
 from connector.composition import build_services  # noqa: E402
-from connector.datasets import DatasetRecord  # noqa: E402
 from connector.identity.keys import load_or_create_keys  # noqa: E402
 from connector.identity.tokens import TokenIssuer  # noqa: E402
+from connector.publishing.healthdcat import metadata_of  # noqa: E402
+from connector.publishing.records import DatasetRecord  # noqa: E402
 from connector.settings import Settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.processes import start_connector, stop  # noqa: E402
@@ -69,7 +69,7 @@ async def populate(data_dir: Path, port: int, n: int) -> None:
     try:
         async with services.dsp_store.transaction() as conn:
             for i in range(n):
-                await services.datasets.insert(
+                await services.dataset_store.insert(
                     conn,
                     DatasetRecord(
                         id=f"cohort-{i:05d}",

@@ -92,9 +92,9 @@ def serve(
         services = await build_services(settings)
         try:
             if with_sample_data:
-                from connector.catalog_ops import ensure_sample_data
+                from connector.publishing.sample import ensure_sample_data
 
-                await ensure_sample_data(services)
+                await ensure_sample_data(services.datasets, settings.effective_fhir_files_dir)
         finally:
             await services.aclose()
 
@@ -251,10 +251,18 @@ def catalog_validate(
             raise CliError(f"FILE: cannot read {file} as RDF: {exc}") from None
         problems: list[str] = []
     else:
-        from connector.catalog_ops import own_catalog_graph
+        from connector.composition import build_services
 
         settings = _settings()
-        graph, problems = _run(lambda: own_catalog_graph(settings))
+
+        async def own_catalog() -> tuple[Any, list[str]]:
+            services = await build_services(settings)
+            try:
+                return await services.datasets.catalog_graph()
+            finally:
+                await services.aclose()
+
+        graph, problems = _run(own_catalog)
         report = validate(graph)
     for line in problems:
         typer.echo(f"Violation: {line}")

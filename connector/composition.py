@@ -1,6 +1,7 @@
 """Composition root: builds every long-lived part from the settings, and closes them.
 
-The only module of ``connector`` allowed to import ``adapters`` (checked by a test).
+The only module of ``connector`` allowed to import ``adapters`` (an import-linter contract in
+``pyproject.toml`` checks it).
 """
 
 from __future__ import annotations
@@ -12,27 +13,29 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.fhir_factory import build_fhir_source
-from connector.api.oidc import OidcVerifier
 from connector.audit import AuditLog
-from connector.catalog_bridge import Publisher
 from connector.clock import SystemClock
-from connector.datasets import DatasetStore
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
 from connector.dsp.store import DspStore
 from connector.errors import ConfigurationError
+from connector.exchange.agreements import AgreementService
 from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
-from connector.harvest import HarvestService
 from connector.identity.credentials import read_credential_files
 from connector.identity.did import build_did_document, did_from_url
 from connector.identity.keys import ConnectorKeys, load_or_create_keys
+from connector.identity.oidc import OidcVerifier
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
 from connector.ports import Clock, FhirSource
-from connector.published import PublishedCatalog
+from connector.publishing.datasets import DatasetService
+from connector.publishing.harvest import HarvestService
+from connector.publishing.healthdcat import Publisher
+from connector.publishing.snapshot import PublishedCatalog
+from connector.publishing.store import DatasetStore
 from connector.settings import Settings
 
 DSP_PATH = "/dsp/2025-1"
@@ -53,10 +56,12 @@ class Services:
     verifier: TokenVerifier
     management_api_key: str
     dsp_store: DspStore
-    datasets: DatasetStore
+    dataset_store: DatasetStore
+    datasets: DatasetService
     catalog: CatalogService
     negotiations: NegotiationService
     transfers: TransferService
+    agreements: AgreementService
     sender: OutboxSender
     published: PublishedCatalog
     fhir: FhirSource
@@ -144,7 +149,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         clock,
     )
     store = DspStore(engine)
-    datasets = DatasetStore()
+    dataset_store = DatasetStore()
     trusted = list(settings.trusted_issuers)
     sender = OutboxSender(
         store=store,
@@ -158,16 +163,18 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     store.on_enqueued = sender.wake
     published = PublishedCatalog(
         store=store,
-        datasets=datasets,
+        datasets=dataset_store,
         publisher=Publisher(public_url=public_url, did=did, name=settings.participant_name),
     )
+    fhir = build_fhir_source(settings)
+    did_document = build_did_document(did, keys, dsp_base)
     return Services(
         settings=settings,
         clock=clock,
         engine=engine,
         keys=keys,
         did=did,
-        did_document=build_did_document(did, keys, dsp_base),
+        did_document=did_document,
         http=http,
         resolver=resolver,
         audit=audit,
@@ -182,11 +189,19 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         ),
         management_api_key=api_key,
         dsp_store=store,
-        datasets=datasets,
+        dataset_store=dataset_store,
+        datasets=DatasetService(
+            store=store,
+            datasets=dataset_store,
+            audit=audit,
+            clock=clock,
+            published=published,
+            fhir=fhir,
+        ),
         catalog=CatalogService(published=published, clock=clock, did=did, trusted_issuers=trusted),
         negotiations=NegotiationService(
             store=store,
-            datasets=datasets,
+            datasets=dataset_store,
             audit=audit,
             clock=clock,
             did=did,
@@ -198,7 +213,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         ),
         transfers=TransferService(
             store=store,
-            datasets=datasets,
+            datasets=dataset_store,
             audit=audit,
             clock=clock,
             did=did,
@@ -209,6 +224,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             insecure_hosts=settings.insecure_did_hosts,
             resolver=resolver,
         ),
+        agreements=AgreementService(
+            store=store, resolver=resolver, did=did, did_document=did_document
+        ),
         sender=sender,
         oidc=OidcVerifier(
             http,
@@ -218,7 +236,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         if settings.management_oidc_issuer
         else None,
         published=published,
-        fhir=build_fhir_source(settings),
+        fhir=fhir,
         harvest=HarvestService(
             store=store,
             http=http,

@@ -1,60 +1,65 @@
-"""Import rules (STYLE.md §4): catalog imports nothing of ours; connector imports adapters only
-in its composition root; jwcrypto only in the signing module."""
+"""The import rules (STYLE.md §4) are import-linter contracts in pyproject.toml: the layer order,
+the pure DSP core and policy engine, adapters only through the composition root, catalog
+importing nothing of ours, jwcrypto only in the signing module. They hold for this tree, and
+each one fails when an import breaks it (checked on a copy of the tree)."""
 
 from __future__ import annotations
 
-import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COMPOSITION_ROOT = {"connector/composition.py"}
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+PACKAGES = ("connector", "catalog", "adapters")
+
+CONTRACTS = 5
+# Imports that break them, each contract at least once: (a new module, its import).
+BREAKS = (
+    ("connector/publishing/_bad.py", "import connector.api.deps"),  # layers: service -> HTTP
+    ("connector/db/_bad.py", "import connector.exchange.remote"),  # infrastructure -> service
+    ("connector/dsp/_bad.py", "import sqlalchemy"),  # the DSP core is pure
+    ("connector/policy/_bad.py", "import httpx"),  # the policy engine is pure
+    ("connector/exchange/_bad.py", "import adapters.fhir_factory"),  # adapters: composition only
+    ("catalog/_bad.py", "import connector.errors"),  # catalog imports nothing of ours
+    ("connector/identity/_bad.py", "import jwcrypto.jwk"),  # jwcrypto: the signing module only
+)
 
 
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+def _lint(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
-def _files(package: str) -> list[Path]:
-    files = sorted((REPO / package).rglob("*.py"))
-    assert files, f"no modules found in {package}/"
-    return files
+def test_the_import_contracts_hold() -> None:
+    result = _lint(REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Contracts: {CONTRACTS} kept, 0 broken." in result.stdout
 
 
-def test_catalog_imports_nothing_of_ours() -> None:
-    offenders = [
-        str(f.relative_to(REPO))
-        for f in _files("catalog")
-        if _imports(f) & {"connector", "adapters"}
-    ]
-    assert offenders == []
+def test_each_contract_fails_when_an_import_breaks_it(tmp_path: Path) -> None:
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    for module, statement in BREAKS:
+        (tmp_path / module).write_text(statement + "\n")
 
+    result = _lint(tmp_path)
 
-def test_connector_imports_adapters_only_in_composition_root() -> None:
-    offenders = [
-        str(f.relative_to(REPO))
-        for f in _files("connector")
-        if "adapters" in _imports(f) and str(f.relative_to(REPO)) not in COMPOSITION_ROOT
-    ]
-    assert offenders == []
-
-
-def test_jwcrypto_only_in_signing_module() -> None:
-    offenders = [
-        str(f.relative_to(REPO))
-        for package in ("connector", "catalog", "adapters")
-        for f in _files(package)
-        if "jwcrypto" in _imports(f) and f.name != "signing.py"
-    ]
-    assert offenders == []
-
-
-def test_rule_checker_sees_violations(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.py"
-    bad.write_text("from adapters.fhir import x\nimport connector.settings\n")
-    assert _imports(bad) == {"adapters", "connector"}
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Contracts: 0 kept, {CONTRACTS} broken." in result.stdout
+    for module, statement in BREAKS:
+        importer = module.removesuffix(".py").replace("/", ".")
+        imported = statement.removeprefix("import ")
+        if imported.split(".")[0] not in PACKAGES:
+            imported = imported.split(".")[0]  # external packages are reported by their name
+        assert f"{importer} -> {imported}" in result.stdout, (importer, imported)

@@ -32,7 +32,7 @@ from connector.api.problems import problem
 from connector.api.ui_session import CSP, csrf_token, session_nonce
 from connector.composition import Services
 from connector.errors import BadRequestError, NotFoundError
-from connector.harvest import HarvestedDataset
+from connector.publishing.harvest import HarvestedDataset
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 SITE_TITLE = "Health data catalogue"

@@ -29,7 +29,7 @@ from connector.api.ui_session import (
 from connector.composition import Services
 from connector.dsp.negotiation import Negotiation
 from connector.errors import BadRequestError, ForbiddenError, NotFoundError
-from connector.harvest import HarvestedDataset
+from connector.publishing.harvest import HarvestedDataset
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], include_in_schema=False)
 SITE_TITLE = "Health data catalogue"

@@ -5,8 +5,7 @@ Authenticated with the management API key; errors are RFC 9457 problem+json.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -16,8 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from catalog.formats import Format
 from connector.api.deps import ManagementAuth, ServicesDep
-from connector.api.remote import fetch_catalog, fetch_data_plane_token
 from connector.api.schemas import (
+    SCOPE,
     AgreementOut,
     AgreementProofOut,
     DatasetOut,
@@ -25,23 +24,14 @@ from connector.api.schemas import (
     NegotiationOut,
     TransferOut,
 )
-from connector.catalog_bridge import (
-    STATISTICS_FIELDS,
-    check_operator_metadata,
-    check_publishable,
-    to_dataset,
-)
-from connector.catalog_ops import refresh_dataset_statistics
-from connector.clock import as_utc
-from connector.composition import Services
-from connector.datasets import DatasetRecord, check_dataset, with_offer_type
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import Role
 from connector.dsp.transfer import Transfer
 from connector.dsp.urls import callback_address_problem
-from connector.errors import BadRequestError, ConflictError, NotFoundError
-from connector.identity.agreement_proof import build_proof
+from connector.errors import BadRequestError, NotFoundError
+from connector.exchange.remote import fetch_catalog, fetch_data_plane_token
 from connector.identity.did import did_from_url
+from connector.publishing.datasets import AsRead, DatasetDraft
 
 router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
 ACTOR = "management-api"
@@ -73,6 +63,18 @@ class DatasetIn(Model):
     formats: list[Format] = Field(default_factory=_default_formats, min_length=1)
     offers: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    scope: dict[str, Any] | None = Field(default=None, description=SCOPE)
+
+    def draft(self) -> DatasetDraft:
+        return DatasetDraft(
+            id=self.id,
+            title=self.title,
+            description=self.description,
+            formats=tuple(self.formats),
+            offers=tuple(self.offers),
+            metadata=self.metadata,
+            scope=self.scope,
+        )
 
 
 class DatasetUpdateIn(DatasetIn):
@@ -169,40 +171,13 @@ def transfer_json(t: Transfer) -> dict[str, Any]:
 # -- datasets ----------------------------------------------------------------------------
 
 
-async def _publishable(services: Services, record: DatasetRecord) -> DatasetRecord:
-    """Check the record's offers and its HealthDCAT-AP graph (SHACL) before it is stored."""
-    check_dataset(record)
-    ds = to_dataset(record, services.published.publisher)
-    await asyncio.to_thread(check_publishable, ds)
-    return record
-
-
 @router.post("/datasets", **answers(DatasetOut, {409: "A dataset with this id exists"}, status=201))
 async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, Any]:
     """Publish a dataset: HealthDCAT-AP metadata (checked against the official SHACL
     shapes), transfer formats and ODRL offers (checked by the policy engine: an unknown
     operand is refused). The DSP catalog lists it to callers one of its offers' policies
     permits at catalog scope."""
-    check_operator_metadata(body.metadata)
-    now = datetime.now(UTC)
-    record = DatasetRecord(
-        id=body.id,
-        title=body.title,
-        description=body.description,
-        formats=tuple(body.formats),
-        offers=tuple(with_offer_type(o) for o in body.offers),
-        metadata=body.metadata,
-        created_at=now,
-        modified_at=now,
-    )
-    await _publishable(services, record)
-    async with services.dsp_store.transaction() as conn:
-        await services.datasets.insert(conn, record)
-        await services.audit.append(
-            actor=ACTOR, event="dataset.created", details={"id": body.id}, conn=conn
-        )
-    services.published.invalidate()
-    return record.as_json()
+    return (await services.datasets.create(body.draft(), actor=ACTOR)).as_json()
 
 
 @router.get("/datasets", **answers(list[DatasetOut]))
@@ -210,21 +185,13 @@ async def list_datasets(
     services: ServicesDep, include_retired: bool = False
 ) -> list[dict[str, Any]]:
     """This connector's datasets, published ones only unless `include_retired`."""
-    async with services.dsp_store.transaction() as conn:
-        records = await services.datasets.list(
-            conn, status=None if include_retired else "published"
-        )
-    return [r.as_json() for r in records]
+    return [r.as_json() for r in await services.datasets.list(include_retired=include_retired)]
 
 
 @router.get("/datasets/{dataset_id:path}", **answers(DatasetOut))
 async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """One dataset as stored: what a PUT may send back, changed where wanted."""
-    async with services.dsp_store.transaction() as conn:
-        record = await services.datasets.get(conn, dataset_id)
-    if record is None:
-        raise NotFoundError(f"no dataset {dataset_id}")
-    return record.as_json()
+    return (await services.datasets.get(dataset_id)).as_json()
 
 
 @router.put(
@@ -241,48 +208,8 @@ async def update_dataset(
     unchanged and refused changed. A `modifiedAt` is a precondition: if the dataset has changed
     since (an edit, a statistics refresh, a retirement), the answer is 409 and nothing is
     written. Without it, the change applies to the dataset as it is now."""
-    if body.id != dataset_id:
-        raise NotFoundError(f"body id {body.id} is not {dataset_id}")
-    async with services.dsp_store.transaction() as conn:
-        old = await services.datasets.get(conn, dataset_id)
-    if old is None:
-        raise NotFoundError(f"no dataset {dataset_id}")
-    if body.modified_at is not None and as_utc(body.modified_at) != old.modified_at:
-        raise ConflictError(
-            f"dataset {dataset_id} was last modified at {old.modified_at.isoformat()}, not at "
-            f"the modifiedAt sent ({body.modified_at.isoformat()}): it changed since it was "
-            "read; read it again and repeat the change"
-        )
-    if body.status is not None and body.status != old.status:
-        raise BadRequestError(
-            f"status is {old.status}; PUT does not change it "
-            f"(POST /management/datasets/{{id}}/retire retires a dataset)"
-        )
-    if body.created_at is not None and as_utc(body.created_at) != old.created_at:
-        raise BadRequestError(
-            f"createdAt is {old.created_at.isoformat()}, set by the connector; "
-            "send it unchanged or leave it out"
-        )
-    described = check_operator_metadata(body.metadata, stored=old.metadata)
-    computed = {k: v for k, v in old.metadata.items() if k in STATISTICS_FIELDS}
-    record = DatasetRecord(
-        id=body.id,
-        title=body.title,
-        description=body.description,
-        formats=tuple(body.formats),
-        offers=tuple(with_offer_type(o) for o in body.offers),
-        metadata={**described, **computed},
-        status=old.status,
-        created_at=old.created_at,
-        modified_at=datetime.now(UTC),
-    )
-    await _publishable(services, record)
-    async with services.dsp_store.transaction() as conn:
-        await services.datasets.update(conn, record, based_on=old.modified_at)
-        await services.audit.append(
-            actor=ACTOR, event="dataset.updated", details={"id": body.id}, conn=conn
-        )
-    services.published.invalidate()
+    as_read = AsRead(modified_at=body.modified_at, status=body.status, created_at=body.created_at)
+    record = await services.datasets.update(dataset_id, body.draft(), as_read=as_read, actor=ACTOR)
     return record.as_json()
 
 
@@ -292,27 +219,14 @@ async def update_dataset(
 )
 async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Recompute the dataset's statistics from the FHIR source (rounded, no small cells)."""
-    record = await refresh_dataset_statistics(services, dataset_id)
-    return record.as_json()
+    return (await services.datasets.refresh_statistics(dataset_id, actor=ACTOR)).as_json()
 
 
 @router.post("/datasets/{dataset_id:path}/retire", **answers(DatasetOut))
 async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Take a dataset out of the catalog. Existing agreements and transfers stay; no new
     negotiation can start for it."""
-    async with services.dsp_store.transaction() as conn:
-        old = await services.datasets.get(conn, dataset_id)
-        if old is None:
-            raise NotFoundError(f"no dataset {dataset_id}")
-        record = DatasetRecord(
-            **{**old.__dict__, "status": "retired", "modified_at": datetime.now(UTC)}
-        )
-        await services.datasets.set_status(conn, dataset_id, "retired", record.modified_at)
-        await services.audit.append(
-            actor=ACTOR, event="dataset.retired", details={"id": dataset_id}, conn=conn
-        )
-    services.published.invalidate()
-    return record.as_json()
+    return (await services.datasets.retire(dataset_id, actor=ACTOR)).as_json()
 
 
 # -- a counterparty's catalog ------------------------------------------------------------
@@ -442,41 +356,20 @@ async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep)
 @router.get("/agreements", **answers(list[AgreementOut]))
 async def list_agreements(services: ServicesDep) -> list[dict[str, Any]]:
     """Agreements of this connector in either role, each with both signatures."""
-    async with services.dsp_store.transaction() as conn:
-        return [a.as_json() for a in await services.dsp_store.list_agreements(conn)]
+    return [a.as_json() for a in await services.agreements.list()]
 
 
 @router.get("/agreements/{aid}", **answers(AgreementOut))
 async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """One agreement with both signatures."""
-    async with services.dsp_store.transaction() as conn:
-        record = await services.dsp_store.get_agreement(conn, aid)
-    if record is None:
-        raise NotFoundError(f"no agreement {aid}")
-    return record.as_json()
+    return (await services.agreements.get(aid)).as_json()
 
 
 @router.get("/agreements/{aid}/export", **answers(AgreementProofOut))
 async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """The agreement with both signatures and both parties' DID documents, for
     ``phems-connector agreements verify FILE`` (offline)."""
-    async with services.dsp_store.transaction() as conn:
-        record = await services.dsp_store.get_agreement(conn, aid)
-    if record is None:
-        raise NotFoundError(f"no agreement {aid}")
-
-    async def document(did: str) -> dict[str, Any]:
-        return (
-            services.did_document if did == services.did else await services.resolver.resolve(did)
-        )
-
-    return build_proof(
-        record.agreement,
-        provider_signature=record.provider_signature,
-        consumer_signature=record.consumer_signature,
-        provider_document=await document(record.provider_did),
-        consumer_document=await document(record.consumer_did),
-    )
+    return await services.agreements.proof(aid)
 
 
 # -- transfers -----------------------------------------------------------------------------

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from connector.dsp.states import NegotiationState, TransferState
 
 RoleName = Literal["provider", "consumer"]
+SCOPE = (
+    "Which part of the FHIR data the dataset covers: `resourceTypes`, `period` (`start`, "
+    "`end`: dates) and `group` (a FHIR Group id); absent: all of it."
+)
 
 
 class _Out(BaseModel):
@@ -31,6 +35,7 @@ class DatasetOut(_Out):
     metadata: dict[str, Any] = Field(
         description="HealthDCAT-AP metadata, with the statistics computed from the data."
     )
+    scope: dict[str, Any] | None = Field(description=SCOPE)
     status: Literal["published", "retired"]
     createdAt: datetime
     modifiedAt: datetime = Field(

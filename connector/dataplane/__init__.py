@@ -1,1 +1,2 @@
-"""Data plane: access tokens bound to an agreement and a transfer, and the pull endpoint."""
+"""Data plane: access tokens bound to an agreement and a transfer. The pull endpoint that
+checks them is ``connector.api.dataplane``."""

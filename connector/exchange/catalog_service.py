@@ -18,7 +18,7 @@ from connector.exchange.policy_context import context_for
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import EvaluationContext, Scope, evaluate
 from connector.ports import Clock
-from connector.published import Entry, PublishedCatalog
+from connector.publishing.snapshot import Entry, PublishedCatalog
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
-from connector.datasets import DatasetStore
 from connector.dsp.messages import (
     ContractAgreementMessage,
     ContractAgreementVerificationMessage,
@@ -67,6 +66,7 @@ from connector.policy import (
     validate_policy,
 )
 from connector.ports import Clock
+from connector.publishing.store import DatasetStore
 
 NegotiationMessage = (
     ContractRequestMessage

@@ -24,7 +24,6 @@ from connector.dataplane.tokens import (
     issue_access_token,
     seconds_left,
 )
-from connector.datasets import DatasetStore
 from connector.dsp.messages import (
     EndpointProperty,
     TransferCompletionMessage,
@@ -64,6 +63,7 @@ from connector.policy import (
     validate_policy,
 )
 from connector.ports import Clock
+from connector.publishing.store import DatasetStore
 
 TransferMessage = (
     TransferRequestMessage

@@ -14,10 +14,10 @@ from fastapi import FastAPI
 from catalog.examples import example_dataset
 from connector.api.app import create_app
 from connector.audit import AuditLog
-from connector.catalog_bridge import metadata_of
 from connector.clock import SystemClock
 from connector.db.engine import create_engine
 from connector.db.tables import audit_pending
+from connector.publishing.healthdcat import metadata_of
 from connector.settings import load_settings
 
 

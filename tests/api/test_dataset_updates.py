@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from catalog.examples import example_dataset
 from connector.api.app import create_app
-from connector.catalog_bridge import STATISTICS_FIELDS, metadata_of
+from connector.publishing.healthdcat import STATISTICS_FIELDS, metadata_of
 from connector.settings import load_settings
 
 TEN = Path(__file__).resolve().parents[3] / "shared/conformance/fhir/bulk-ndjson-10-patients"

@@ -12,8 +12,8 @@ from pathlib import Path
 from adapters.ndjson_source import NdjsonFileSource
 from catalog.codes import CodingSystem
 from connector.ports import FhirResource
+from connector.publishing.statistics import CLINICAL_TYPES, clinical_date, compute_statistics
 from connector.sampledata import generate
-from connector.statistics import CLINICAL_TYPES, clinical_date, compute_statistics
 
 TEN = Path(__file__).resolve().parents[3] / "shared/conformance/fhir/bulk-ndjson-10-patients"
 TODAY = dt.date(2026, 11, 28)

@@ -16,11 +16,11 @@ from jsonschema import Draft202012Validator
 
 from catalog.examples import example_dataset
 from connector.api.problems import matching_templates
-from connector.catalog_bridge import metadata_of
 from connector.clock import SystemClock
 from connector.identity.credentials import issue_credential
 from connector.identity.did import did_key_from_public_jwk
 from connector.identity.signing import PrivateKey, generate_key
+from connector.publishing.healthdcat import metadata_of
 from tests.conftest import free_port, fresh_pg_database
 from tests.processes import ConnectorProcess, start_connector, stop
 

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from connector.composition import Services, build_services
 from connector.dataplane.tokens import TOKEN_LIFETIME, verify_access_token
-from connector.datasets import DatasetRecord
 from connector.db.tables import audit_log, audit_pending, outbox
 from connector.dsp.messages import DataAddress, TransferRequestMessage
 from connector.dsp.states import Role, TransferState
@@ -25,6 +24,7 @@ from connector.dsp.transfer import Transfer
 from connector.errors import PolicyViolationError, UpstreamError
 from connector.identity.credentials import VerifiedCredential
 from connector.identity.tokens import VerifiedCaller
+from connector.publishing.records import DatasetRecord
 from connector.settings import Settings
 from tests.identity.conftest import FakeClock
 
@@ -49,7 +49,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     s = await build_services(settings, clock=clock)
     try:
         async with s.dsp_store.transaction() as conn:
-            await s.datasets.insert(conn, DatasetRecord(id="ds", title="D"))
+            await s.dataset_store.insert(
+                conn, DatasetRecord(id="ds", title="D", created_at=T0, modified_at=T0)
+            )
         yield World(s, clock)
     finally:
         await s.aclose()

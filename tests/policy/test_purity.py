@@ -1,5 +1,6 @@
-"""The policy engine is pure: standard library, our errors, the JSON nesting check, the clock's
-UTC helper and itself; no HTTP, no database."""
+"""The policy engine imports only the standard library, our errors, the JSON nesting check, the
+clock's UTC helper, the output types and itself. An allow-list: the import-linter contract in
+pyproject.toml can only forbid named packages (HTTP, database, web, crypto), not say "only"."""
 
 from __future__ import annotations
 

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connector.datasets import DatasetRecord, DatasetStore
 from connector.errors import ConflictError
+from connector.publishing.records import DatasetRecord
+from connector.publishing.store import DatasetStore
 
 T0 = datetime(2026, 11, 29, 8, 0, 0, 123456, tzinfo=UTC)
 UNTYPED = {"@id": "offer-1", "permission": [{"action": "use"}]}
@@ -21,7 +22,10 @@ async def test_an_offer_stored_without_type_reads_back_as_an_offer(engine: Async
     store = DatasetStore()
     typed = UNTYPED | {"@id": "offer-2", "@type": "Offer"}
     async with engine.begin() as conn:
-        await store.insert(conn, DatasetRecord(id="d1", title="D", offers=(UNTYPED, typed)))
+        record = DatasetRecord(
+            id="d1", title="D", offers=(UNTYPED, typed), created_at=T0, modified_at=T0
+        )
+        await store.insert(conn, record)
     async with engine.connect() as conn:
         record = await store.get(conn, "d1")
     assert record is not None

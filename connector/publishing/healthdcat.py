@@ -8,7 +8,7 @@ A record's ``metadata`` holds the `catalog.model.Dataset` fields an operator des
 * ``distributions`` from ``formats`` (one per output type, served by our DSP endpoint);
 * ``policies`` from ``offers``; ``modified`` from the record's ``modified_at``;
 * ``publisher`` from the participant name and DID (contact: the dataset's contact point);
-* the statistics fields are computed from the FHIR source (`connector.statistics`) and
+* the statistics fields are computed from the FHIR source (`connector.publishing.statistics`) and
   refused in operator input.
 """
 
@@ -30,9 +30,9 @@ from catalog.rdf import to_graph
 from catalog.statistics import SafeStatistics
 from catalog.validation import ShapesNotFound, validate
 from catalog.vocab import PREFIXES
-from connector.datasets import DatasetRecord
 from connector.errors import BadRequestError, ConfigurationError, PhemsError
 from connector.policy import to_jsonld, validate_policy
+from connector.publishing.records import DatasetRecord
 
 DERIVED_FIELDS = frozenset(
     {"iri", "identifier", "title", "description", "distributions", "policies", "publisher"}

@@ -12,7 +12,8 @@ from catalog.model import OutputType
 from catalog.rdf import to_graph
 from catalog.statistics import safe_statistics
 from catalog.validation import validate
-from connector.catalog_bridge import (
+from connector.errors import BadRequestError
+from connector.publishing.healthdcat import (
     Publisher,
     check_operator_metadata,
     check_publishable,
@@ -21,8 +22,7 @@ from connector.catalog_bridge import (
     to_catalog,
     to_dataset,
 )
-from connector.datasets import DatasetRecord
-from connector.errors import BadRequestError
+from connector.publishing.records import DatasetRecord
 
 PUB = Publisher("http://127.0.0.1:9000", "did:web:127.0.0.1%3A9000", "Kinderklinik Nord")
 OFFER = {
@@ -41,6 +41,7 @@ def record(**metadata: object) -> DatasetRecord:
         formats=("FHIR-Aggregate-PULL", "FHIR-Synthetic-PULL"),
         offers=(OFFER,),
         metadata={**metadata_of(example_dataset()), **metadata},
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         modified_at=dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
     )
 

@@ -26,10 +26,10 @@ from rdflib import Graph
 from catalog.model import Dataset
 from catalog.rdf import dataset_iris, from_graph
 from catalog.serialize import TURTLE
-from connector.api.remote import fetch_catalog
 from connector.db.tables import harvested_datasets as table
 from connector.dsp.store import DspStore
 from connector.errors import PhemsError, UpstreamError
+from connector.exchange.remote import fetch_catalog
 from connector.identity.did import did_from_url
 from connector.identity.tokens import TokenIssuer
 from connector.peer_http import capped_request

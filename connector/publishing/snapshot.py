@@ -22,12 +22,13 @@ import sqlalchemy as sa
 
 from catalog.cache import RenderCache
 from catalog.model import Catalog, Dataset
-from connector.catalog_bridge import Publisher, to_catalog, to_dataset
-from connector.datasets import DatasetRecord, DatasetStore
 from connector.db.tables import datasets as datasets_table
 from connector.dsp.store import DspStore
 from connector.errors import PhemsError
 from connector.policy import Policy, validate_policy
+from connector.publishing.healthdcat import Publisher, to_catalog, to_dataset
+from connector.publishing.records import DatasetRecord
+from connector.publishing.store import DatasetStore
 
 log = logging.getLogger(__name__)
 

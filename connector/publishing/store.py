@@ -1,90 +1,20 @@
-"""Datasets this connector offers: metadata, distributions (transfer formats) and ODRL offers.
-
-Offers are validated by the policy engine when a dataset is created or updated, so a policy
-with an unknown operand never reaches the store.
-"""
+"""The datasets table: `DatasetRecord`s stored as a JSON document per row, with the
+conditional update (`based_on`) that refuses to overwrite a row changed since it was read."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from catalog.formats import FORMATS, Format
 from connector.clock import as_utc
 from connector.db import deferred
 from connector.db.tables import datasets
-from connector.errors import BadRequestError, ConflictError
-from connector.fulfilment.scope import DatasetScope
-from connector.policy import Policy, PolicyType, validate_policy
-
-Status = Literal["published", "retired"]
-
-
-@dataclass(frozen=True)
-class DatasetRecord:
-    id: str
-    title: str
-    description: str = ""
-    formats: tuple[str, ...] = (Format.AGGREGATE.value,)
-    offers: tuple[dict[str, Any], ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
-    scope: dict[str, Any] | None = None  # connector.fulfilment.scope.DatasetScope, as JSON
-    status: Status = "published"
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    modified_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def offer(self, offer_id: str) -> dict[str, Any] | None:
-        return next((o for o in self.offers if o.get("@id") == offer_id), None)
-
-    def parsed_offers(self) -> list[tuple[dict[str, Any], Policy]]:
-        return [(o, validate_policy(o)) for o in self.offers]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "description": self.description,
-            "formats": list(self.formats),
-            "offers": list(self.offers),
-            "metadata": self.metadata,
-            "scope": self.scope,
-            "status": self.status,
-            "createdAt": self.created_at.isoformat(),
-            "modifiedAt": self.modified_at.isoformat(),
-        }
-
-
-def check_dataset(record: DatasetRecord) -> None:
-    """Refuse unknown formats, offers without ``@id`` or with invalid policies."""
-    unknown = [f for f in record.formats if f not in FORMATS]
-    if unknown or not record.formats:
-        raise BadRequestError(
-            f"formats {unknown or '[]'} not supported; use one or more of {', '.join(FORMATS)}"
-        )
-    DatasetScope.parse(record.scope)
-    ids = [o.get("@id") for o in record.offers]
-    if any(not isinstance(i, str) or not i for i in ids):
-        raise BadRequestError("every offer needs an '@id'")
-    if len(set(ids)) != len(ids):
-        raise BadRequestError("offer '@id's must be unique within a dataset")
-    for offer in record.offers:
-        if offer.get("target") not in (None, record.id):
-            raise BadRequestError(f"offer {offer['@id']}: target must be the dataset or absent")
-        policy = validate_policy(with_offer_type(offer))
-        if policy.type is not PolicyType.OFFER:
-            raise BadRequestError(f"offer {offer['@id']}: @type must be Offer, not {policy.type}")
-
-
-def with_offer_type(offer: dict[str, Any]) -> dict[str, Any]:
-    """A dataset's offer is an ``Offer`` (DSP: every ``hasPolicy`` item): one written without
-    ``@type`` is stored and published with it."""
-    return offer if "@type" in offer else {"@type": "Offer", **offer}
-
+from connector.errors import ConflictError
+from connector.publishing.records import DatasetRecord, Status, check_dataset, with_offer_type
 
 _GET = sa.select(datasets).where(datasets.c.id == sa.bindparam("id"))
 _Row, _PG_GET = deferred.select_text(datasets, "id = $1")
