@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.fhir_factory import build_fhir_source
+from adapters.sof.port import SqlOnFhirRunner
 from connector.audit import AuditLog
 from connector.clock import SystemClock
+from connector.dataplane.calls import DataPlaneCalls
+from connector.dataplane.service import DataPlaneService, RateLimit
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
 from connector.dsp.store import DspStore
@@ -22,15 +26,20 @@ from connector.errors import ConfigurationError
 from connector.exchange.agreements import AgreementService
 from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
+from connector.exchange.pull import DataPuller
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
+from connector.fulfilment.cache import ViewCache
+from connector.fulfilment.registry import FulfilmentRegistry
 from connector.identity.credentials import read_credential_files
 from connector.identity.did import build_did_document, did_from_url
 from connector.identity.keys import ConnectorKeys, load_or_create_keys
 from connector.identity.oidc import OidcVerifier
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
-from connector.ports import Clock, FhirSource
+from connector.jobs import JobRunner, SqlJobStore
+from connector.optouts import OptOutService
+from connector.ports import Clock, FhirSource, Fulfilment
 from connector.publishing.datasets import DatasetService
 from connector.publishing.harvest import HarvestService
 from connector.publishing.healthdcat import Publisher
@@ -67,6 +76,12 @@ class Services:
     fhir: FhirSource
     harvest: HarvestService
     oidc: OidcVerifier | None
+    jobs: JobRunner
+    optouts: OptOutService
+    views: ViewCache
+    fulfilments: FulfilmentRegistry
+    dataplane: DataPlaneService
+    puller: DataPuller
 
     @property
     def public_url(self) -> str:
@@ -77,6 +92,7 @@ class Services:
         return self.public_url + DSP_PATH
 
     async def aclose(self) -> None:
+        await self.jobs.aclose()
         await self.fhir.aclose()
         await self.http.aclose()
         await self.sender.aclose()
@@ -108,7 +124,18 @@ def management_api_key(settings: Settings) -> str:
         raise ConfigurationError(f"PHEMS_DATA_DIR: cannot use {settings.data_dir}: {exc}") from exc
 
 
-async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+def installed_fulfilments(settings: Settings) -> list[Fulfilment]:
+    """The fulfilments this connector offers (one per output type)."""
+    return []
+
+
+async def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    fulfilments: list[Fulfilment] | None = None,
+) -> Services:
+    """Every long-lived part. ``fulfilments`` replaces the installed ones (tests)."""
     clock = clock or SystemClock()
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +195,40 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     )
     fhir = build_fhir_source(settings)
     did_document = build_did_document(did, keys, dsp_base)
+    jobs = JobRunner(
+        SqlJobStore(engine),
+        clock,
+        work_dir=settings.data_dir / "jobs",
+        workers=settings.job_workers,
+        poll_seconds=settings.job_poll_seconds,
+        lease_seconds=settings.job_lease_seconds,
+    )
+    optouts = OptOutService(engine, audit, clock)
+    views = ViewCache(
+        root=settings.data_dir / "views",
+        jobs=jobs,
+        source=fhir,
+        runner=SqlOnFhirRunner(),
+        optouts=optouts,
+        clock=clock,
+        version_seconds=settings.fhir_version_cache_seconds,
+    )
+    transfers = TransferService(
+        store=store,
+        datasets=dataset_store,
+        audit=audit,
+        clock=clock,
+        did=did,
+        keys=keys,
+        trusted_issuers=trusted,
+        dsp_base=dsp_base,
+        public_url=public_url,
+        insecure_hosts=settings.insecure_did_hosts,
+        resolver=resolver,
+    )
+    registry = FulfilmentRegistry(
+        installed_fulfilments(settings) if fulfilments is None else fulfilments
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -196,7 +257,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             audit=audit,
             clock=clock,
             published=published,
-            fhir=fhir,
+            views=views,
+            jobs=jobs,
         ),
         catalog=CatalogService(published=published, clock=clock, did=did, trusted_issuers=trusted),
         negotiations=NegotiationService(
@@ -211,19 +273,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             dsp_base=dsp_base,
             insecure_hosts=settings.insecure_did_hosts,
         ),
-        transfers=TransferService(
-            store=store,
-            datasets=dataset_store,
-            audit=audit,
-            clock=clock,
-            did=did,
-            keys=keys,
-            trusted_issuers=trusted,
-            dsp_base=dsp_base,
-            public_url=public_url,
-            insecure_hosts=settings.insecure_did_hosts,
-            resolver=resolver,
-        ),
+        transfers=transfers,
         agreements=AgreementService(
             store=store, resolver=resolver, did=did, did_document=did_document
         ),
@@ -243,5 +293,35 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             tokens=tokens,
             clock=clock,
             targets=list(settings.harvest_targets),
+        ),
+        jobs=jobs,
+        optouts=optouts,
+        views=views,
+        fulfilments=registry,
+        dataplane=DataPlaneService(
+            store=store,
+            datasets=dataset_store,
+            registry=registry,
+            views=views,
+            calls=DataPlaneCalls(engine),
+            audit=audit,
+            clock=clock,
+            did=did,
+            keys=keys,
+            trusted_issuers=trusted,
+            rate_limit=RateLimit(
+                settings.dataplane_rate_limit,
+                timedelta(seconds=settings.dataplane_rate_window_seconds),
+            ),
+            wait_seconds=settings.dataplane_wait_seconds,
+        ),
+        puller=DataPuller(
+            transfers=transfers,
+            http=http,
+            tokens=tokens,
+            clock=clock,
+            timeout=httpx.Timeout(
+                settings.http_timeout_seconds, read=settings.dataplane_pull_timeout_seconds
+            ),
         ),
     )

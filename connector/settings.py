@@ -182,6 +182,65 @@ class Settings(BaseSettings):
         ),
     )
 
+    # -- fulfilment: the data plane, the view cache and long jobs ----------------------------
+    dataplane_rate_limit: int = Field(
+        50,
+        ge=1,
+        description=(
+            "Data plane calls one data user may make to this connector in the rate-limit "
+            "window, over all their agreements (the MII feasibility portal's default: 50 a "
+            "week); beyond it a 429 with Retry-After."
+        ),
+    )
+    dataplane_rate_window_seconds: int = Field(
+        7 * 24 * 3600, ge=1, description="The rate-limit window (default a week)."
+    )
+    dataplane_wait_seconds: float = Field(
+        20.0,
+        ge=0,
+        description=(
+            "How long a data plane call waits for the dataset's flattened tables to be built "
+            "before it is answered 503 with Retry-After (nothing spent)."
+        ),
+    )
+    dataplane_pull_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "Consumer side: how long this connector waits for a provider's data plane answer "
+            "when a data user pulls through it (an aggregate query or a synthetic bundle can "
+            "take a while)."
+        ),
+    )
+    job_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Worker processes for CPU-heavy jobs (building the flattened tables, statistics, "
+            "fitting synthesizers); each replica has its own pool."
+        ),
+    )
+    job_poll_seconds: float = Field(
+        2.0, gt=0, description="How often the job loop looks for due jobs it was not told of."
+    )
+    job_lease_seconds: float = Field(
+        60.0,
+        ge=5,
+        description=(
+            "A running job's lease, renewed while it runs: after a crash, another replica (or "
+            "this one, restarted) takes the job over once it has expired."
+        ),
+    )
+    fhir_version_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "How long the FHIR source's data version is reused before it is asked again (on a "
+            "REST server the question costs requests)."
+        ),
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

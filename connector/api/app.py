@@ -11,7 +11,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import catalog_routes, catalog_ui, dataplane, health, management, wellknown
+from connector.api import (
+    catalog_routes,
+    catalog_ui,
+    dataplane,
+    fulfilment_routes,
+    health,
+    management,
+    wellknown,
+)
 from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
@@ -28,6 +36,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.services = services
         sender = asyncio.create_task(services.sender.run(), name="outbox-sender")
         chainer = asyncio.create_task(services.audit.run_chainer(), name="audit-chainer")
+        jobs = asyncio.create_task(services.jobs.run(), name="job-runner")
         # Build the catalog snapshot now rather than on the first catalog request.
         warm = asyncio.create_task(services.published.snapshot(), name="catalog-warm-up")
         try:
@@ -42,6 +51,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             chainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await chainer
+            jobs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await jobs
             # Best effort: what is left pending is chained by the next start or `audit verify`.
             with contextlib.suppress(Exception):
                 await services.audit.flush()
@@ -64,6 +76,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(wellknown.router)
     app.include_router(dsp.router)
     app.include_router(management.router)
+    app.include_router(fulfilment_routes.router)
     app.include_router(dataplane.router)
     app.include_router(catalog_ui.router)
     app.include_router(catalog_routes.router)

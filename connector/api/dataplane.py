@@ -27,59 +27,51 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 
 from connector.api.deps import ServicesDep
-from connector.dataplane.tokens import seconds_left, verify_access_token
-from connector.dsp.states import TransferState
-from connector.errors import AuthenticationError, ForbiddenError, NotFoundError, PhemsError
+from connector.dataplane.tokens import seconds_left
 from connector.identity.tokens import bearer_token
 
 router = APIRouter(prefix="/dataplane", tags=["data plane"])
 
 
 _PULL_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The answer, streamed; its media type depends on the output type"},
+    400: {"description": "The request body is invalid (the bad part named)"},
     401: {
         "description": "Missing, expired or forged data plane token, or one for another "
         "transfer or consumer"
     },
-    403: {"description": "The transfer is not STARTED"},
-    501: {"description": "Authorised, but no fulfilment for the transfer's format is installed"},
+    403: {
+        "description": "The transfer is not STARTED, or the agreement's policy forbids this "
+        "call (the failed constraint named)"
+    },
+    429: {
+        "description": "The agreement's count or epsilon budget is used up, or the data "
+        "user's rate limit (Retry-After)"
+    },
+    501: {"description": "No fulfilment for the transfer's format is installed"},
+    503: {"description": "The dataset's data are being prepared (Retry-After); nothing spent"},
 }
-
-
-class NotImplementedYet(PhemsError):
-    status = 501
-    code = "not-implemented"
-    title = "Fulfilment not available"
 
 
 @router.get("/transfers/{tid}", operation_id="pull_transfer_data", responses=_PULL_ERRORS)
 @router.post(
     "/transfers/{tid}", operation_id="pull_transfer_data_with_body", responses=_PULL_ERRORS
 )
-async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+async def pull(tid: str, request: Request, services: ServicesDep) -> StreamingResponse:
     """The data of a STARTED transfer, with the DataAddress's bearer token (bound to the
-    agreement and the transfer). Answers 501 after its checks until fulfilment is installed."""
-    claims = verify_access_token(
+    agreement and the transfer). The body (for a POST) is the request of the transfer's
+    output type, e.g. an aggregate query; docs/fulfilment.md says what each status means."""
+    result = await services.dataplane.pull(
+        tid,
         bearer_token(request.headers.get("authorization")),
-        did=services.did,
-        keys=services.keys,
-        now=services.clock.now(),
+        body=request.body,
+        media_type=request.headers.get("content-type"),
+        params=dict(request.query_params),
     )
-    if claims.transfer_id != tid:
-        raise AuthenticationError("data plane token is for another transfer")
-    async with services.dsp_store.transaction() as conn:
-        transfer = await services.dsp_store.get_transfer(conn, tid)
-        agreement = await services.dsp_store.get_agreement(conn, claims.agreement_id)
-    if transfer is None or agreement is None or transfer.agreement_id != agreement.id:
-        raise NotFoundError(f"no transfer {tid}")
-    if agreement.consumer_did != claims.consumer:
-        raise AuthenticationError("data plane token is not for this agreement's consumer")
-    if transfer.state is not TransferState.STARTED:
-        raise ForbiddenError(f"transfer {tid} is {transfer.state}, not STARTED")
-    raise NotImplementedYet(
-        f"transfer {tid} is authorised, but no fulfilment for {transfer.format} is installed"
-    )
+    return StreamingResponse(result.chunks, media_type=result.media_type)
 
 
 @router.post(

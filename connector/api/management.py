@@ -32,6 +32,7 @@ from connector.errors import BadRequestError, NotFoundError
 from connector.exchange.remote import fetch_catalog, fetch_data_plane_token
 from connector.identity.did import did_from_url
 from connector.publishing.datasets import AsRead, DatasetDraft
+from connector.publishing.records import DatasetRecord
 
 router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
 ACTOR = "management-api"
@@ -215,11 +216,26 @@ async def update_dataset(
 
 @router.post(
     "/datasets/{dataset_id:path}/refresh-statistics",
-    **answers(DatasetOut, {502: "The FHIR source failed"}),
+    **answers(
+        DatasetOut,
+        {
+            202: "Still computing: the job (GET /management/jobs/{id} shows its progress)",
+            409: "The computation failed (the reason named)",
+        },
+    ),
 )
-async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
-    """Recompute the dataset's statistics from the FHIR source (rounded, no small cells)."""
-    return (await services.datasets.refresh_statistics(dataset_id, actor=ACTOR)).as_json()
+async def refresh_statistics(dataset_id: str, services: ServicesDep) -> JSONResponse:
+    """Recompute the dataset's statistics from its data (its scope, opted-out patients
+    removed; rounded, no small cells) as a job: the dataset once done (within
+    ``PHEMS_DATAPLANE_WAIT_SECONDS``), else 202 with the job."""
+    done = await services.datasets.refresh_statistics(
+        dataset_id, actor=ACTOR, wait=services.settings.dataplane_wait_seconds
+    )
+    if isinstance(done, DatasetRecord):
+        return JSONResponse(done.as_json())
+    return JSONResponse(
+        done.as_json(), status_code=202, headers={"Location": f"/management/jobs/{done.id}"}
+    )
 
 
 @router.post("/datasets/{dataset_id:path}/retire", **answers(DatasetOut))

@@ -136,3 +136,29 @@ class HarvestRunOut(_Out):
     finishedAt: datetime | None
     progress: str = Field(description="Targets done / targets, e.g. 2/3.")
     targets: list[HarvestTargetOut]
+
+
+class JobOut(_Out):
+    id: str
+    kind: str = Field(description="view-cache, dataset-statistics, synthetic-fit, ...")
+    key: str
+    state: Literal["queued", "running", "done", "failed"]
+    stage: str
+    percent: float
+    attempts: int
+    createdAt: datetime
+    updatedAt: datetime
+    finishedAt: datetime | None
+    result: dict[str, Any] | None
+    error: str | None = Field(description="Why the last attempt failed (for the operator).")
+
+
+class OptOutOut(_Out):
+    patientId: str
+    addedAt: datetime
+    addedBy: str
+
+
+class OptOutChangeOut(_Out):
+    changed: list[str] = Field(description="The ids added (or removed) by this call.")
+    total: int = Field(description="Opted-out patients on the list now.")

@@ -24,7 +24,7 @@ Each pull walks it in this order (DESIGN.md §4); a refused call stops before th
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -110,10 +110,11 @@ class DataPlaneService:
         tid: str,
         token: str,
         *,
-        body: bytes,
+        body: Callable[[], Awaitable[bytes]],
         media_type: str | None,
         params: Mapping[str, str],
     ) -> FulfilmentResult:
+        """``body`` reads the request's body: only once the token is verified."""
         call = await self._authorise(tid, token, body, media_type, params)
         await self._check(call)
         scope = await self._scope(call.agreement.dataset_id)
@@ -139,7 +140,7 @@ class DataPlaneService:
         self,
         tid: str,
         token: str,
-        body: bytes,
+        read_body: Callable[[], Awaitable[bytes]],
         media_type: str | None,
         params: Mapping[str, str],
     ) -> _Call:
@@ -163,6 +164,7 @@ class DataPlaneService:
                 "installed on this connector"
             )
         policy = parse_policy(agreement.agreement)
+        body = await read_body()
         request = FulfilmentRequest(
             agreement_id=agreement.id,
             transfer_id=tid,

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from connector.errors import NotReadyError, UpstreamError
 from connector.fulfilment.flatten import build_flat_views
 from connector.fulfilment.scope import DatasetScope
@@ -159,9 +161,26 @@ class ViewCache:
             retry_after=10,
         )
 
+    async def load_or_build(
+        self, dataset_id: str, scope: DatasetScope, context: JobContext
+    ) -> FlatViews:
+        """The current tables, built inside the calling job if they are missing (a job that
+        needs them must not wait for another job: the pool may have room for one)."""
+        views = await self.current(dataset_id, scope)
+        if views is None:
+            key = await self._make(dataset_id, scope, context)
+            views = self.load(dataset_id, key)
+        if views is None:
+            raise UpstreamError(f"the flattened tables of dataset {dataset_id} vanished")
+        return views
+
     async def _build(self, job: Job, context: JobContext) -> dict[str, Any]:
         dataset_id = str(job.params["dataset"])
-        scope = DatasetScope.parse(job.params["scope"])
+        key = await self._make(dataset_id, DatasetScope.parse(job.params["scope"]), context)
+        views = self.load(dataset_id, key)
+        return {"key": key, "patients": views.patients if views else 0}
+
+    async def _make(self, dataset_id: str, scope: DatasetScope, context: JobContext) -> str:
         await context.progress("reading the FHIR source", 0.0)
         # The inputs as they are now: if they changed since the job was queued, the tables
         # are built from (and stored under the key of) what was actually read.
@@ -169,7 +188,7 @@ class ViewCache:
         key = await self.key(dataset_id, scope)
         optouts = await self.optouts.ids()
         target = self.directory(dataset_id, key)
-        staging = self.root / "staging" / job.id
+        staging = self.root / "staging" / context.job.id
         try:
             files = await self._snapshot(scope, staging, context)
             counts = await context.run_cpu(
@@ -192,7 +211,7 @@ class ViewCache:
         }
         _write_private(target / "manifest.json", json.dumps(manifest, indent=2))
         self._prune(dataset_id, keep=key)
-        return {"key": key, "rows": counts}
+        return key
 
     async def _snapshot(
         self, scope: DatasetScope, staging: Path, context: JobContext
@@ -210,7 +229,7 @@ class ViewCache:
             path = staging / f"{rtype}.ndjson"
             with _private_open(path) as out:
                 async for resource in self.source.search(rtype):
-                    out.write(json.dumps(resource, separators=(",", ":")).encode() + b"\n")
+                    out.write(orjson.dumps(resource) + b"\n")
             files[rtype] = [str(path)]
         return files
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,10 @@ from catalog.rdf import to_graph
 from connector.audit import AuditLog
 from connector.clock import as_utc
 from connector.errors import BadRequestError, ConflictError, NotFoundError
-from connector.ports import Clock, FhirSource
+from connector.fulfilment.cache import ViewCache
+from connector.fulfilment.scope import DatasetScope
+from connector.jobs import Job, JobContext, JobRunner, JobState
+from connector.ports import Clock
 from connector.publishing.healthdcat import (
     STATISTICS_FIELDS,
     Publisher,
@@ -37,11 +41,12 @@ from connector.publishing.healthdcat import (
 )
 from connector.publishing.records import DatasetRecord, Status, check_dataset, with_offer_type
 from connector.publishing.snapshot import PublishedCatalog
-from connector.publishing.statistics import compute_statistics
+from connector.publishing.statistics import statistics_from_views
 from connector.publishing.store import DatasetStore
 
 # A refresh that meets an edit made while it computed applies its statistics to the edited record.
 REFRESH_ATTEMPTS = 3
+STATISTICS_JOB = "dataset-statistics"
 # The smallest step the stores keep (PostgreSQL and SQLite timestamps hold microseconds).
 TICK = timedelta(microseconds=1)
 
@@ -85,14 +90,17 @@ class DatasetService:
         audit: AuditLog,
         clock: Clock,
         published: PublishedCatalog,
-        fhir: FhirSource,
+        views: ViewCache,
+        jobs: JobRunner,
     ) -> None:
         self.store = store
         self.datasets = datasets
         self.audit = audit
         self.clock = clock
         self.published = published
-        self.fhir = fhir
+        self.views = views
+        self.jobs = jobs
+        jobs.register(STATISTICS_JOB, self._statistics_job)
 
     @property
     def publisher(self) -> Publisher:
@@ -159,12 +167,52 @@ class DatasetService:
         self.published.invalidate()
         return record
 
-    async def refresh_statistics(self, dataset_id: str, *, actor: str) -> DatasetRecord:
-        """Recompute statistics from the FHIR source (rounded, no small cells), check and
-        store them. An edit made while they were computed keeps its changes: the statistics
-        go onto the edited record (read again, at most ``REFRESH_ATTEMPTS`` times)."""
-        stats = await compute_statistics(self.fhir, today=self.clock.now().date())
-        computed = statistics_metadata(stats)
+    async def refresh_statistics(
+        self, dataset_id: str, *, actor: str, wait: float = 0.0
+    ) -> DatasetRecord | Job:
+        """Recompute the dataset's statistics from its flattened tables (its scope, opt-outs
+        removed; rounded, no small cells) as a job. Waits up to ``wait`` seconds: the updated
+        dataset if the job finished by then, else the job (its progress)."""
+        await self.get(dataset_id)  # 404 for an unknown dataset, before any job
+        key = f"{STATISTICS_JOB}:{self.jobs.node}:{dataset_id}:{uuid.uuid4().hex}"
+        job = await self.jobs.enqueue(
+            STATISTICS_JOB, key, {"dataset": dataset_id, "actor": actor}, local=True
+        )
+        if wait > 0:
+            job = await self.jobs.wait(job.id, wait) or job
+        if job.state is JobState.DONE:
+            return await self.get(dataset_id)
+        if job.state is JobState.FAILED:
+            raise ConflictError(f"the statistics of dataset {dataset_id} failed: {job.error}")
+        return job
+
+    async def statistics_job(self, dataset_id: str) -> Job | None:
+        """The newest statistics job of the dataset (pending, running, done or failed)."""
+        jobs = await self.jobs.store.recent(kind=STATISTICS_JOB, limit=500)
+        return next((j for j in jobs if j.params.get("dataset") == dataset_id), None)
+
+    async def _statistics_job(self, job: Job, context: JobContext) -> dict[str, Any]:
+        dataset_id = str(job.params["dataset"])
+        record = await self.get(dataset_id)
+        views = await self.views.load_or_build(
+            dataset_id, DatasetScope.parse(record.scope), context
+        )
+        await context.progress("computing statistics", 90.0)
+        stats = await context.run_cpu(
+            statistics_from_views,
+            {t: str(p) for t, p in views.tables.items()},
+            self.clock.now().date().isoformat(),
+        )
+        await self._apply_statistics(
+            dataset_id, statistics_metadata(stats), str(job.params["actor"])
+        )
+        return {"dataset": dataset_id, "dataVersion": views.version}
+
+    async def _apply_statistics(
+        self, dataset_id: str, computed: dict[str, Any], actor: str
+    ) -> None:
+        """Check and store them. An edit made while they were computed keeps its changes: the
+        statistics go onto the edited record (read again, at most ``REFRESH_ATTEMPTS`` times)."""
         attempt = 0
         while True:
             attempt += 1
@@ -188,7 +236,7 @@ class DatasetService:
                     raise
                 continue
             self.published.invalidate()
-            return record
+            return
 
     async def catalog_graph(self) -> tuple[Graph, list[str]]:
         """The graph of the published catalog, and the datasets whose metadata cannot even be

@@ -1,5 +1,5 @@
-"""`serve --with-sample-data`: sample FHIR files plus one example dataset with computed
-statistics and open offers, idempotent on restart."""
+"""`serve --with-sample-data`: sample FHIR files plus one example dataset (2019-2024) with open
+offers and statistics computed in the background, idempotent on restart."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ SAMPLE_PATIENTS = 200
 SAMPLE_SEED = 20_251
 SAMPLE_PROFILE = "general"
 SAMPLE_DATASET_ID = "paediatric-respiratory-2019-2024"
+SAMPLE_SCOPE = {"period": {"start": "2019-01-01", "end": "2024-12-31"}}
 NO_STATISTICS = SafeStatistics(None, None, None, None, None, None, ())
 
 
@@ -47,6 +48,10 @@ async def ensure_sample_data(datasets: DatasetService, fhir_dir: Path) -> Datase
         formats=tuple(d.dsp_format for d in ds.distributions),
         offers=example_policies(ds.identifier, base_url=base),
         metadata=metadata_of(ds),
+        scope=SAMPLE_SCOPE,
     )
     record = await datasets.create(draft, actor=ACTOR)
-    return await datasets.refresh_statistics(record.id, actor=ACTOR)
+    # Statistics come from a job: the connector serves at once and the dataset shows them
+    # when it is done (on a REST source with much data that takes a while).
+    await datasets.refresh_statistics(record.id, actor=ACTOR)
+    return record

@@ -1,27 +1,27 @@
-"""Dataset statistics computed from the FHIR source, made safe by `catalog.statistics`.
+"""Dataset statistics from the flattened tables, made safe by `catalog.statistics`.
 
-Read through the `FhirSource` port only (file or REST source alike):
+Computed on the dataset's scope with opted-out patients removed (the view cache applied both),
+in a worker process of the job pool; ``catalog.statistics.safe_statistics`` rounds counts and
+withholds small cells before anything is published:
 
-* individuals: Patient resources; records: the clinical resources below;
-* ages: each child's age in whole years at its latest clinical date (or today if it has none),
-  so ages stay those the data describes however old the extract is;
-* dates: the clinical date of each record; coding systems: records carrying a code of a system.
-
-Nothing here is published as is: `safe_statistics` rounds counts and withholds small cells.
+* individuals: rows of ``patient``; records: rows of the clinical tables;
+* ages: each child's age in whole years at its latest clinical date (or ``today`` if it has
+  none), so ages stay those the data describes however old the extract is;
+* dates: the clinical date of each record (the column the scope's period uses);
+* coding systems: records whose main code uses a system (``coding``), and records with UCUM
+  units (an Observation's value, a MedicationRequest's dose).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from catalog.codes import CodingSystem
 from catalog.statistics import MIN_CELL, SafeStatistics, safe_statistics
-from connector.ports import FhirResource, FhirSource
+from connector.fulfilment.flatten import DATED_BY
 
-CLINICAL_TYPES = ("Encounter", "Condition", "Observation", "Procedure", "MedicationRequest")
-SYSTEMS: dict[str, CodingSystem] = {
+SYSTEMS: Mapping[str, CodingSystem] = {
     "http://snomed.info/sct": CodingSystem.SNOMED_CT,
     "http://loinc.org": CodingSystem.LOINC,
     "http://hl7.org/fhir/sid/icd-10": CodingSystem.ICD_10,
@@ -34,92 +34,75 @@ SYSTEMS: dict[str, CodingSystem] = {
     "http://human-phenotype-ontology.org": CodingSystem.HPO,
     "http://www.nlm.nih.gov/research/umls/rxnorm": CodingSystem.RXNORM,
 }
-DATE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "Encounter": (("period", "start"),),
-    "Condition": (("onsetDateTime",), ("recordedDate",)),
-    "Observation": (("effectiveDateTime",), ("effectivePeriod", "start"), ("issued",)),
-    "Procedure": (("performedDateTime",), ("performedPeriod", "start")),
-    "MedicationRequest": (("authoredOn",),),
-}
+_UNITS = {"observation": "value_unit", "medication_request": "dose_unit"}
 
 
-def _date(text: object) -> dt.date | None:
-    if not isinstance(text, str) or len(text) < 10:
-        return None
+def statistics_from_views(
+    progress: Callable[[str, float], None],
+    tables: Mapping[str, str],
+    today_iso: str,
+    min_cell: int = MIN_CELL,
+) -> SafeStatistics:
+    """``tables``: table name -> Parquet path (``FlatViews.tables``)."""
+    import duckdb
+
+    today = dt.date.fromisoformat(today_iso)
+    con = duckdb.connect()
     try:
-        return dt.date.fromisoformat(text[:10])
-    except ValueError:
-        return None
+        for name, path in tables.items():
+            con.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{_q(path)}')")
+        progress("counting", 20.0)
+        dated = " UNION ALL ".join(
+            f'SELECT patient_id, CAST({column} AS DATE) AS day FROM "{table}"'
+            for table, column in DATED_BY.items()
+        )
+        records = _one(con, f"SELECT count(*) FROM ({dated})")
+        individuals = _one(con, "SELECT count(*) FROM patient")
+        days = [
+            r[0] for r in con.execute(f"SELECT day FROM ({dated}) WHERE day IS NOT NULL").fetchall()
+        ]
+        progress("ages", 50.0)
+        rows = con.execute(
+            f"""SELECT p.birth_date, max(d.day) FROM patient p
+            LEFT JOIN ({dated}) d ON d.patient_id = p.patient_id
+            WHERE p.birth_date IS NOT NULL GROUP BY p.patient_id, p.birth_date"""
+        ).fetchall()
+        ages = [_age(birth, latest or today) for birth, latest in rows]
+        progress("coding systems", 80.0)
+        counts: dict[CodingSystem | str, int] = {}
+        for system, n in con.execute(
+            "SELECT system, count(DISTINCT resource_type || '/' || resource_id) FROM coding "
+            "WHERE code IS NOT NULL GROUP BY system"
+        ).fetchall():
+            if system in SYSTEMS:
+                counts[SYSTEMS[system]] = counts.get(SYSTEMS[system], 0) + int(n)
+        with_units = sum(
+            _one(con, f'SELECT count(*) FROM "{t}" WHERE "{c}" IS NOT NULL')
+            for t, c in _UNITS.items()
+        )
+        if with_units:
+            counts[CodingSystem.UCUM] = counts.get(CodingSystem.UCUM, 0) + with_units
+    finally:
+        con.close()
+    progress("done", 100.0)
+    return safe_statistics(
+        records=records,
+        individuals=individuals,
+        ages=[a for a in ages if a >= 0],
+        dates=days,
+        coding_system_counts=counts,
+        min_cell=min_cell,
+    )
 
 
-def clinical_date(resource: FhirResource) -> dt.date | None:
-    for path in DATE_PATHS.get(str(resource.get("resourceType")), ()):
-        value: Any = resource
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        found = _date(value)
-        if found:
-            return found
-    return None
-
-
-def _systems(value: Any, found: set[CodingSystem]) -> None:
-    """Every coding system under `value` (codings nest in CodeableConcepts and components)."""
-    if isinstance(value, dict):
-        system = value.get("system")
-        if isinstance(system, str) and "code" in value and system in SYSTEMS:
-            found.add(SYSTEMS[system])
-        for item in value.values():
-            _systems(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _systems(item, found)
-
-
-def _subject(resource: FhirResource) -> str | None:
-    ref = (resource.get("subject") or resource.get("patient") or {}).get("reference")
-    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+def _one(con: object, sql: str) -> int:
+    row = con.execute(sql).fetchone()  # type: ignore[attr-defined]
+    return int(row[0]) if row else 0
 
 
 def _age(birth: dt.date, on: dt.date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
-async def compute_statistics(
-    source: FhirSource, *, today: dt.date, min_cell: int = MIN_CELL
-) -> SafeStatistics:
-    """Scan the source once and return what the catalog may publish."""
-    births: dict[str, dt.date] = {}
-    individuals = 0
-    async for patient in source.search("Patient"):
-        individuals += 1
-        birth = _date(patient.get("birthDate"))
-        if birth and isinstance(patient.get("id"), str):
-            births[patient["id"]] = birth
-    latest: dict[str, dt.date] = {}
-    dates: list[dt.date] = []
-    systems: Counter[CodingSystem] = Counter()
-    records = 0
-    for rtype in CLINICAL_TYPES:
-        async for resource in source.search(rtype):
-            records += 1
-            found: set[CodingSystem] = set()
-            _systems(resource, found)
-            systems.update(found)
-            when = clinical_date(resource)
-            if when is None:
-                continue
-            dates.append(when)
-            who = _subject(resource)
-            if who is not None and (who not in latest or when > latest[who]):
-                latest[who] = when
-    system_counts: dict[CodingSystem | str, int] = dict(systems.items())
-    ages = [_age(b, latest.get(pid, today)) for pid, b in births.items()]
-    return safe_statistics(
-        records=records,
-        individuals=individuals,
-        ages=[a for a in ages if a >= 0],
-        dates=dates,
-        coding_system_counts=system_counts,
-        min_cell=min_cell,
-    )
+def _q(path: str) -> str:
+    return str(path).replace("'", "''")
