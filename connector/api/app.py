@@ -25,14 +25,21 @@ from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
 from connector.composition import build_services
 from connector.dsp import routes as dsp
-from connector.ports import Clock
+from connector.ports import Clock, Fulfilment
 from connector.settings import Settings
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    fulfilments: list[Fulfilment] | None = None,
+) -> FastAPI:
+    """``fulfilments`` replaces the installed ones (tests)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await build_services(settings, clock=clock)
+        services = await build_services(settings, clock=clock, fulfilments=fulfilments)
         app.state.services = services
         sender = asyncio.create_task(services.sender.run(), name="outbox-sender")
         chainer = asyncio.create_task(services.audit.run_chainer(), name="audit-chainer")
