@@ -235,10 +235,13 @@ class ViewCache:
 
     def _prune(self, dataset_id: str, *, keep: str) -> None:
         """Remove the dataset's older caches (a fulfilment still reading one keeps its open
-        files on POSIX)."""
+        files on POSIX), and builds a killed process left behind a day ago or more."""
         parent = self.root / dataset_dir_name(dataset_id)
+        stale = time.time() - 86400
         for child in parent.iterdir() if parent.is_dir() else ():
-            if child.name != keep and child.is_dir() and ".tmp-" not in child.name:
+            if child.name == keep or not child.is_dir():
+                continue
+            if ".tmp-" not in child.name or child.stat().st_mtime < stale:
                 shutil.rmtree(child, ignore_errors=True)
 
 

@@ -238,5 +238,12 @@ class JobRunner:
             with contextlib.suppress(BaseException):
                 await task
         if self._pool is not None:
+            # A worker busy with a job's work would outlive us (the pool only stops idle
+            # ones): stop it; the job's lease runs out and the next runner starts it again.
+            workers = list(getattr(self._pool, "_processes", {}).values())
             self._pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                await asyncio.to_thread(worker.join, 5)
             self._pool = None

@@ -72,6 +72,11 @@ def test_the_negotiation_guide_runs_as_written(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        # A connector's job pool helpers (the worker, multiprocessing's resource tracker) end
+        # a moment after the connector itself, which is all `kill ... && wait` waits for.
+        deadline = time.monotonic() + 5
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
         left = _group_alive(proc.pid)
         _kill_group(proc.pid)
     logs = "\n".join(
