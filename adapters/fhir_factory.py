@@ -12,6 +12,7 @@ from adapters.fhir.auth import (
     SmartBackendAuth,
     load_smart_key,
 )
+from adapters.fhir.http import Timeouts
 from adapters.fhir_rest import FhirRestSource
 from adapters.ndjson_source import NdjsonFileSource
 from connector.errors import ConfigurationError
@@ -25,7 +26,15 @@ def build_fhir_source(settings: Settings) -> FhirSource:
     if settings.fhir_source == "files":
         return NdjsonFileSource(settings.effective_fhir_files_dir)
     return FhirRestSource(
-        settings.fhir_base_url, auth=build_fhir_auth(settings), ssl_context=_ssl_context(settings)
+        settings.fhir_base_url,
+        auth=build_fhir_auth(settings),
+        ssl_context=_ssl_context(settings),
+        timeouts=Timeouts(
+            connect=settings.fhir_connect_timeout_seconds,
+            read=settings.fhir_read_timeout_seconds,
+            request=settings.fhir_request_timeout_seconds,
+        ),
+        page_size=settings.fhir_page_size,
     )
 
 

@@ -7,9 +7,10 @@ on a worker thread so a large file never sits in memory and never blocks the eve
 
 Search parameters: ``_id`` and the references ``patient`` (``subject`` or ``patient`` pointing
 at ``Patient/<id>``; a bare id means a Patient) and ``subject`` (``Type/id``, or a bare id of
-any type), comma-separated values meaning OR. ``_count`` is accepted and has no effect (paging
-is a REST notion; the result is the same). Anything else raises ``FhirSourceError``: silently
-ignoring a filter would widen a cohort.
+any type), comma-separated values meaning OR. ``_count`` is a page size as on the REST source: a
+positive integer, else refused; it has no other effect (paging is a REST notion, the result is
+the same). Anything else raises ``FhirSourceError``: silently ignoring a filter would widen a
+cohort.
 
 ``version()`` hashes the files' names, sizes and modification times.
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from adapters.fhir.params import count_param
 from connector.errors import FhirSourceError
 from connector.ports import FhirResource
 
@@ -54,7 +56,7 @@ class NdjsonFileSource:
     async def count(self, resource_type: str, params: Mapping[str, str] | None = None) -> int:
         if any(k != "_count" for k in params or {}):
             return sum([1 async for _ in self.search(resource_type, params)])
-        self._matcher(resource_type, {})
+        self._matcher(resource_type, params or {})
         files = self._files().get(resource_type, [])
         counts = [await asyncio.to_thread(_count_lines, p, self.directory) for p in files]
         return sum(counts)
@@ -112,6 +114,7 @@ class NdjsonFileSource:
                 f"by the NDJSON file source (supported: {', '.join(SUPPORTED)})",
                 url=str(self.directory),
             )
+        count_param(resource_type, params, str(self.directory))
         tests: list[Matcher] = []
         if "_id" in params:
             ids = set(_values(params["_id"]))

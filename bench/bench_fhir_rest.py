@@ -5,6 +5,14 @@ alternates the two clients over the same searches and reports the median time of
 ratio (target: <= 1.2). Run from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/bench_fhir_rest.py [--rounds 15] [--count 100]
+
+With ``--page-sizes`` it measures instead what the page size (``PHEMS_FHIR_PAGE_SIZE``) costs
+a full scan, the way the connector runs one (``FhirRestSource.search`` without ``_count``):
+sekmet is loaded with ``connector.sampledata`` (profile picu, ``--sample-patients``) and the
+sizes alternate round by round over the same ``--type`` scan:
+
+    PYTHONPATH=. .venv/bin/python bench/bench_fhir_rest.py --page-sizes 20,100,1000 \
+        --sample-patients 400 --rounds 5
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import aiohttp
 import orjson
 
 from adapters.fhir_rest import FhirRestSource
+from connector.sampledata import generate
 from tests.adapters.fhir.data import DATA_DIR
 from tests.adapters.fhir.sekmet import SekmetServer, ensure_sekmet
 from tests.conftest import free_port
@@ -86,18 +95,56 @@ async def run(base: str, rounds: int, count: int, verbose: bool = False) -> None
     print(f"  ratio ours/plain: best {best_ratio:.3f}, median {median_ratio:.3f} (target <= 1.2)")
 
 
+async def page_sizes(base: str, sizes: list[int], rounds: int, rtype: str) -> None:
+    """Full scans of ``rtype`` at each page size, alternating, the order flipped every round."""
+    sources = {n: FhirRestSource(base, page_size=n) for n in sizes}
+    timings: dict[int, list[float]] = {n: [] for n in sizes}
+    found: set[int] = set()
+    try:
+        for round_no in range(rounds):
+            for n in sizes if round_no % 2 == 0 else sizes[::-1]:
+                start = time.perf_counter()
+                found.add(len([r async for r in sources[n].search(rtype)]))
+                timings[n].append(time.perf_counter() - start)
+    finally:
+        for source in sources.values():
+            await source.aclose()
+    (resources,) = found  # every page size returned the same number of resources
+    largest = statistics.median(timings[max(sizes)])
+    print(f"full {rtype} scan: {resources} resources, {rounds} rounds, median / best")
+    for n in sizes:
+        median, best = statistics.median(timings[n]), min(timings[n])
+        print(
+            f"  page size {n:5}: {-(-resources // n):5} pages, median {median:8.3f} s, "
+            f"best {best:8.3f} s ({resources / median:7.0f} resources/s), "
+            f"x{median / largest:5.1f} the largest page size"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--verbose", action="store_true", help="print every round")
+    parser.add_argument(
+        "--page-sizes", default="", help="comma-separated page sizes: measure those instead"
+    )
+    parser.add_argument("--sample-patients", type=int, default=400)
+    parser.add_argument("--type", default="Observation", help="resource type of the scan")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        server = SekmetServer(ensure_sekmet(), Path(tmp), free_port())
+        server = SekmetServer(ensure_sekmet(), Path(tmp) / "sekmet", free_port())
         try:
             server.start()
-            server.load_ndjson(DATA_DIR)
-            asyncio.run(run(server.base_url, args.rounds, args.count, args.verbose))
+            if args.page_sizes:
+                sizes = sorted(int(n) for n in args.page_sizes.split(","))
+                data = Path(tmp) / "sample"
+                generate(data, patients=args.sample_patients, seed=1, profile="picu")
+                server.load_ndjson(data, types=["Organization", "Location", "Patient", args.type])
+                asyncio.run(page_sizes(server.base_url, sizes, args.rounds, args.type))
+            else:
+                server.load_ndjson(DATA_DIR)
+                asyncio.run(run(server.base_url, args.rounds, args.count, args.verbose))
         finally:
             server.stop()
 

@@ -5,11 +5,11 @@ DataFrames (patients: id, birth date, sex; conditions: patient, system, code; bo
 observations: patient, value, unit, time); then the same pandas step joins them into one table
 (patient id, age, sex, condition codes, latest weight). Frames are checked equal.
 
-    python bench/bench_views.py --patients 42000          # ~1M resources, generated first
+    python bench/bench_views.py --patients 34000          # ~1M resources, generated first
     python bench/bench_views.py --data DIR                # existing Bulk NDJSON
 
-Data come from ``connector.sampledata.generate`` (``--profile``, default ``general``: about 24
-resources a patient, so ``--patients 42000`` gives about one million).
+Data come from ``connector.sampledata.generate`` (``--profile``, default ``general``: about 30
+resources a patient, so ``--patients 34000`` gives about one million).
 """
 
 from __future__ import annotations

@@ -27,11 +27,14 @@ class FhirSource(Protocol):
     """A hospital's FHIR R4 data, read-only.
 
     ``search`` yields every matching resource exactly once (following paging to the end) as
-    parsed JSON dicts; it raises ``connector.errors.FhirSourceError`` (naming the server or
-    file and the request) when the source fails after retries; a partial read is never
-    reported as complete. Supported parameters depend on the source: the REST source passes
-    them to the server; the file source supports ``_id`` and ``patient``/``subject``
-    references, and raises ``FhirSourceError`` for others instead of ignoring them.
+    parsed JSON dicts, each of the type searched for; it raises
+    ``connector.errors.FhirSourceError`` (naming the server or file and the request) when the
+    source fails after retries or answers something malformed or of another type; a partial
+    read is never reported as complete. Supported parameters depend on the source: the REST
+    source passes them to the server; the file source supports ``_id`` and
+    ``patient``/``subject`` references, and raises ``FhirSourceError`` for others instead of
+    ignoring them. On both, ``_count`` is only a page size: a positive integer (``_count=0``,
+    FHIR's "total only", is refused; ``count`` gives totals).
     """
 
     def search(
@@ -43,7 +46,8 @@ class FhirSource(Protocol):
         ...
 
     async def resource_types(self) -> list[str]:
-        """Resource types the source holds data for."""
+        """Resource types the source holds at least one resource of, sorted (on a server,
+        also the types its CapabilityStatement does not declare)."""
         ...
 
     async def version(self) -> str:

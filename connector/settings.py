@@ -145,6 +145,34 @@ class Settings(BaseSettings):
     fhir_ca_bundle: Path | None = Field(
         None, description="CA bundle (PEM) for TLS to the FHIR server."
     )
+    # FHIR REST paging and timeouts (one block: issue 19)
+    fhir_page_size: int = Field(
+        1000,
+        ge=1,
+        le=10000,
+        description=(
+            "Resources asked for per page of a FHIR search (_count); the server may send fewer. "
+            "Large pages save round trips: a server's own default (often 20) makes a full scan "
+            "mostly waiting."
+        ),
+    )
+    fhir_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds to open a connection to the FHIR server."
+    )
+    fhir_read_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds the FHIR server may stay silent while answering before it times out.",
+    )
+    fhir_request_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "Seconds one request to the FHIR server may take in all, retries and back-off "
+            "included: a server that never answers fails after this long. Bulk $export file "
+            "downloads are limited by the read timeout only."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )

@@ -1,2 +1,2 @@
-"""Building blocks of the FHIR REST adapter (``adapters.fhir_rest``): HTTP with retries,
-authentication, Bulk Data ``$export``."""
+"""Building blocks of the FHIR sources: HTTP with retries, authentication, Bulk Data
+``$export``, the shapes a server's JSON must have, search parameters both sources share."""

@@ -27,6 +27,7 @@ import orjson
 
 from adapters.fhir.http import FhirHttp
 from adapters.fhir.retry import parse_retry_after
+from adapters.fhir.shapes import raise_on_errors
 from connector.errors import FhirSourceError
 from connector.ports import FhirResource
 
@@ -164,14 +165,10 @@ class BulkExporter:
         for item in manifest.errors:
             async for line in self._lines(item, manifest):
                 outcome = _parse_line(line, item, self._http.base_url)
-                for issue in outcome.get("issue", []):
-                    text = issue.get("diagnostics") or issue.get("code")
-                    if issue.get("severity") in ("error", "fatal"):
-                        raise FhirSourceError(
-                            f"$export reported an error, the export is incomplete: {text}",
-                            url=self._http.base_url,
-                        )
-                    log.warning("$export: %s", text)
+                what = "$export reported an error, the export is incomplete"
+                raise_on_errors(outcome, what, self._http.base_url)  # checks the shape too
+                for issue in outcome.get("issue") or []:
+                    log.warning("$export: %s", issue.get("diagnostics") or issue.get("code"))
 
     async def _lines(self, item: ExportFile, manifest: ExportManifest) -> AsyncIterator[bytes]:
         # Files may live on another host (a CDN); send our credentials only where the server
@@ -205,23 +202,28 @@ def _manifest(doc: Any, what: str, base_url: str) -> ExportManifest:
         raise FhirSourceError(f"{what}: not a Bulk Data manifest", url=base_url)
 
     def files(key: str) -> list[ExportFile]:
+        entries = doc.get(key) or []
+        if not isinstance(entries, list):
+            raise FhirSourceError(f"{what}: manifest {key} is not an array", url=base_url)
         out = []
-        for entry in doc.get(key) or []:
-            if not isinstance(entry, dict) or "url" not in entry:
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
                 raise FhirSourceError(f"{what}: malformed manifest {key} entry", url=base_url)
-            count = entry.get("count")
-            out.append(
-                ExportFile(
-                    str(entry.get("type", "")),
-                    str(entry["url"]),
-                    count if isinstance(count, int) else None,
-                )
-            )
+            count, rtype = entry.get("count"), entry.get("type", "")
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+                raise FhirSourceError(f"{what}: manifest {key} count is not a number", url=base_url)
+            if not isinstance(rtype, str):
+                raise FhirSourceError(f"{what}: manifest {key} type is not a string", url=base_url)
+            out.append(ExportFile(rtype, entry["url"], count))
         return out
 
+    requires_token = doc.get("requiresAccessToken", False)
+    if not isinstance(requires_token, bool):
+        problem = "manifest requiresAccessToken is not a boolean"
+        raise FhirSourceError(f"{what}: {problem}", url=base_url)
     return ExportManifest(
         transaction_time=str(doc.get("transactionTime", "")),
-        requires_access_token=bool(doc.get("requiresAccessToken", False)),
+        requires_access_token=requires_token,
         output=files("output"),
         errors=files("error"),
         raw=doc,

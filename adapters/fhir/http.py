@@ -1,10 +1,12 @@
 """The FHIR server's HTTP connection: one aiohttp session, explicit timeouts, retries, typed errors.
 
 Every request is retried on transport errors and on the statuses in ``RETRY_STATUSES`` with the
-``RetryPolicy`` back-off (or the server's ``Retry-After``); any other failure, or running out of
-attempts, raises ``FhirSourceError`` whose message names the request and whose ``url`` is the
-server's base URL. Streaming downloads that break mid-way are retried too, skipping the lines
-already delivered, so the caller sees every line exactly once or an error.
+``RetryPolicy`` back-off (or the server's ``Retry-After``), within ``Timeouts.request`` seconds
+for all its attempts together: a server that never answers fails after that long, not after
+attempts x read timeout. Any other failure, or running out of attempts or of time, raises
+``FhirSourceError`` whose message names the request and whose ``url`` is the server's base URL.
+Streaming downloads that break mid-way are retried too, skipping the lines already delivered,
+so the caller sees every line exactly once or an error.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,12 +35,17 @@ CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds: to connect, between two reads of a response, and for a whole (non-streamed)
-    request. Streamed downloads have no total limit; a stalled one trips ``read``."""
+    """Seconds: to connect, to wait for the next bytes of a response, and for a whole
+    (non-streamed) request with all its retries and back-off. Streamed downloads have no total
+    limit (a large ``$export`` file takes what it takes); a stalled one trips ``read``."""
 
     connect: float = 10.0
     read: float = 60.0
     request: float = 120.0
+
+    def __post_init__(self) -> None:
+        if min(self.connect, self.read, self.request) <= 0:
+            raise ValueError("Timeouts must be positive")
 
 
 @dataclass(frozen=True)
@@ -68,21 +76,20 @@ class FhirHttp:
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         user_agent: str = "phems-connector",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth: FhirAuth = auth or NoAuth()
         self._ssl = ssl_context
-        limits = timeouts or Timeouts()
-        self._request_timeout = aiohttp.ClientTimeout(
-            total=limits.request, sock_connect=limits.connect, sock_read=limits.read
-        )
+        self.timeouts = limits = timeouts or Timeouts()
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=limits.connect, sock_read=limits.read
         )
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
         self._sleep = sleep
+        self._clock = clock
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
@@ -114,7 +121,15 @@ class FhirHttp:
         self, url: str, *, headers: Mapping[str, str] | None = None, authenticate: bool = True
     ) -> Any:
         result = await self.request("GET", url, headers=headers, authenticate=authenticate)
-        return _parse_json(result, self.describe("GET", url), self.base_url)
+        return self.parse_json(result, "GET", url)
+
+    def parse_json(self, result: HttpResult, method: str, url: str) -> Any:
+        try:
+            return result.json()
+        except orjson.JSONDecodeError as exc:
+            raise FhirSourceError(
+                f"{self.describe(method, url)}: response is not JSON ({exc})", url=self.base_url
+            ) from None
 
     async def post_form(
         self,
@@ -132,7 +147,7 @@ class FhirHttp:
             headers={**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"},
             authenticate=authenticate,
         )
-        return _parse_json(result, self.describe("POST", url), self.base_url)
+        return self.parse_json(result, "POST", url)
 
     async def request(
         self,
@@ -145,11 +160,20 @@ class FhirHttp:
         ok: tuple[int, ...] = (200,),
     ) -> HttpResult:
         what = self.describe(method, url)
-        timeout = self._request_timeout
+        limits = self.timeouts
+        started = self._clock()
+        deadline = started + limits.request
         refreshed = False
         last = ""
-        for attempt in range(1, self.retry.attempts + 1):
+        attempt = 0
+        while attempt < self.retry.attempts:
+            attempt += 1
             retry_after: float | None = None
+            timeout = aiohttp.ClientTimeout(
+                total=max(deadline - self._clock(), 0.001),
+                sock_connect=limits.connect,
+                sock_read=limits.read,
+            )
             try:
                 request_headers = await self._headers(headers, authenticate)
                 async with self.session().request(
@@ -169,8 +193,17 @@ class FhirHttp:
                 raise _tls_error(what, exc, self.base_url) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = _transport_problem(exc)
-            if attempt < self.retry.attempts:
-                await self._sleep(self.retry.delay(attempt, self._rng, retry_after))
+            if attempt >= self.retry.attempts:
+                break
+            delay = self.retry.delay(attempt, self._rng, retry_after)
+            if self._clock() + delay >= deadline:
+                elapsed = self._clock() - started
+                raise FhirSourceError(
+                    f"{what} failed after {attempt} attempts in {elapsed:.1f} s, the request "
+                    f"timeout ({limits.request:g} s, PHEMS_FHIR_REQUEST_TIMEOUT_SECONDS): {last}",
+                    url=self.base_url,
+                )
+            await self._sleep(delay)
         raise FhirSourceError(
             f"{what} failed after {self.retry.attempts} attempts: {last}", url=self.base_url
         )
@@ -249,13 +282,6 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
         yield pending
 
 
-def _parse_json(result: HttpResult, what: str, base_url: str) -> Any:
-    try:
-        return result.json()
-    except orjson.JSONDecodeError as exc:
-        raise FhirSourceError(f"{what}: response is not JSON ({exc})", url=base_url) from None
-
-
 def _raise_or_transient(
     resp: aiohttp.ClientResponse, body: bytes, what: str, base_url: str
 ) -> None:
@@ -281,15 +307,21 @@ def _diagnostics(body: bytes) -> str:
         text = body[:300].decode("utf-8", "replace").strip()
         return f": {text}" if text else ""
     if isinstance(doc, dict) and doc.get("resourceType") == "OperationOutcome":
-        issues = [
-            str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
-            for i in doc.get("issue", [])[:3]
+        found = doc.get("issue")
+        said = [
+            i.get("diagnostics") or _text(i.get("details")) or i.get("code")
+            for i in (found if isinstance(found, list) else [])[:3]
             if isinstance(i, dict)
         ]
+        issues = [str(text) for text in said if text]
         return ": " + "; ".join(issues) if issues else ""
     if isinstance(doc, dict) and "error" in doc:
         return f": {doc['error']}: {doc.get('error_description', '')}".rstrip(": ")
     return ""
+
+
+def _text(details: Any) -> Any:
+    return details.get("text") if isinstance(details, dict) else None
 
 
 def _transport_problem(exc: BaseException) -> str:

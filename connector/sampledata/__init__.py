@@ -7,10 +7,15 @@
 arguments always give byte-identical files: one seeded ``random.Random`` drives everything and
 all dates are relative to :func:`reference_date` (derived from the seed, never the clock).
 
-Patients are 0-17 years old on the reference date. Each has routine outpatient visits with
-growth measurements (weight, height, BMI or head circumference, along WHO/CDC-like curves; a
-child keeps its centile) and, by the profile's case mix, care pathways for:
+Patients are 0-17 years old on the reference date. Each has a gestational age at birth, routine
+outpatient visits with growth measurements (weight, height, BMI or head circumference, along
+WHO/CDC-like curves at the age corrected for prematurity; a child keeps its centile) and, by the
+profile's case mix, care pathways for:
 
+- preterm birth (10 % of patients, 2 % before 32 weeks): a neonatal intensive care stay from
+  birth with birth weight (LOINC 8339-4), gestational age (76516-4), vitals, weekly growth,
+  caffeine and ventilation for the most immature; half of the term infants born within the
+  last three years have their birth recorded at a newborn examination;
 - congenital heart disease (VSD, ASD, PDA, tetralogy of Fallot, coarctation, HLHS):
   echocardiography, ECG, NT-proBNP, catheter or open-heart interventions with PICU stays;
 - sepsis in paediatric intensive care: emergency presentation then PICU, with vitals (heart
@@ -20,11 +25,15 @@ child keeps its centile) and, by the profile's case mix, care pathways for:
   ``exp``), and nothing is recorded after death;
 - haemophilia A/B: factor VIII/IX activity by severity, factor concentrate or emicizumab
   prophylaxis, bleeds treated on demand;
-- asthma, RSV bronchiolitis, otitis media, type 1 diabetes (HbA1c) and epilepsy.
+- asthma, RSV bronchiolitis, otitis media, type 1 diabetes (HbA1c; basal-bolus insulin of
+  about 0.8 U/kg/day) and epilepsy.
 
 Codes: SNOMED CT and ICD-10 on every Condition, LOINC with UCUM units on Observations, SNOMED CT
 on Procedures, ATC on MedicationRequests, v3 ActCode encounter classes (AMB, EMER, IMP; PICU
-stays are IMP encounters at the PICU Location with service type ``picu``).
+and NICU stays are IMP encounters at the PICU or NICU Location with service type ``picu`` or
+``nicu``). Doses are per kg (capped at an adult dose), and every order's encounter records the
+body weight it was calculated from; everything recorded in an encounter happens during it (the
+birth record is effective at the moment of birth).
 
 Profiles (``PROFILES``; size is the CLI default when ``--patients`` is not given). The shares
 are the profile's prevalence parameters; realised shares are somewhat lower for conditions

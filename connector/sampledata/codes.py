@@ -118,6 +118,9 @@ DIAGNOSES: Final[dict[str, Diagnosis]] = {
         "Insulin-dependent diabetes mellitus without complications",
     ),
     "epilepsy": Diagnosis("84757009", "Epilepsy", "G40.9", "Epilepsy, unspecified"),
+    # Prematurity (ICD-10 separates birth before 28 completed weeks)
+    "preterm": Diagnosis("395507008", "Premature infant", "P07.3", "Other preterm infants"),
+    "extremely_preterm": Diagnosis("395507008", "Premature infant", "P07.2", "Extreme immaturity"),
 }
 
 CHD_KINDS: Final = ("vsd", "asd", "tof", "pda", "coa", "hlhs")
@@ -164,6 +167,8 @@ MEASURES: Final[dict[str, Measure]] = {
         "%",
         "laboratory",
     ),
+    "birth_weight": Measure("8339-4", "Birth weight Measured", "g", "vital-signs"),
+    "gestational_age": Measure("76516-4", "Gestational age--at birth", "wk", "exam"),
     "hba1c": Measure("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", "laboratory"),
     "ntprobnp": Measure(
         "33762-6",
@@ -226,14 +231,24 @@ DRUGS: Final[dict[str, Drug]] = {
     "salbutamol": Drug("R03AC02", "salbutamol", 0.1, 0.2, "mg", "inhalation", "as needed"),
     "budesonide": Drug("R03BA02", "budesonide", 0.01, 0.4, "mg", "inhalation", "twice daily"),
     "prednisolone": Drug("H02AB06", "prednisolone", 1, 40, "mg", "oral", "once daily"),
+    # Multiple daily injections at diagnosis: about 0.8 U/kg/day in all (ISPAD: 0.7-1.0 before
+    # puberty), a bit under half of it basal.
     "insulin_glargine": Drug(
-        "A10AE04", "insulin glargine", 0.4, 40, "[iU]", "subcutaneous", "once daily"
+        "A10AE04", "insulin glargine", 0.35, 40, "[iU]", "subcutaneous", "once daily"
     ),
     "insulin_aspart": Drug(
-        "A10AB05", "insulin aspart", 0.4, 40, "[iU]", "subcutaneous", "with meals"
+        "A10AB05",
+        "insulin aspart",
+        0.15,
+        15,
+        "[iU]",
+        "subcutaneous",
+        "three times daily with meals",
     ),
     "levetiracetam": Drug("N03AX14", "levetiracetam", 20, 1500, "mg", "oral", "twice daily"),
     "valproate": Drug("N03AG01", "valproic acid", 15, 1000, "mg", "oral", "twice daily"),
+    # neonatal intensive care (apnoea of prematurity; maintenance dose of caffeine citrate)
+    "caffeine": Drug("N06BC01", "caffeine citrate", 5, 50, "mg", "intravenous", "once daily"),
 }
 
 ENCOUNTER_CLASSES: Final[dict[str, Json]] = {
@@ -251,4 +266,5 @@ UNITS: Final[dict[str, tuple[str, str, str]]] = {
     "endocrinology": ("PEDE", "Paediatric endocrinology clinic", "AMB"),
     "ward": ("PEDU", "Paediatric ward", "IMP"),
     "picu": ("PEDICU", "Paediatric intensive care unit", "IMP"),
+    "nicu": ("PEDNICU", "Neonatal intensive care unit", "IMP"),
 }

@@ -20,6 +20,7 @@ from connector.sampledata.pathways.common import (
     type1_diabetes,
 )
 from connector.sampledata.pathways.haemophilia import haemophilia
+from connector.sampledata.pathways.neonatal import birth as birth_pathway
 from connector.sampledata.pathways.sepsis import sepsis
 from connector.sampledata.profiles import PROFILES, Profile
 from connector.sampledata.resources import Emitter
@@ -106,6 +107,7 @@ def _one_child(rng: Random, em: Emitter, prof: Profile, *, mrn: tuple[str, str])
     child = Child(ref, sex, float(birth), height_z, weight_z)
     sim = Sim(rng, em, child)
 
+    birth_pathway(sim)
     # Haemophilia is X-linked: almost only boys (symptomatic carriers are rare).
     x_linked = 1.9 if sex == "male" else 0.04
     if rng.random() < prof.rate("chd"):

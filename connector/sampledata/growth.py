@@ -7,6 +7,11 @@ variation about 4 %, weight roughly log-normal with a spread widening from 12 % 
 
 A child keeps its own z-scores over time (tracks its centile), so successive measurements of one
 patient grow smoothly; :func:`weight_kg` and :func:`height_cm` clip z to +-3.
+
+Before term-equivalent age (postmenstrual age under 40 weeks: a preterm infant, or a term one in
+its first days) size follows the size at birth by gestational age (:func:`fetal_weight_kg` ...),
+after Fenton's preterm growth charts, which serve both at birth and ex utero until term; after
+it, the curves above apply at the age corrected for prematurity.
 """
 
 from __future__ import annotations
@@ -36,6 +41,16 @@ HEAD_MEDIAN: Final[dict[str, tuple[float, ...]]] = {
 }
 HEAD_SD_CM: Final = 1.3
 Z_LIMIT: Final = 3.0
+
+# Size at birth by gestational age (weeks), as a share of the term (40 weeks) median at age 0.
+GA_WEEKS: Final = (22.0, 24.0, 26.0, 28.0, 30.0, 32.0, 34.0, 36.0, 37.0, 38.0, 39.0, 40.0, 41.0,
+                   42.0)  # fmt: skip
+GA_WEIGHT: Final = (0.15, 0.19, 0.25, 0.32, 0.42, 0.53, 0.67, 0.81, 0.87, 0.92, 0.97, 1.0, 1.04,
+                    1.07)  # fmt: skip
+GA_LENGTH: Final = (0.57, 0.62, 0.68, 0.74, 0.80, 0.85, 0.90, 0.94, 0.96, 0.975, 0.99, 1.0, 1.01,
+                    1.02)  # fmt: skip
+GA_HEAD: Final = (0.58, 0.64, 0.70, 0.75, 0.80, 0.855, 0.90, 0.94, 0.96, 0.97, 0.985, 1.0, 1.01,
+                  1.02)  # fmt: skip
 
 # Vital-sign means by age (resting, awake); spread about 10 % of the mean.
 VITAL_AGES: Final = (0.0, 1.0, 2.0, 5.0, 8.0, 12.0, 18.0)
@@ -86,6 +101,19 @@ def weight_kg(age: float, sex: str, z: float) -> float:
 
 def head_circumference_cm(age: float, sex: str, z: float) -> float:
     return _interp(HEAD_AGES, HEAD_MEDIAN[sex], age) + _clip(z) * HEAD_SD_CM
+
+
+def fetal_weight_kg(weeks: float, sex: str, z: float) -> float:
+    """Weight at a postmenstrual age under 40 weeks (at birth, or ex utero before term)."""
+    return weight_kg(0.0, sex, z) * _interp(GA_WEEKS, GA_WEIGHT, weeks)
+
+
+def fetal_length_cm(weeks: float, sex: str, z: float) -> float:
+    return height_cm(0.0, sex, z) * _interp(GA_WEEKS, GA_LENGTH, weeks)
+
+
+def fetal_head_cm(weeks: float, sex: str, z: float) -> float:
+    return head_circumference_cm(0.0, sex, z) * _interp(GA_WEEKS, GA_HEAD, weeks)
 
 
 def bmi(weight: float, height: float) -> float:

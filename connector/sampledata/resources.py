@@ -71,6 +71,9 @@ class Emitter:
         self._service: dict[str, Json] = {}
         # The current child's clinical resources, written when the child is complete.
         self._pending: list[dict[str, Any]] = []
+        # The current child's encounters: when each started and was first weighed.
+        self._started: dict[str, float] = {}
+        self._weighed: dict[str, float] = {}
 
     # -- ids and times ---------------------------------------------------------------------
     def new_id(self, rtype: str) -> str:
@@ -133,7 +136,16 @@ class Emitter:
     def begin_child(self) -> str:
         """Reserves the next Patient id; returns its reference."""
         self._pending = []
+        self._started = {}
+        self._weighed = {}
         return f"Patient/{self.new_id('Patient')}"
+
+    def started_at(self, encounter: str) -> float:
+        return self._started[encounter]
+
+    def weighed_at(self, encounter: str) -> float:
+        """When the child was first weighed in the encounter (infinity: not yet)."""
+        return self._weighed.get(encounter, float("inf"))
 
     def end_child(self, patient: str, fields: dict[str, Any], death: float | None) -> None:
         """Writes the Patient (``fields``: demographics) and its clinical resources, cut at
@@ -184,6 +196,7 @@ class Emitter:
             res["length"] = {"value": round(end - start, 1), "unit": "days",
                              "system": UCUM, "code": "d"}  # fmt: skip
         self._pending.append(res)
+        self._started[f"Encounter/{eid}"] = start
         return f"Encounter/{eid}"
 
     def condition(
@@ -214,6 +227,8 @@ class Emitter:
         self, patient: str, encounter: str, measure: str, t: float, value: float
     ) -> None:
         m = MEASURES[measure]
+        if measure == "weight" and t < self._weighed.get(encounter, float("inf")):
+            self._weighed[encounter] = t
         self._pending.append(
             {
                 "resourceType": "Observation",

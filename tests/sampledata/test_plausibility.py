@@ -8,11 +8,12 @@ from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 import pytest
 
-from connector.sampledata import PROFILES, reference_date
-from connector.sampledata.codes import CHD_KINDS, DIAGNOSES
+from connector.sampledata import PROFILES, growth, reference_date
+from connector.sampledata.codes import CHD_KINDS, DIAGNOSES, DRUGS
 
 from .conftest import SEED, Resources
 
@@ -43,7 +44,12 @@ VALUE_BOUNDS = {
     "33762-6": (10.0, 40000.0),  # NT-proBNP
     "9843-4": (30.0, 54.0),  # head circumference under 2
     "39156-5": (10.0, 38.0),  # BMI
+    "8339-4": (350.0, 5500.0),  # birth weight, g
+    "76516-4": (23.0, 42.0),  # gestational age at birth, weeks
 }
+# Before term-equivalent age (postmenstrual age under 40 weeks): weight kg, length cm, head cm.
+PRETERM_BOUNDS = {"29463-7": (0.35, 4.8), "8302-2": (25.0, 58.0), "9843-4": (18.0, 38.0)}
+BIRTH_WEIGHT, GESTATION, BODY_WEIGHT = "8339-4", "76516-4", "29463-7"
 
 
 def _age(birth: date, when: str) -> float:
@@ -57,6 +63,26 @@ def _age(birth: date, when: str) -> float:
 
 def _births(data: Resources) -> dict[str, date]:
     return {f"Patient/{p['id']}": date.fromisoformat(p["birthDate"]) for p in data["Patient"]}
+
+
+def _code(resource: dict[str, Any]) -> str:
+    concept = resource.get("code") or resource["medicationCodeableConcept"]
+    code: str = concept["coding"][0]["code"]
+    return code
+
+
+def _gestations(data: Resources) -> dict[str, float]:
+    """Gestational age at birth (weeks) of the patients whose birth is recorded."""
+    return {
+        o["subject"]["reference"]: o["valueQuantity"]["value"]
+        for o in data["Observation"]
+        if _code(o) == GESTATION
+    }
+
+
+def _corrected_age(age: float, weeks: float | None) -> float:
+    """Age corrected for prematurity (years; negative before term-equivalent age)."""
+    return age if weeks is None else age - (40.0 - weeks) * 7 / 365.25
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -91,11 +117,12 @@ def test_ages_are_0_to_17_and_events_between_birth_and_reference_date(
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_growth_and_vitals_are_physiological(hospitals: Hospitals, profile: str) -> None:
     _, data = hospitals[profile]
-    births = _births(data)
+    births, gestations = _births(data), _gestations(data)
     seen: dict[str, int] = defaultdict(int)
     for obs in data["Observation"]:
         code = obs["code"]["coding"][0]["code"]
-        age = _age(births[obs["subject"]["reference"]], obs["effectiveDateTime"])
+        who = obs["subject"]["reference"]
+        age = _age(births[who], obs["effectiveDateTime"])
         assert 0 <= age < 18
         seen[code] += 1
         if code == "85354-9":
@@ -103,8 +130,12 @@ def test_growth_and_vitals_are_physiological(hospitals: Hospitals, profile: str)
             assert 40 <= sys_bp <= 170 and 20 <= dia_bp <= 120 and dia_bp < sys_bp
             continue
         value = obs["valueQuantity"]["value"]
-        if code in ("29463-7", "8302-2"):
-            band = next(b for b in GROWTH_BOUNDS if b[0] <= age < b[1])
+        corrected = _corrected_age(age, gestations.get(who))
+        if code in PRETERM_BOUNDS and corrected < 0:
+            lo, hi = PRETERM_BOUNDS[code]
+            assert lo <= value <= hi, (code, corrected, value)
+        elif code in ("29463-7", "8302-2"):
+            band = next(b for b in GROWTH_BOUNDS if b[0] <= max(corrected, 0.0) < b[1])
             lo, hi = band[2] if code == "29463-7" else band[3]
             assert lo <= value <= hi, (code, age, value)
         else:
@@ -209,14 +240,15 @@ def test_sepsis_picu_stays_have_recovering_time_series(hospitals: Hospitals) -> 
 def test_weight_tracks_a_centile_per_child(hospitals: Hospitals) -> None:
     _, data = hospitals["general"]
     per_child: dict[str, list[float]] = defaultdict(list)
-    births = _births(data)
-    from connector.sampledata import growth
-
+    births, gestations = _births(data), _gestations(data)
     sexes = {f"Patient/{p['id']}": p["gender"] for p in data["Patient"]}
     for obs in data["Observation"]:
         if obs["code"]["coding"][0]["code"] == "29463-7":
             ref = obs["subject"]["reference"]
             age = _age(births[ref], obs["effectiveDateTime"])
+            age = _corrected_age(age, gestations.get(ref))
+            if age < 0:
+                continue  # before term-equivalent age: the preterm curves (below)
             z = math.log(obs["valueQuantity"]["value"] / growth.weight_median(age, sexes[ref]))
             per_child[ref].append(z / growth.weight_sigma(age))
     zs = [z for v in per_child.values() for z in v]
@@ -272,3 +304,149 @@ def test_cardiac_pathways_match_the_lesion(hospitals: Hospitals) -> None:
             assert kind in ("vsd", "asd", "pda")
             assert procs & {"76025005", "89814007", "112811009", "30123000", "441676000"}
     assert repaired_tof > 0
+
+
+def _moments(resource: dict[str, Any]) -> list[str]:
+    if "performedPeriod" in resource:
+        return [resource["performedPeriod"]["start"], resource["performedPeriod"]["end"]]
+    for key in ("effectiveDateTime", "performedDateTime", "authoredOn"):
+        if key in resource:
+            return [resource[key]]
+    raise AssertionError(resource)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_everything_happens_during_its_encounter(hospitals: Hospitals, profile: str) -> None:
+    """Measurements, procedures and orders fall inside their encounter's period (inpatient
+    vitals used to run up to 4 h past discharge); only the birth record (weight, gestational
+    age) is effective at birth, before the encounter it was recorded in."""
+    _, data = hospitals[profile]
+    births = _births(data)
+    periods = {f"Encounter/{e['id']}": e["period"] for e in data["Encounter"]}
+    checked = 0
+    for rtype in ("Observation", "Procedure", "MedicationRequest"):
+        for res in data[rtype]:
+            period = periods[res["encounter"]["reference"]]
+            for moment in _moments(res):
+                if rtype == "Observation" and _code(res) in (BIRTH_WEIGHT, GESTATION):
+                    assert moment[:10] == births[res["subject"]["reference"]].isoformat()
+                    assert moment <= period["start"]
+                else:
+                    assert period["start"] <= moment <= period["end"], (rtype, moment, period)
+                    checked += 1
+    assert checked > 1000
+
+
+# Doses a day of a MedicationRequest's frequency (the generator's dosage texts).
+PER_DAY = {"once daily": 1, "three times daily with meals": 3}
+
+
+def test_insulin_doses_are_in_the_usual_range(hospitals: Hospitals) -> None:
+    """At diagnosis of type 1 diabetes: about 0.7-1.0 U/kg/day in all (ISPAD), 30-55 % of it
+    basal (it was 1.6 U/kg/day: 0.4 U/kg per meal on top of 0.4 U/kg/day basal)."""
+    basal_atc, bolus_atc = DRUGS["insulin_glargine"].atc, DRUGS["insulin_aspart"].atc
+    orders = 0
+    for _, data in hospitals.values():
+        weights = _weights_by_encounter(data)
+        daily: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for med in data["MedicationRequest"]:
+            if _code(med) not in (basal_atc, bolus_atc):
+                continue
+            dosage = med["dosageInstruction"][0]
+            per_day = next(n for text, n in PER_DAY.items() if dosage["text"].endswith(text))
+            dose = dosage["doseAndRate"][0]["doseQuantity"]
+            assert dose["code"] == "[iU]"
+            daily[med["encounter"]["reference"]][_code(med)] += dose["value"] * per_day
+            orders += 1
+        for enc, doses in daily.items():
+            assert set(doses) == {basal_atc, bolus_atc}, enc
+            weight = weights[enc][0][1]
+            total = sum(doses.values()) / weight
+            assert 0.6 <= total <= 1.0, (enc, total)
+            assert 0.3 <= doses[basal_atc] / sum(doses.values()) <= 0.55
+    assert orders >= 20
+
+
+def _weights_by_encounter(data: Resources) -> dict[str, list[tuple[str, float]]]:
+    """Body weights (kg) recorded in each encounter, in time order."""
+    found: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for obs in data["Observation"]:
+        if _code(obs) == BODY_WEIGHT:
+            found[obs["encounter"]["reference"]].append(
+                (obs["effectiveDateTime"], obs["valueQuantity"]["value"])
+            )
+    return {enc: sorted(values) for enc, values in found.items()}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_prescription_has_the_weight_its_dose_came_from(
+    hospitals: Hospitals, profile: str
+) -> None:
+    """Doses are per kg: the encounter of every order records a body weight by the time of
+    the order, and the dose matches it (unless capped at the maximum dose)."""
+    _, data = hospitals[profile]
+    weights = _weights_by_encounter(data)
+    drugs = {d.atc: d for d in DRUGS.values()}
+    compared = 0
+    for med in data["MedicationRequest"]:
+        recorded = [w for when, w in weights.get(med["encounter"]["reference"], [])
+                    if when <= med["authoredOn"]]  # fmt: skip
+        assert recorded, med
+        drug = drugs[_code(med)]
+        dose = med["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
+        if "/kg" in drug.dose_unit or dose >= drug.max_dose or dose < 0.5:
+            continue  # a rate per kg, a capped dose, or one dominated by rounding
+        ratio = dose / (drug.dose_per_kg * recorded[-1])
+        # Bleeds are treated with about 1.5 times the prophylactic factor dose.
+        assert abs(ratio - 1) < 0.15 or abs(ratio - 1.5) < 0.2, (drug.display, ratio)
+        compared += 1
+    assert compared > 0.5 * len(data["MedicationRequest"])
+
+
+def test_birth_weight_and_gestational_age(hospitals: Hospitals) -> None:
+    """Births are recorded (LOINC 8339-4, 76516-4), preterm infants exist and spend their
+    first weeks in the NICU, and birth weight rises with gestational age."""
+    by_band: dict[str, list[float]] = defaultdict(list)
+    young = with_birth = young_preterm = 0
+    for _, data in hospitals.values():
+        births = _births(data)
+        gestations = _gestations(data)
+        birth_weights: dict[str, float] = {}
+        for obs in data["Observation"]:
+            if _code(obs) == BIRTH_WEIGHT:
+                assert obs["subject"]["reference"] not in birth_weights  # one each
+                birth_weights[obs["subject"]["reference"]] = obs["valueQuantity"]["value"]
+                assert obs["valueQuantity"]["code"] == "g"
+        assert set(birth_weights) == set(gestations)
+        nicu = {
+            e["subject"]["reference"]: e
+            for e in data["Encounter"]
+            if e["serviceType"]["coding"][0]["code"] == "nicu"
+        }
+        preterm = {
+            c["subject"]["reference"]
+            for c in data["Condition"]
+            if c["code"]["coding"][0]["code"] == DIAGNOSES["preterm"].snomed
+        }
+        for who, weeks in gestations.items():
+            band = "term" if weeks >= 37 else ("very preterm" if weeks < 32 else "preterm")
+            by_band[band].append(birth_weights[who])
+            if weeks < 37:
+                assert who in nicu and who in preterm
+                assert nicu[who]["period"]["start"][:10] == births[who].isoformat()
+                assert nicu[who]["class"]["code"] == "IMP"
+            else:
+                assert 2000 <= birth_weights[who] <= 5200
+        assert set(nicu) == preterm <= set(gestations)
+        for who, birth in births.items():
+            if (REF - birth).days < 2 * 365:
+                young += 1
+                with_birth += who in gestations
+                young_preterm += gestations.get(who, 40.0) < 37
+    assert young and with_birth > 0.4 * young  # most young children have a birth record
+    # Preterm births: 6-9 % in Europe, more among a children's hospital's infants.
+    assert 0.06 < young_preterm / young < 0.2
+    assert by_band["very preterm"], "no infant born before 32 weeks"
+    assert 350 <= min(by_band["very preterm"]) and max(by_band["very preterm"]) < 2600
+    assert mean(by_band["very preterm"]) < mean(by_band["preterm"]) < mean(by_band["term"])
+    assert 3100 < mean(by_band["term"]) < 3700

@@ -27,15 +27,35 @@ class Child:
     height_z: float
     weight_z: float
     death: float | None = None  # set by a pathway in which the child dies
+    gestation: float = 40.0  # weeks at birth, set by the birth pathway
 
     def age(self, t: float) -> float:
         return (t - self.birth) / DAYS_PER_YEAR
 
+    def corrected_age(self, t: float) -> float:
+        """Years since term-equivalent age (40 weeks postmenstrual): what growth follows."""
+        return self.age(t) - (40.0 - self.gestation) * 7.0 / DAYS_PER_YEAR
+
+    def _weeks(self, t: float) -> float:
+        return 40.0 + self.corrected_age(t) * DAYS_PER_YEAR / 7.0
+
     def weight(self, t: float) -> float:
-        return growth.weight_kg(self.age(t), self.sex, self.weight_z)
+        age = self.corrected_age(t)
+        if age < 0:
+            return growth.fetal_weight_kg(self._weeks(t), self.sex, self.weight_z)
+        return growth.weight_kg(age, self.sex, self.weight_z)
 
     def height(self, t: float) -> float:
-        return growth.height_cm(self.age(t), self.sex, self.height_z)
+        age = self.corrected_age(t)
+        if age < 0:
+            return growth.fetal_length_cm(self._weeks(t), self.sex, self.height_z)
+        return growth.height_cm(age, self.sex, self.height_z)
+
+    def head(self, t: float) -> float:
+        age, z = self.corrected_age(t), 0.5 * self.height_z
+        if age < 0:
+            return growth.fetal_head_cm(self._weeks(t), self.sex, z)
+        return growth.head_circumference_cm(age, self.sex, z)
 
 
 class Sim:
@@ -98,11 +118,21 @@ class Sim:
         em.observation(c.ref, enc, "weight", t, round(w, 2 if age < 2 else 1))
         em.observation(c.ref, enc, "height", t, round(h, 1))
         if age < 2:
-            hz = 0.5 * c.height_z
-            em.observation(c.ref, enc, "head_circ", t,
-                           round(growth.head_circumference_cm(age, c.sex, hz), 1))  # fmt: skip
+            em.observation(c.ref, enc, "head_circ", t, round(c.head(t), 1))
         else:
             em.observation(c.ref, enc, "bmi", t, round(growth.bmi(w, h), 1))
+
+    def prescribe(
+        self, enc: str, drug: str, t: float, *, active: bool, dose_factor: float = 1.0
+    ) -> None:
+        """A weight-based order at ``t``; the child is weighed in the encounter first unless it
+        already was (a dose needs the weight it was calculated from)."""
+        c, em = self.child, self.em
+        if em.weighed_at(enc) > t:
+            w = c.weight(t) * math.exp(self.rng.gauss(0.0, 0.02))
+            when = max(em.started_at(enc), t - 0.01)
+            em.observation(c.ref, enc, "weight", when, round(w, 2 if c.age(t) < 2 else 1))
+        em.medication(c.ref, enc, drug, t, c.weight(t) * dose_factor, active=active)
 
     def vitals(
         self,

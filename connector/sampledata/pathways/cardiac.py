@@ -62,11 +62,11 @@ def congenital_heart_disease(sim: Sim) -> None:
                    float(round(rng.uniform(400, 6000) if kind in {"vsd", "hlhs", "tof"}
                                else rng.uniform(60, 600))))  # fmt: skip
     if kind in {"vsd", "tof", "hlhs"}:
-        em.medication(c.ref, enc, "furosemide", dx + 0.08, c.weight(dx), active=False)
+        sim.prescribe(enc, "furosemide", dx + 0.08, active=False)
         if kind != "tof":
-            em.medication(c.ref, enc, "enalapril", dx + 0.08, c.weight(dx), active=False)
+            sim.prescribe(enc, "enalapril", dx + 0.08, active=False)
         elif rng.random() < 0.3:
-            em.medication(c.ref, enc, "propranolol", dx + 0.08, c.weight(dx), active=False)
+            sim.prescribe(enc, "propranolol", dx + 0.08, active=False)
 
     r = rng.random()
     steps: list[tuple[float, float, tuple[str, ...], bool]] = []
@@ -95,14 +95,15 @@ def congenital_heart_disease(sim: Sim) -> None:
             if proc in CLOSES_DEFECT and kind in {"vsd", "asd", "pda"}:
                 resolved = when + 0.3
         if open_heart:
-            em.procedure(c.ref, adm, "ventilation", when + 0.3, when + 0.3 + rng.uniform(0.3, 3))
+            extubated = when + 0.3 + min(stay - 0.5, rng.uniform(0.3, 3))
+            em.procedure(c.ref, adm, "ventilation", when + 0.3, extubated)
             for k in range(min(int(stay * 2), 12)):
                 t = when + 0.5 + k * 0.5
                 sim.vitals(adm, t, hr_factor=1.15 - 0.01 * k, spo2=min(99.0, base_spo2 + 8))
             em.observation(c.ref, adm, "lactate", when + 0.5, round(rng.uniform(1.2, 4.5), 1))
         em.procedure(c.ref, adm, "echo", when + stay - 0.2)
         if procs[-1] in {"bt_shunt", "asd_device", "pda_device", "vsd_device"} or kind == "hlhs":
-            em.medication(c.ref, adm, "aspirin", when + stay - 0.1, c.weight(when), active=False)
+            sim.prescribe(adm, "aspirin", when + stay - 0.1, active=False)
         last = when + stay
         if kind in CYANOTIC and procs[-1] in {"vsd_repair", "fontan"}:
             base_spo2 = rng.uniform(94, 99)

@@ -3,6 +3,8 @@ type 1 diabetes (HbA1c) and epilepsy."""
 
 from __future__ import annotations
 
+import math
+
 from connector.sampledata.pathways.base import Sim
 
 
@@ -30,8 +32,8 @@ def otitis(sim: Sim) -> None:
         em.condition(c.ref, enc, "otitis", t - rng.uniform(0.5, 2.0), t + rng.uniform(7, 14))
         sim.vitals(enc, t + 0.01, hr_factor=1.1, temp=rng.uniform(37.8, 39.6))
         if rng.random() < 0.7:
-            em.medication(c.ref, enc, "amoxicillin", t + 0.03, c.weight(t), active=False)
-        em.medication(c.ref, enc, "paracetamol", t + 0.03, c.weight(t), active=False)
+            sim.prescribe(enc, "amoxicillin", t + 0.03, active=False)
+        sim.prescribe(enc, "paracetamol", t + 0.03, active=False)
 
 
 def bronchiolitis(sim: Sim) -> None:
@@ -51,7 +53,8 @@ def bronchiolitis(sim: Sim) -> None:
     days = rng.uniform(2, 7) if picu else rng.uniform(1.5, 5)
     adm = em.encounter(c.ref, "picu" if picu else "ward", start, start + days,
                        reason="bronchiolitis")  # fmt: skip
-    for day in range(int(days) + 1):
+    # Daily rounds from about 7 h after admission, only while the child is still in.
+    for day in range(math.ceil(days - 0.3)):
         recovery = min(1.0, day / max(days, 1.0))
         sim.vitals(
             adm,
@@ -71,8 +74,8 @@ def asthma(sim: Sim) -> None:
     onset = sim.at_age(rng.uniform(2.0, min(c.age(0.0) - 0.2, 12.0)))
     enc = em.encounter(c.ref, "outpatients", onset, onset + 0.03, reason="asthma")
     em.condition(c.ref, enc, "asthma", onset)
-    em.medication(c.ref, enc, "salbutamol", onset + 0.02, c.weight(onset), active=True)
-    em.medication(c.ref, enc, "budesonide", onset + 0.02, c.weight(onset), active=True)
+    sim.prescribe(enc, "salbutamol", onset + 0.02, active=True)
+    sim.prescribe(enc, "budesonide", onset + 0.02, active=True)
     for t in sim.follow_ups(onset, 182):
         fu = em.encounter(c.ref, "outpatients", t, t + 0.02, reason="asthma")
         sim.growth_set(fu, t)
@@ -82,8 +85,8 @@ def asthma(sim: Sim) -> None:
             break
         ex = em.encounter(c.ref, "emergency", when, when + rng.uniform(0.1, 0.4), reason="asthma")
         sim.vitals(ex, when + 0.01, hr_factor=1.25, rr_factor=1.6, spo2=rng.uniform(89, 96))
-        em.medication(c.ref, ex, "salbutamol", when + 0.02, c.weight(when), active=False)
-        em.medication(c.ref, ex, "prednisolone", when + 0.03, c.weight(when), active=False)
+        sim.prescribe(ex, "salbutamol", when + 0.02, active=False)
+        sim.prescribe(ex, "prednisolone", when + 0.03, active=False)
 
 
 def type1_diabetes(sim: Sim) -> None:
@@ -96,8 +99,8 @@ def type1_diabetes(sim: Sim) -> None:
     em.condition(c.ref, enc, "t1d", onset)
     em.observation(c.ref, enc, "hba1c", onset + 0.1, round(rng.uniform(9.5, 13.5), 1))
     sim.growth_set(enc, onset + 0.1)
-    em.medication(c.ref, enc, "insulin_glargine", onset + 1, c.weight(onset), active=True)
-    em.medication(c.ref, enc, "insulin_aspart", onset + 1, c.weight(onset), active=True)
+    sim.prescribe(enc, "insulin_glargine", onset + 1, active=True)
+    sim.prescribe(enc, "insulin_aspart", onset + 1, active=True)
     control = rng.gauss(7.6, 0.8)  # the child's usual HbA1c
     for t in sim.follow_ups(onset, 91):
         fu = em.encounter(c.ref, "endocrinology", t, t + 0.03, reason="t1d")
@@ -118,7 +121,7 @@ def epilepsy(sim: Sim) -> None:
     em.condition(c.ref, enc, "epilepsy", onset)
     em.procedure(c.ref, enc, "eeg", dx + 0.02, dx + 0.06)
     drug = "levetiracetam" if rng.random() < 0.7 else "valproate"
-    em.medication(c.ref, enc, drug, dx + 0.08, c.weight(dx), active=True)
+    sim.prescribe(enc, drug, dx + 0.08, active=True)
     for t in sim.follow_ups(dx, 182):
         fu = em.encounter(c.ref, "outpatients", t, t + 0.02, reason="epilepsy")
         sim.growth_set(fu, t)

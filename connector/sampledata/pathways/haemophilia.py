@@ -41,7 +41,7 @@ def haemophilia(sim: Sim, kind: str) -> None:
     if prophylaxis:
         if kind == "haemophilia_a" and rng.random() < 0.25:
             drug = "emicizumab"
-        em.medication(c.ref, enc, drug, dx + 0.05, c.weight(dx), active=True)
+        sim.prescribe(enc, drug, dx + 0.05, active=True)
     on_demand = "factor_viii" if kind == "haemophilia_a" else "factor_ix"
 
     for t in sim.follow_ups(dx, 182):
@@ -59,6 +59,6 @@ def haemophilia(sim: Sim, kind: str) -> None:
         er = em.encounter(c.ref, "emergency", bleed, bleed + rng.uniform(0.08, 0.3), reason=kind)
         sim.vitals(er, bleed + 0.01, hr_factor=1.1)
         # A bleed is treated with about 1.5 times the prophylactic dose per kg.
-        em.medication(c.ref, er, on_demand, bleed + 0.03, c.weight(bleed) * 1.5, active=False)
+        sim.prescribe(er, on_demand, bleed + 0.03, active=False, dose_factor=1.5)
         if rng.random() < 0.3:
-            em.medication(c.ref, er, "tranexamic_acid", bleed + 0.04, c.weight(bleed), active=False)
+            sim.prescribe(er, "tranexamic_acid", bleed + 0.04, active=False)

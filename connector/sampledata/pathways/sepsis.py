@@ -76,9 +76,9 @@ def _episode(sim: Sim, t0: float, *, shock: bool) -> None:
     labs(er, t0 + 0.03)
     em.procedure(c.ref, er, "blood_culture", t0 + 0.02)
     first_line = "cefotaxime" if age < 0.25 else "ceftriaxone"
-    em.medication(c.ref, er, first_line, t0 + 0.05, weight, active=False)
+    sim.prescribe(er, first_line, t0 + 0.05, active=False)
     if age < 0.25 or source == "uti":
-        em.medication(c.ref, er, "gentamicin", t0 + 0.06, weight, active=False)
+        sim.prescribe(er, "gentamicin", t0 + 0.06, active=False)
 
     stay = rng.uniform(4, 14) if shock else rng.uniform(2, 6)
     if died:
@@ -93,12 +93,12 @@ def _episode(sim: Sim, t0: float, *, shock: bool) -> None:
         em.condition(c.ref, er, source, t0 - rng.uniform(0.5, 3), end + rng.uniform(2, 10))
     if shock:
         em.condition(c.ref, picu, "septic_shock", er_end, er_end + tau * rng.uniform(1, 2))
-        em.medication(c.ref, picu, "noradrenaline", er_end + 0.02, weight, active=False)
+        sim.prescribe(picu, "noradrenaline", er_end + 0.02, active=False)
     if rng.random() < (0.5 if shock else 0.1):
-        em.medication(c.ref, picu, "meropenem", er_end + 0.1, weight, active=False)
+        sim.prescribe(picu, "meropenem", er_end + 0.1, active=False)
     elif rng.random() < 0.4:
-        em.medication(c.ref, picu, "vancomycin", er_end + 0.1, weight, active=False)
-    em.medication(c.ref, picu, "paracetamol", er_end + 0.1, weight, active=False)
+        sim.prescribe(picu, "vancomycin", er_end + 0.1, active=False)
+    sim.prescribe(picu, "paracetamol", er_end + 0.1, active=False)
     if rng.random() < (0.7 if shock else 0.15):
         em.procedure(c.ref, picu, "ventilation", er_end + 0.05,
                      er_end + max(0.1, min(stay - 0.3, rng.uniform(1, 2 * tau + 1))))  # fmt: skip

@@ -19,6 +19,7 @@ from adapters.fhir_rest import FhirRestSource
 from adapters.ndjson_source import NdjsonFileSource
 from connector.ports import FhirSource
 from tests.adapters.fhir.data import DATA_DIR
+from tests.adapters.fhir.fake import FakeServer, serving
 from tests.adapters.fhir.sekmet import SekmetServer, ensure_sekmet
 from tests.conftest import free_port
 
@@ -145,3 +146,10 @@ async def source(request: pytest.FixtureRequest) -> AsyncIterator[FhirSource]:
         yield impl
     finally:
         await impl.aclose()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeServer]:
+    """A fake FHIR server on loopback; tests set its routes (``tests/adapters/fhir/fake.py``)."""
+    async with serving() as server:
+        yield server

@@ -65,6 +65,22 @@ async def test_count_param_does_not_limit_the_result(source: FhirSource) -> None
     assert keys(got) == ids(expected()["Patient"])
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "ten", ""])
+async def test_count_param_must_be_a_page_size(source: FhirSource, value: str) -> None:
+    # FHIR's _count=0 means "the total only"; search promises every match, so both sources
+    # refuse it alike instead of returning nothing (REST) or ignoring it (files).
+    problem = f"search Patient: _count={value!r} is not a page size"
+    with pytest.raises(FhirSourceError, match=problem):
+        await collect(source.search("Patient", {"_count": value}))
+    with pytest.raises(FhirSourceError, match=problem):
+        await source.count("Patient", {"_count": value})
+
+
+async def test_summary_count_is_not_a_search(source: FhirSource) -> None:
+    with pytest.raises(FhirSourceError, match="_summary"):
+        await collect(source.search("Patient", {"_summary": "count"}))
+
+
 async def test_type_without_data_is_empty(source: FhirSource) -> None:
     assert await collect(source.search("Observation")) == []
     assert await source.count("Observation") == 0

@@ -4,8 +4,7 @@ link to another host, an export that reports errors."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -16,52 +15,9 @@ from adapters.fhir.retry import RetryPolicy
 from adapters.fhir_rest import FhirRestSource
 from connector.errors import FhirSourceError
 from tests.adapters.fhir.data import collect
-from tests.conftest import free_port
+from tests.adapters.fhir.fake import FakeServer, bundle, json_response, patients
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def patients(*ids: str) -> list[dict[str, Any]]:
-    return [
-        {"fullUrl": f"x/Patient/{i}", "resource": {"resourceType": "Patient", "id": i}} for i in ids
-    ]
-
-
-def bundle(entries: list[dict[str, Any]], total: int | None = None, next_url: str = "") -> bytes:
-    doc: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
-    if total is not None:
-        doc["total"] = total
-    if next_url:
-        doc["link"] = [{"relation": "next", "url": next_url}]
-    return orjson.dumps(doc)
-
-
-class FakeServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/fhir"
-        self.routes: dict[str, Handler] = {}
-        self.hits: dict[str, list[float]] = {}
-
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        path = request.path.removeprefix("/fhir/")
-        self.hits.setdefault(path, []).append(time.monotonic())
-        return await self.routes[path](request)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeServer]:
-    server = FakeServer()
-    app = web.Application()
-    app.router.add_route("*", "/fhir/{tail:.*}", server.dispatch)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", server.port).start()
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -71,12 +27,6 @@ async def source(fake: FakeServer) -> AsyncIterator[FhirRestSource]:
         yield impl
     finally:
         await impl.aclose()
-
-
-def json_response(body: bytes, status: int = 200, **headers: str) -> web.Response:
-    return web.Response(
-        body=body, status=status, headers=headers, content_type="application/fhir+json"
-    )
 
 
 async def test_429_waits_as_long_as_retry_after_says(
