@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import catalog_routes, catalog_ui, health, management, wellknown
+from connector.api import catalog_routes, catalog_ui, health, home, management, wellknown
+from connector.api.apidocs import install_docs
 from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
@@ -57,11 +58,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         # FastAPI's native telemetry looks up the global OTel providers (environment reads)
         # on every request: about 2% of a busy connector's CPU for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Swagger UI from the package (apidocs), not from a CDN; no ReDoc (CDN only).
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.metrics = Metrics()
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(home.router)
     app.include_router(wellknown.router)
     app.include_router(dsp.router)
     app.include_router(management.router)
