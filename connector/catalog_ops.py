@@ -15,15 +15,18 @@ from catalog.rdf import to_graph
 from catalog.statistics import SafeStatistics
 from connector.catalog_bridge import (
     STATISTICS_FIELDS,
+    Publisher,
     check_publishable,
     metadata_of,
     statistics_metadata,
     to_catalog,
     to_dataset,
 )
-from connector.composition import Services, build_services
-from connector.datasets import DatasetRecord
+from connector.composition import Services, open_existing_store
+from connector.datasets import DatasetRecord, DatasetStore
+from connector.dsp.store import DspStore
 from connector.errors import BadRequestError, ConflictError, NotFoundError
+from connector.identity.did import did_from_url
 from connector.settings import Settings
 from connector.statistics import compute_statistics
 
@@ -114,16 +117,18 @@ async def ensure_sample_data(services: Services) -> DatasetRecord:
 async def own_catalog_graph(settings: Settings) -> tuple[Graph, list[str]]:
     """The graph of this connector's published catalog, and the datasets whose metadata
     cannot even be read into the model (in plain words)."""
-    services = await build_services(settings)
+    engine = await open_existing_store(settings)  # read only: never creates a store
     try:
-        async with services.dsp_store.transaction() as conn:
-            records = await services.datasets.list(conn)
+        async with DspStore(engine).transaction() as conn:
+            records = await DatasetStore().list(conn)
     finally:
-        await services.aclose()
+        await engine.dispose()
+    url = settings.effective_public_url
+    publisher = Publisher(public_url=url, did=did_from_url(url), name=settings.participant_name)
     datasets, problems = [], []
     for record in records:
         try:
-            datasets.append(to_dataset(record, services.published.publisher))
+            datasets.append(to_dataset(record, publisher))
         except BadRequestError as exc:
             problems.append(exc.detail)
-    return to_graph(to_catalog(datasets, services.published.publisher)), problems
+    return to_graph(to_catalog(datasets, publisher)), problems
