@@ -19,6 +19,7 @@ from connector.catalog_bridge import Publisher
 from connector.clock import SystemClock
 from connector.datasets import DatasetStore
 from connector.db.engine import check_store, create_engine, migrate
+from connector.db.gauges import StoreGauges
 from connector.db.replay import SqlReplayGuard
 from connector.dsp.store import DspStore
 from connector.errors import ConfigurationError
@@ -32,6 +33,7 @@ from connector.identity.did import build_did_document, did_from_url
 from connector.identity.keys import ConnectorKeys, load_or_create_keys
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
+from connector.metrics import Metrics
 from connector.ports import Clock, FhirSource
 from connector.published import PublishedCatalog
 from connector.settings import Settings
@@ -63,6 +65,7 @@ class Services:
     fhir: FhirSource
     harvest: HarvestService
     oidc: OidcVerifier | None
+    metrics: Metrics
 
     @property
     def public_url(self) -> str:
@@ -141,8 +144,13 @@ async def open_existing_store(settings: Settings) -> AsyncEngine:
     return engine
 
 
-async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+async def build_services(
+    settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+) -> Services:
+    """Everything long-lived; ``metrics`` is the app's registry (services add their own
+    counters and scrape-time sources to it)."""
     clock = clock or SystemClock()
+    metrics = metrics or Metrics()
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -194,6 +202,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         policy=SendPolicy(batch=settings.outbox_concurrency),
     )
     store.on_enqueued = sender.wake
+    metrics.add_source(StoreGauges(engine, clock))
     published = PublishedCatalog(
         store=store,
         datasets=datasets,
@@ -264,4 +273,5 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             clock=clock,
             targets=list(settings.harvest_targets),
         ),
+        metrics=metrics,
     )

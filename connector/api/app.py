@@ -13,12 +13,12 @@ from fastapi import FastAPI
 from connector import __version__
 from connector.api import catalog_routes, catalog_ui, health, home, management, wellknown
 from connector.api.apidocs import install_docs
-from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
 from connector.composition import build_services
 from connector.dataplane import routes as dataplane
 from connector.dsp import routes as dsp
+from connector.metrics import Metrics
 from connector.ports import Clock
 from connector.settings import Settings
 
@@ -26,7 +26,7 @@ from connector.settings import Settings
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await build_services(settings, clock=clock)
+        services = await build_services(settings, clock=clock, metrics=app.state.metrics)
         app.state.services = services
         sender = asyncio.create_task(services.sender.run(), name="outbox-sender")
         chainer = asyncio.create_task(services.audit.run_chainer(), name="audit-chainer")
