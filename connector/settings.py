@@ -29,8 +29,17 @@ from pydantic_settings import (
 CommaList = Annotated[list[str], NoDecode]
 
 SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
-# Read from the environment outside this class (catalog/validation.py; the file source below).
-OTHER_VARIABLES = ("PHEMS_CONFIG_FILE", "PHEMS_SHACL_DIR")
+# Read from the environment outside this class (the file source below; catalog/validation.py).
+OTHER_VARIABLES = {
+    "PHEMS_CONFIG_FILE": (
+        "A YAML (.yaml, .yml) or TOML (.toml) file of settings, keyed by the setting names "
+        "without the PHEMS_ prefix, in lower case; the environment wins over the file."
+    ),
+    "PHEMS_SHACL_DIR": (
+        "Directory of the SHACL shapes datasets are validated with (dcat-ap-3.0.1/ and "
+        "healthdcat-ap-r8/). Empty: the shapes shipped with the connector."
+    ),
+}
 # Never a setting: the test suite's own variables.
 IGNORED_PREFIXES = ("PHEMS_TEST_",)
 _HOST = re.compile(
@@ -87,7 +96,11 @@ class Settings(BaseSettings):
     )
     trusted_issuers: CommaList = Field(
         default_factory=list,
-        description="Comma-separated issuer DIDs whose credentials this connector trusts.",
+        description=(
+            "Comma-separated issuer DIDs (did:web or did:key) whose credentials this connector "
+            "trusts: the data space authority's, and a Health Data Access Body's for data "
+            "permits. Empty: no credential is trusted (serve warns)."
+        ),
     )
     insecure_did_hosts: CommaList = Field(
         default_factory=list,
