@@ -1,7 +1,8 @@
 """SHACL validation against the official HealthDCAT-AP R8 NON_PUBLIC shapes (on DCAT-AP 3.0.1).
 
-Follows `shared/conformance/shacl/README.md` and its recipe `validate_healthdcat.py`, reading the
-shape files in place (never copied):
+Follows the project's conformance recipe (`shared/conformance/shacl/validate_healthdcat.py`) with
+the shape files shipped in this package (`catalog/shapes/`, CC BY 4.0: sources and attribution in
+`catalog/shapes/NOTICE.md`):
 
 * DCAT-AP 3.0.1 `html-shacl/` base (`shapes.ttl`, `range.ttl`, `shapes_recommended.ttl`), which the
   HealthDCAT-AP files extend in place, then HealthDCAT-AP R8 `graph-guard.ttl`, `range.ttl`,
@@ -12,9 +13,9 @@ shape files in place (never copied):
   `nal_stand_in=True` adds the recipe's stand-in for EU/HealthData@EU authority IRIs, which the
   official example needs because it relies on the hosted validator's preloaded code lists.
 
-The shapes directory defaults to `<repo>/../shared/conformance/shacl`, overridable with the
-environment variable `PHEMS_SHACL_DIR` or the `shapes_dir` argument. The shapes graph is parsed
-once per directory and cached.
+The shapes directory defaults to the package's own `catalog/shapes/`, overridable with the
+environment variable `PHEMS_SHACL_DIR` (a directory of the same layout) or the `shapes`
+argument. The shapes graph is parsed once per directory and cached.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from rdflib.util import guess_format
 from catalog.vocab import DCAT, DCTERMS, RDF, SKOS
 
 SH = Namespace("http://www.w3.org/ns/shacl#")
-DEFAULT_SHAPES_DIR = Path(__file__).resolve().parent.parent.parent / "shared/conformance/shacl"
+DEFAULT_SHAPES_DIR = Path(__file__).resolve().parent / "shapes"
 BASE = "dcat-ap-3.0.1/html-shacl"
 SHAPE_FILES = (
     f"{BASE}/shapes.ttl",
@@ -88,8 +89,8 @@ def load_shapes(directory: Path) -> Graph:
         raise ShapesNotFound(
             f"PHEMS_SHACL_DIR: the HealthDCAT-AP shapes are not in {directory} (missing "
             f"{', '.join(missing[:2])}{' and more' if len(missing) > 2 else ''}); set it to "
-            "the directory holding dcat-ap-3.0.1/ and healthdcat-ap-r8/ "
-            "(shared/conformance/shacl)"
+            "the directory holding dcat-ap-3.0.1/ and healthdcat-ap-r8/, or unset it to use "
+            "the shapes shipped with the connector"
         )
     g = Graph()
     for name in SHAPE_FILES:

@@ -6,6 +6,8 @@ import asyncio
 import errno
 import gc
 import json
+import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Coroutine
@@ -17,7 +19,7 @@ import typer
 from connector.errors import PhemsError
 from connector.identity.authority_cli import app as authority_app
 from connector.sampledata.cli import app as sample_app
-from connector.settings import Settings, SettingsError, load_settings
+from connector.settings import Settings, SettingsError, load_settings, unknown_variables
 
 app = typer.Typer(
     name="phems-connector",
@@ -48,8 +50,26 @@ def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(coro())
 
 
-def _settings(**overrides: Any) -> Settings:
-    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+def _settings(*, log: bool = False, **overrides: Any) -> Settings:
+    """The settings; a warning for each PHEMS_* variable that is no setting (a typo), on
+    stderr, or through the log for ``serve`` (``log=True``: after logging is configured)."""
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    if not log:
+        for warning in unknown_variables(os.environ):
+            typer.echo(f"warning: {warning}", err=True)
+    return settings
+
+
+def _log_warnings(settings: Settings) -> None:
+    log = logging.getLogger("connector.settings")
+    for warning in unknown_variables(os.environ):
+        log.warning(warning)
+    if not settings.trusted_issuers:
+        log.warning(
+            "PHEMS_TRUSTED_ISSUERS is empty: no credential is trusted, so every request for an "
+            "offer that needs a membership or a data permit is refused; set it to the data "
+            "space authority's DID (and your Health Data Access Body's)"
+        )
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -83,7 +103,7 @@ def serve(
     from connector.composition import build_services
     from connector.logs import configure_logging
 
-    settings = _settings(host=host, port=port)
+    settings = _settings(host=host, port=port, log=True)
     configure_logging(settings.log_level, settings.log_json)
     _check_port_free(settings.host, settings.port)
 
@@ -99,6 +119,7 @@ def serve(
             await services.aclose()
 
     _run(preflight)
+    _log_warnings(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -136,17 +157,14 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-@keys_app.command("show")
-def keys_show() -> None:
-    """Print the DID, the public keys and where the management API key is kept."""
-    from connector.composition import load_keys, management_api_key
+def _keys_report(settings: Settings, *, create: bool) -> str:
+    from connector.composition import load_keys, management_api_key_file
     from connector.identity.did import build_did_document, did_from_url
 
-    settings = _settings()
-    keys = load_keys(settings)
+    keys = load_keys(settings, create=create)
     did = did_from_url(settings.effective_public_url)
     doc = build_did_document(did, keys, settings.effective_public_url + "/dsp/2025-1")
-    management_api_key(settings)
+    key_file = management_api_key_file(settings)
     out = {
         "did": did,
         "publicUrl": settings.effective_public_url,
@@ -154,10 +172,49 @@ def keys_show() -> None:
         "managementApiKey": (
             "PHEMS_MANAGEMENT_API_KEY"
             if settings.management_api_key
-            else str(settings.data_dir / "management-api-key")
+            else str(key_file)
+            if key_file.is_file()
+            else f"{key_file} (generated at the first start)"
         ),
     }
-    typer.echo(json.dumps(out, indent=2))
+    return json.dumps(out, indent=2)
+
+
+def _existing_keys(settings: Settings) -> None:
+    """Read-only commands never make a connector where none is: keys in the data directory
+    need that directory to exist."""
+    uses_data_dir = settings.keys_dir is None and not (
+        settings.signing_key_file and settings.key_agreement_key_file
+    )
+    if uses_data_dir and not settings.data_dir.is_dir():
+        raise CliError(
+            f"PHEMS_DATA_DIR: {settings.data_dir} does not exist; run this where the connector "
+            "runs (its working directory), set PHEMS_DATA_DIR to its data directory, or make "
+            "new keys with `phems-connector keys init`"
+        )
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """Print the DID, the public keys and where the management API key is kept (read only:
+    refuses where no connector has made its keys)."""
+    settings = _settings()
+    _existing_keys(settings)
+    typer.echo(_keys_report(settings, create=False))
+
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """Generate the connector's keys where they are missing (PHEMS_KEYS_DIR, default
+    <data dir>/keys), then print what `keys show` prints. Existing keys are kept."""
+    settings = _settings()
+    typer.echo(_keys_report(settings, create=True))
+
+
+async def _existing_store(settings: Settings) -> Any:
+    from connector.composition import open_existing_store
+
+    return await open_existing_store(settings)
 
 
 @audit_app.command("verify")
@@ -165,14 +222,12 @@ def audit_verify() -> None:
     """Check the hash chain; exit 1 if any entry was edited, inserted or deleted."""
     from connector.audit import AuditLog
     from connector.clock import SystemClock
-    from connector.db.engine import create_engine, migrate
 
     settings = _settings()
 
     async def go() -> Any:
-        engine = create_engine(settings.effective_database_url)
+        engine = await _existing_store(settings)
         try:
-            await migrate(engine)
             return await AuditLog(engine, SystemClock()).verify()
         finally:
             await engine.dispose()
@@ -195,24 +250,22 @@ def audit_export(
     """Write the audit log as FHIR R4 AuditEvent NDJSON."""
     from connector.audit import AuditLog, to_fhir_audit_event
     from connector.clock import SystemClock
-    from connector.db.engine import create_engine, migrate
     from connector.identity.did import did_from_url
 
     settings = _settings()
     observer = did_from_url(settings.effective_public_url)
-    if not settings.public_url:
-        typer.echo(
-            f"note: PHEMS_PUBLIC_URL is not set; the events name {observer} (from host and "
-            "port) as their observer. Run with the connector's own settings.",
-            err=True,
-        )
 
     async def go() -> int:
-        engine = create_engine(settings.effective_database_url)
+        engine = await _existing_store(settings)
+        if not settings.public_url:
+            typer.echo(
+                f"note: PHEMS_PUBLIC_URL is not set; the events name {observer} (from host and "
+                "port) as their observer. Run with the connector's own settings.",
+                err=True,
+            )
         stream = open(out, "w") if out else sys.stdout
         count = 0
         try:
-            await migrate(engine)
             audit = AuditLog(engine, SystemClock())
             await audit.flush()
             async for entry in audit.entries():
@@ -240,8 +293,19 @@ def catalog_validate(
     ] = None,
 ) -> None:
     """Check HealthDCAT-AP R8 (NON_PUBLIC) with the official shapes; exit 1 on violations."""
-    from catalog.validation import format_report, validate, validate_file
+    from catalog.validation import (
+        ShapesNotFound,
+        format_report,
+        load_shapes,
+        shapes_dir,
+        validate,
+        validate_file,
+    )
 
+    try:
+        load_shapes(shapes_dir().resolve())
+    except ShapesNotFound as exc:
+        raise CliError(str(exc)) from None
     if file is not None:
         if not file.is_file():
             raise CliError(f"FILE: no such file: {file}")
@@ -251,16 +315,26 @@ def catalog_validate(
             raise CliError(f"FILE: cannot read {file} as RDF: {exc}") from None
         problems: list[str] = []
     else:
-        from connector.composition import build_services
+        from connector.dsp.store import DspStore
+        from connector.identity.did import did_from_url
+        from connector.publishing.datasets import catalog_graph
+        from connector.publishing.healthdcat import Publisher
+        from connector.publishing.store import DatasetStore
 
         settings = _settings()
 
         async def own_catalog() -> tuple[Any, list[str]]:
-            services = await build_services(settings)
+            engine = await _existing_store(settings)  # read only: never creates a store
             try:
-                return await services.datasets.catalog_graph()
+                async with DspStore(engine).transaction() as conn:
+                    records = await DatasetStore().list(conn)
             finally:
-                await services.aclose()
+                await engine.dispose()
+            url = settings.effective_public_url
+            name = settings.participant_name
+            return catalog_graph(
+                records, Publisher(public_url=url, did=did_from_url(url), name=name)
+            )
 
         graph, problems = _run(own_catalog)
         report = validate(graph)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,7 +20,8 @@ from connector.audit import AuditLog
 from connector.clock import SystemClock
 from connector.dataplane.calls import DataPlaneCalls
 from connector.dataplane.service import DataPlaneService, RateLimit
-from connector.db.engine import create_engine, migrate
+from connector.db.engine import check_store, create_engine, migrate
+from connector.db.gauges import StoreGauges
 from connector.db.replay import SqlReplayGuard
 from connector.dsp.store import DspStore
 from connector.errors import ConfigurationError
@@ -38,6 +40,7 @@ from connector.identity.oidc import OidcVerifier
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
 from connector.jobs import JobRunner, SqlJobStore
+from connector.metrics import Metrics
 from connector.optouts import OptOutService
 from connector.ports import Clock, FhirSource, Fulfilment
 from connector.publishing.datasets import DatasetService
@@ -82,6 +85,7 @@ class Services:
     fulfilments: FulfilmentRegistry
     dataplane: DataPlaneService
     puller: DataPuller
+    metrics: Metrics
 
     @property
     def public_url(self) -> str:
@@ -99,22 +103,33 @@ class Services:
         await self.engine.dispose()
 
 
-def load_keys(settings: Settings) -> ConnectorKeys:
+def load_keys(settings: Settings, *, create: bool = True) -> ConnectorKeys:
     return load_or_create_keys(
         settings.effective_keys_dir,
         signing_key_file=settings.signing_key_file,
         key_agreement_key_file=settings.key_agreement_key_file,
+        create=create,
     )
+
+
+def management_api_key_file(settings: Settings) -> Path:
+    return settings.data_dir / "management-api-key"
 
 
 def management_api_key(settings: Settings) -> str:
     """The configured key, or one generated once and kept in the data directory."""
     if settings.management_api_key is not None:
         return settings.management_api_key.get_secret_value()
-    path = settings.data_dir / "management-api-key"
+    path = management_api_key_file(settings)
     try:
         if path.exists():
-            return path.read_text().strip()
+            key = path.read_text().strip()
+            if not key:
+                raise ConfigurationError(
+                    f"PHEMS_DATA_DIR: {path} is empty, so no management API key would match; "
+                    "write a key into it, or delete it to have a new one generated at start"
+                )
+            return key
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
         path.write_text(key + "\n")
@@ -122,6 +137,32 @@ def management_api_key(settings: Settings) -> str:
         return key
     except OSError as exc:
         raise ConfigurationError(f"PHEMS_DATA_DIR: cannot use {settings.data_dir}: {exc}") from exc
+
+
+async def open_existing_store(settings: Settings) -> AsyncEngine:
+    """The store of a connector that has run here, for commands that only read it: never
+    created or migrated. Refused (ConfigurationError) when there is none, or when it is at
+    another schema revision than this version's."""
+    if not settings.database_url:
+        if not settings.data_dir.is_dir():
+            raise ConfigurationError(
+                f"PHEMS_DATA_DIR: {settings.data_dir} does not exist; run this where the "
+                "connector runs (its working directory), or set PHEMS_DATA_DIR to its data "
+                "directory"
+            )
+        database = settings.data_dir / "phems.db"
+        if not database.is_file():
+            raise ConfigurationError(
+                f"PHEMS_DATA_DIR: {settings.data_dir} holds no connector store ({database.name}); "
+                "start the connector once, or set PHEMS_DATA_DIR / PHEMS_DATABASE_URL to its own"
+            )
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await check_store(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
 
 
 def installed_fulfilments(settings: Settings) -> list[Fulfilment]:
@@ -134,9 +175,13 @@ async def build_services(
     *,
     clock: Clock | None = None,
     fulfilments: list[Fulfilment] | None = None,
+    metrics: Metrics | None = None,
 ) -> Services:
-    """Every long-lived part. ``fulfilments`` replaces the installed ones (tests)."""
+    """Everything long-lived. ``fulfilments`` replaces the installed ones (tests);
+    ``metrics`` is the app's registry (services add their own counters and scrape-time
+    sources to it)."""
     clock = clock or SystemClock()
+    metrics = metrics or Metrics()
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -188,6 +233,7 @@ async def build_services(
         policy=SendPolicy(batch=settings.outbox_concurrency),
     )
     store.on_enqueued = sender.wake
+    metrics.add_source(StoreGauges(engine, clock))
     published = PublishedCatalog(
         store=store,
         datasets=dataset_store,
@@ -324,4 +370,5 @@ async def build_services(
                 settings.http_timeout_seconds, read=settings.dataplane_pull_timeout_seconds
             ),
         ),
+        metrics=metrics,
     )

@@ -6,11 +6,16 @@ the optional YAML or TOML file named by ``PHEMS_CONFIG_FILE``, then the defaults
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -23,7 +28,24 @@ from pydantic_settings import (
 
 CommaList = Annotated[list[str], NoDecode]
 
-SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql+psycopg")
+SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# Read from the environment outside this class (the file source below; catalog/validation.py).
+OTHER_VARIABLES = {
+    "PHEMS_CONFIG_FILE": (
+        "A YAML (.yaml, .yml) or TOML (.toml) file of settings, keyed by the setting names "
+        "without the PHEMS_ prefix, in lower case; the environment wins over the file."
+    ),
+    "PHEMS_SHACL_DIR": (
+        "Directory of the SHACL shapes datasets are validated with (dcat-ap-3.0.1/ and "
+        "healthdcat-ap-r8/). Empty: the shapes shipped with the connector."
+    ),
+}
+# Never a setting: the test suite's own variables.
+IGNORED_PREFIXES = ("PHEMS_TEST_",)
+_HOST = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$"
+)
+_DID = re.compile(r"^did:(web|key):[A-Za-z0-9._%:-]+$")
 
 
 class SettingsError(ValueError):
@@ -74,7 +96,11 @@ class Settings(BaseSettings):
     )
     trusted_issuers: CommaList = Field(
         default_factory=list,
-        description="Comma-separated issuer DIDs whose credentials this connector trusts.",
+        description=(
+            "Comma-separated issuer DIDs (did:web or did:key) whose credentials this connector "
+            "trusts: the data space authority's, and a Health Data Access Body's for data "
+            "permits. Empty: no credential is trusted (serve warns)."
+        ),
     )
     insecure_did_hosts: CommaList = Field(
         default_factory=list,
@@ -285,8 +311,10 @@ class Settings(BaseSettings):
             if not path.is_file():
                 raise SettingsError(f"PHEMS_CONFIG_FILE: no such file: {path}")
             if path.suffix in (".yaml", ".yml"):
+                _check_config_file(path, "YAML")
                 sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
             elif path.suffix == ".toml":
+                _check_config_file(path, "TOML")
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
             else:
                 raise SettingsError(f"PHEMS_CONFIG_FILE: expected .yaml, .yml or .toml: {path}")
@@ -306,6 +334,12 @@ class Settings(BaseSettings):
             scheme = value.split("://", 1)[0] if "://" in value else ""
             if scheme == "postgresql" or scheme == "postgres":
                 return "postgresql+asyncpg://" + value.split("://", 1)[1]
+            if scheme.startswith("postgresql+") and scheme not in SUPPORTED_DB_SCHEMES:
+                raise ValueError(
+                    f"the {scheme.removeprefix('postgresql+')} driver is not supported; use "
+                    "postgresql+asyncpg://user:password@host:5432/name (asyncpg ships with the "
+                    "connector; TLS as ?ssl=require)"
+                )
             if scheme not in SUPPORTED_DB_SCHEMES:
                 raise ValueError(
                     f"unknown database scheme {scheme or value!r}; "
@@ -329,10 +363,39 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str) -> str:
         if value:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"not an http(s) URL: {value!r}")
+            _check_http_url(value)
         return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(
+                f"no user, password, query or fragment allowed (the DID derives from it): {value!r}"
+            )
+        return value
+
+    @field_validator("trusted_issuers")
+    @classmethod
+    def _check_issuers(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _DID.match(item):
+                raise ValueError(
+                    f"{item!r} is not an issuer DID; expected did:web:<host> or did:key:z... "
+                    "(comma-separated)"
+                )
+        return value
+
+    @field_validator("management_api_key")
+    @classmethod
+    def _check_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "the key is empty: set one, or unset the variable to have a key generated "
+                "in the data directory"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_fhir(self) -> Settings:
@@ -362,6 +425,63 @@ class Settings(BaseSettings):
         return self.fhir_files_dir or self.data_dir / "fhir"
 
 
+def _check_http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    host = parts.netloc.rpartition("@")[2]
+    host = host if host.startswith("[") and host.endswith("]") else host.rsplit(":", 1)[0]
+    if not _HOST.match(host) or any(c.isspace() for c in value):
+        raise ValueError(f"not a valid host name in {value!r}")
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+    except ValueError:
+        raise ValueError(f"not a valid port in {value!r}") from None
+
+
+def _known_variables() -> set[str]:
+    return {f"PHEMS_{name.upper()}" for name in Settings.model_fields} | set(OTHER_VARIABLES)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``PHEMS_*`` variable that is no setting (a typo is otherwise
+    ignored), with the nearest setting's name when there is one."""
+    known = _known_variables()
+    out = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("PHEMS_") or upper in known:
+            continue
+        if upper.startswith(IGNORED_PREFIXES):
+            continue
+        # Compared without the common prefix, which would make every name look alike.
+        suffixes = sorted(k.removeprefix("PHEMS_") for k in known)
+        near = difflib.get_close_matches(upper.removeprefix("PHEMS_"), suffixes, n=1, cutoff=0.7)
+        hint = f"; did you mean PHEMS_{near[0]}?" if near else ""
+        out.append(f"{name} is not a setting and is ignored{hint}")
+    return out
+
+
+def _check_config_file(path: Path, kind: Literal["YAML", "TOML"]) -> None:
+    """The file parses and holds a mapping of settings, or a SettingsError on one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if kind == "YAML" else tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"PHEMS_CONFIG_FILE: cannot read {path}: {exc}") from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        problem = " ".join(str(exc).split())  # TOML's words carry the line and column
+        mark = getattr(exc, "problem_mark", None)
+        if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+            problem = f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+        raise SettingsError(f"PHEMS_CONFIG_FILE: {path} is not valid {kind}: {problem}") from None
+    if data is not None and not isinstance(data, dict):
+        raise SettingsError(
+            f"PHEMS_CONFIG_FILE: {path} must hold settings as keys and values "
+            f"(port: 8080), not a {type(data).__name__}"
+        )
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once; raise ``SettingsError`` with the offending setting named."""
     from pydantic import ValidationError
@@ -371,6 +491,12 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "settings"
+        if first["type"] == "extra_forbidden":
+            # Only a config file (or a caller) can name a field that does not exist.
+            known = sorted(name for name in Settings.model_fields)
+            near = difflib.get_close_matches(field, known, n=1, cutoff=0.7)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise SettingsError(f"PHEMS_CONFIG_FILE: unknown setting {field!r}{hint}") from None
         env = f"PHEMS_{field.upper()}" if first["loc"] else "settings"
         msg = first["msg"].removeprefix("Value error, ")
         raise SettingsError(f"{env}: {msg}") from None

@@ -68,3 +68,65 @@ def test_bad_settings_name_the_setting(
         monkeypatch.setenv(key, value)
     with pytest.raises(SettingsError, match=needle):
         load_settings()
+
+
+def test_settings_reference_is_generated_from_the_current_settings() -> None:
+    """docs/settings.md is what scripts/gen_settings_doc.py makes of connector/settings.py."""
+    import subprocess
+    import sys
+
+    from tests.processes import REPO
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_settings_doc.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (REPO / "docs" / "settings.md").read_text()
+    from connector.settings import OTHER_VARIABLES, Settings
+
+    for name in [f"PHEMS_{n.upper()}" for n in Settings.model_fields] + list(OTHER_VARIABLES):
+        assert f"| `{name}` |" in text, name
+
+
+def test_the_reference_config_file_example_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from tests.processes import REPO
+
+    text = (REPO / "docs" / "settings.md").read_text()
+    [example] = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    path = tmp_path / "phems.yaml"
+    path.write_text(example)
+    monkeypatch.setenv("PHEMS_CONFIG_FILE", str(path))
+    s = load_settings()
+    assert s.fhir_source == "rest" and s.trusted_issuers == ["did:web:authority.phems.example"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "warnings"),
+    [
+        ({"PHEMS_PORT": "1", "PHEMS_CONFIG_FILE": "x", "PHEMS_SHACL_DIR": "y"}, []),
+        ({"PHEMS_TEST_PG_URL": "x", "HOME": "/root"}, []),
+        (
+            {"PHEMS_PROT": "1"},
+            ["PHEMS_PROT is not a setting and is ignored; did you mean PHEMS_PORT?"],
+        ),
+        (
+            {"phems_fhir_base_ulr": "x"},
+            [
+                "phems_fhir_base_ulr is not a setting and is ignored; "
+                "did you mean PHEMS_FHIR_BASE_URL?"
+            ],
+        ),
+        ({"PHEMS_XYZZY": "1"}, ["PHEMS_XYZZY is not a setting and is ignored"]),
+    ],
+)
+def test_unknown_variables(environ: dict[str, str], warnings: list[str]) -> None:
+    from connector.settings import unknown_variables
+
+    assert unknown_variables(environ) == warnings

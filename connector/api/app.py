@@ -17,14 +17,16 @@ from connector.api import (
     dataplane,
     fulfilment_routes,
     health,
+    home,
     management,
     wellknown,
 )
-from connector.api.metrics import Metrics
+from connector.api.apidocs import install_docs
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
 from connector.composition import build_services
 from connector.dsp import routes as dsp
+from connector.metrics import Metrics
 from connector.ports import Clock, Fulfilment
 from connector.settings import Settings
 
@@ -39,7 +41,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await build_services(settings, clock=clock, fulfilments=fulfilments)
+        services = await build_services(
+            settings, clock=clock, fulfilments=fulfilments, metrics=app.state.metrics
+        )
         app.state.services = services
         sender = asyncio.create_task(services.sender.run(), name="outbox-sender")
         chainer = asyncio.create_task(services.audit.run_chainer(), name="audit-chainer")
@@ -75,11 +79,16 @@ def create_app(
         # FastAPI's native telemetry looks up the global OTel providers (environment reads)
         # on every request: about 2% of a busy connector's CPU for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Swagger UI from the package (apidocs), not from a CDN; no ReDoc (CDN only).
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.metrics = Metrics()
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(home.router)
     app.include_router(wellknown.router)
     app.include_router(dsp.router)
     app.include_router(management.router)

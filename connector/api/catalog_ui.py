@@ -8,19 +8,15 @@ Forms are plain `application/x-www-form-urlencoded` posts: no JavaScript needed.
 from __future__ import annotations
 
 import hmac
-from functools import cache
-from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import ChoiceLoader, Environment, PackageLoader
 
-from catalog.html import environment
 from connector.api.deps import ServicesDep
+from connector.api.pages import html_page
 from connector.api.plain_words import plain_policy
 from connector.api.ui_session import (
-    CSP,
     check_csrf,
     new_session,
     session_nonce,
@@ -32,7 +28,6 @@ from connector.errors import BadRequestError, ForbiddenError, NotFoundError
 from connector.publishing.harvest import HarvestedDataset
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], include_in_schema=False)
-SITE_TITLE = "Health data catalogue"
 STEPS = (
     ("REQUESTED", "Request sent"),
     ("AGREED", "Hospital agreed"),
@@ -41,24 +36,6 @@ STEPS = (
 )
 ORDER = {"INITIAL": 0, "REQUESTED": 1, "OFFERED": 1, "ACCEPTED": 1, "AGREED": 2}
 ORDER |= {"VERIFIED": 3, "FINALIZED": 4}
-
-
-@cache
-def _env() -> Environment:
-    return environment().overlay(
-        loader=ChoiceLoader(
-            [PackageLoader("connector.api", "templates"), PackageLoader("catalog", "templates")]
-        )
-    )
-
-
-def _page(template: str, **values: Any) -> HTMLResponse:
-    text = (
-        _env()
-        .get_template(template)
-        .render(site_title=SITE_TITLE, catalog_url="/catalog", **values)
-    )
-    return HTMLResponse(text, headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -74,7 +51,7 @@ def _safe_next(value: str) -> str:
 
 @router.get("/signin")
 async def signin_form(next: str = "/catalog") -> HTMLResponse:
-    return _page("signin.html", next_url=_safe_next(next), error=None)
+    return html_page("signin.html", next_url=_safe_next(next), error=None)
 
 
 @router.post("/signin", response_model=None)
@@ -83,7 +60,7 @@ async def signin(request: Request, services: ServicesDep) -> Response:
     target = _safe_next(form.get("next", "/catalog"))
     supplied = form.get("api_key", "").encode()
     if not supplied or not hmac.compare_digest(supplied, services.management_api_key.encode()):
-        response = _page("signin.html", next_url=target, error="That key is not right.")
+        response = html_page("signin.html", next_url=target, error="That key is not right.")
         response.status_code = 401
         return response
     redirect = RedirectResponse(target, status_code=303)
@@ -160,7 +137,7 @@ async def negotiation_page(nid: str, request: Request, services: ServicesDep) ->
         for key, label in STEPS
     ]
     agreement = n.agreement or {}
-    return _page(
+    return html_page(
         "negotiation.html",
         final=outcome != "pending",
         outcome=outcome,

@@ -34,4 +34,6 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+    """Prometheus text format; the store's gauges are read now (``connector.metrics``)."""
+    body = await request.app.state.metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4")

@@ -12,8 +12,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connector.api.metrics import Metrics
 from connector.logs import request_id_var
+from connector.metrics import Metrics
 
 log = logging.getLogger("connector.access")
 

@@ -1,4 +1,5 @@
-"""Errors by surface: RFC 9457 problem+json outside DSP routes, DSP error bodies on DSP routes.
+"""Errors by surface: RFC 9457 problem+json outside DSP routes, DSP error bodies on DSP routes,
+and an HTML page for a browser (an Accept header that prefers text/html) outside DSP routes.
 
 Unknown errors become a 500 that carries a correlation id, never the exception text. A 401
 carries its WWW-Authenticate challenge, a 405 the methods the path has. ``document_errors``
@@ -14,10 +15,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connector.api.pages import html_page, wants_html
 from connector.errors import PhemsError
 from connector.logs import request_id_var
 
@@ -36,6 +38,23 @@ def problem(
         body["requestId"] = request_id
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def problem_or_page(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    **extra: Any,
+) -> Response:
+    """problem+json for a program, the same in an HTML page for a browser."""
+    if wants_html(request):
+        return html_page(
+            "error.html", status=status, title=title, detail=detail, request_id=request_id_var.get()
+        )
+    return problem(status, title, detail, type_=type_, **extra)
 
 
 def dsp_error_type(path: str) -> str:
@@ -77,14 +96,16 @@ def _challenge(request: Request) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PhemsError)
-    async def _phems(request: Request, exc: PhemsError) -> JSONResponse:
+    async def _phems(request: Request, exc: PhemsError) -> Response:
         if exc.status >= 500 and exc.status not in (501, 503):
             log.error("request failed: %s", exc.detail)
+        response: Response
         if _is_dsp(request):
             reason = exc.detail if exc.status < 500 else exc.title
             response = dsp_error(request, exc.status, exc.code, reason)
         else:
-            response = problem(
+            response = problem_or_page(
+                request,
                 exc.status,
                 exc.title,
                 exc.detail,
@@ -96,7 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
             for e in exc.errors()
@@ -104,15 +125,16 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid"
         if _is_dsp(request):
             return dsp_error(request, 400, "400", detail)
-        return problem(400, "Invalid request", detail, errors=errors)
+        return problem_or_page(request, 400, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = str(exc.detail) if exc.detail else "error"
+        response: Response
         if _is_dsp(request):
             response = dsp_error(request, exc.status_code, str(exc.status_code), detail)
         else:
-            response = problem(exc.status_code, detail, detail)
+            response = problem_or_page(request, exc.status_code, detail, detail)
         # Headers the exception carries are part of the answer, and a 405 names every method
         # the resource has (RFC 9110); Starlette's Allow names only those of the first route
         # that matched the path, and FastAPI makes one route a method.
@@ -124,13 +146,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(Exception)
-    async def _unknown(request: Request, exc: Exception) -> JSONResponse:
+    async def _unknown(request: Request, exc: Exception) -> Response:
         correlation = request_id_var.get() or uuid.uuid4().hex
         log.exception("unhandled error (correlation id %s)", correlation)
         detail = f"internal error; correlation id {correlation}"
         if _is_dsp(request):
             return dsp_error(request, 500, "500", detail)
-        return problem(500, "Internal error", detail, correlationId=correlation)
+        return problem_or_page(request, 500, "Internal error", detail, correlationId=correlation)
 
 
 def matching_templates(schema: dict[str, Any], path: str) -> list[str]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -90,17 +92,51 @@ def no_flush_wait(dialect: str) -> sa.ColumnElement[bool]:
     return off.is_not(None)
 
 
-def _upgrade(connection: sa.Connection) -> None:
+def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    cfg = _config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def check_store(engine: AsyncEngine) -> None:
+    """For commands that only read the store: it exists and is at this version's schema.
+    Nothing is created or migrated (``migrate`` does that when the connector starts)."""
+    url = engine.url.render_as_string(hide_password=True)
+    try:
+        async with connect(engine) as conn:
+            current = await conn.run_sync(_current_revision)
+    except (TimeoutError, OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise ConfigurationError(
+            f"PHEMS_DATABASE_URL: cannot reach the database {url}: {_first_line(exc)}"
+        ) from exc
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if current is None:
+        raise ConfigurationError(
+            f"PHEMS_DATABASE_URL: {url} holds no connector store; start the connector once "
+            "(it creates its tables), or point the setting at its database"
+        )
+    if current != head:
+        raise ConfigurationError(
+            f"PHEMS_DATABASE_URL: the store in {url} is at schema revision {current}, this "
+            f"version of the connector reads {head}; start this version once (it migrates the "
+            "store at start-up), or use the version that runs there"
+        )
 
 
 async def migrate(engine: AsyncEngine) -> None:
     """Apply all Alembic migrations (idempotent; serialised across replicas on PostgreSQL)."""
     try:
-        async with engine.begin() as conn:
+        async with connect(engine) as conn, conn.begin():
             await _lock_for_migration(conn)
             await conn.run_sync(_upgrade)
     except (TimeoutError, OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -108,6 +144,46 @@ async def migrate(engine: AsyncEngine) -> None:
             f"PHEMS_DATABASE_URL: cannot reach the database "
             f"{engine.url.render_as_string(hide_password=True)}: {_first_line(exc)}"
         ) from exc
+
+
+# What a PostgreSQL refusal to connect means for the person who set the URL (SQLSTATE).
+_CONNECT_HINTS = {
+    "28000": "check the user name in the URL (the role must exist on the server)",
+    "28P01": "check the password in the URL",
+    "3D000": "create the database (createdb NAME, owned by the connector's user) or fix the URL",
+    "42501": "give the connector's user the right to connect to and create tables in it",
+}
+
+
+@asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection; a database that refuses it, or a SQLite file that is not a database,
+    is a ConfigurationError that says what to do."""
+    conn = engine.connect()
+    try:
+        await conn.start()
+    except sa.exc.DBAPIError as exc:
+        raise ConfigurationError(_refusal(engine, exc)) from exc
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _refusal(engine: AsyncEngine, exc: sa.exc.DBAPIError) -> str:
+    url = engine.url.render_as_string(hide_password=True)
+    if engine.dialect.name == "sqlite":
+        if not isinstance(exc, sa.exc.DatabaseError) or isinstance(exc, sa.exc.OperationalError):
+            return f"PHEMS_DATABASE_URL: cannot open the database {url}: {_first_line(exc)}"
+        return (
+            f"PHEMS_DATABASE_URL: {engine.url.database} is not a usable SQLite database "
+            f"({_first_line(exc)}); restore it from a backup, or move it away to start with "
+            "an empty store"
+        )
+    hint = _CONNECT_HINTS.get(str(getattr(exc.orig, "sqlstate", "") or ""))
+    return f"PHEMS_DATABASE_URL: {url} refused the connection: {_first_line(exc)}" + (
+        f"; {hint}" if hint else ""
+    )
 
 
 async def _lock_for_migration(conn: AsyncConnection) -> None:

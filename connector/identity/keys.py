@@ -73,6 +73,7 @@ def _load_or_create(
     filename: str,
     allowed: tuple[KeyKind, ...],
     generate: KeyKind,
+    create: bool,
 ) -> PrivateKey:
     if explicit is not None:
         return _load(explicit, explicit_setting, allowed)
@@ -83,6 +84,11 @@ def _load_or_create(
         raise ConfigurationError(f"PHEMS_KEYS_DIR: cannot read {path}: {_reason(exc)}") from None
     if exists:
         return _load(path, "PHEMS_KEYS_DIR", allowed)
+    if not create:
+        raise ConfigurationError(
+            f"PHEMS_KEYS_DIR: no {filename} in {keys_dir}; the connector generates its keys "
+            "at its first start (or with `phems-connector keys init`)"
+        )
     if not _writable_dir(keys_dir):
         raise ConfigurationError(
             f"PHEMS_KEYS_DIR: {keys_dir} is read-only and has no {filename} "
@@ -106,8 +112,10 @@ def load_or_create_keys(
     *,
     signing_key_file: Path | None = None,
     key_agreement_key_file: Path | None = None,
+    create: bool = True,
 ) -> ConnectorKeys:
-    """The connector's keys; missing ones are generated into ``keys_dir`` if it is writable."""
+    """The connector's keys; missing ones are generated into ``keys_dir`` if it is writable
+    (and ``create``; else a missing key is a ConfigurationError)."""
     signing = _load_or_create(
         signing_key_file,
         "PHEMS_SIGNING_KEY_FILE",
@@ -115,6 +123,7 @@ def load_or_create_keys(
         SIGNING_FILE,
         ("Ed25519", "P-256"),
         "Ed25519",
+        create,
     )
     agreement = _load_or_create(
         key_agreement_key_file,
@@ -123,5 +132,6 @@ def load_or_create_keys(
         KEY_AGREEMENT_FILE,
         ("X25519",),
         "X25519",
+        create,
     )
     return ConnectorKeys(signing=signing, key_agreement=agreement)

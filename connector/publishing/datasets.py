@@ -241,13 +241,7 @@ class DatasetService:
     async def catalog_graph(self) -> tuple[Graph, list[str]]:
         """The graph of the published catalog, and the datasets whose metadata cannot even be
         read into the model (in plain words)."""
-        datasets, problems = [], []
-        for record in await self.list():
-            try:
-                datasets.append(to_dataset(record, self.publisher))
-            except BadRequestError as exc:
-                problems.append(exc.detail)
-        return to_graph(to_catalog(datasets, self.publisher)), problems
+        return catalog_graph(await self.list(), self.publisher)
 
     # After the methods annotated with `list[...]`: below this one, `list` names it.
     async def list(self, *, include_retired: bool = False) -> list[DatasetRecord]:
@@ -305,3 +299,15 @@ def _check_as_read(old: DatasetRecord, seen: AsRead) -> None:
             f"createdAt is {old.created_at.isoformat()}, set by the connector; "
             "send it unchanged or leave it out"
         )
+
+
+def catalog_graph(records: list[DatasetRecord], publisher: Publisher) -> tuple[Graph, list[str]]:
+    """The catalog graph of ``records``, and the ones whose metadata cannot even be read into
+    the model (in plain words)."""
+    datasets, problems = [], []
+    for record in records:
+        try:
+            datasets.append(to_dataset(record, publisher))
+        except BadRequestError as exc:
+            problems.append(exc.detail)
+    return to_graph(to_catalog(datasets, publisher)), problems

@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 from rdflib import Graph, Literal, URIRef
 
+from catalog import validation
 from catalog.model import Catalog, Dataset
 from catalog.rdf import to_graph
-from catalog.validation import format_report, load_shapes, validate, validate_file
+from catalog.validation import (
+    DEFAULT_SHAPES_DIR,
+    SHAPE_FILES,
+    format_report,
+    load_shapes,
+    validate,
+    validate_file,
+)
 from catalog.vocab import HEALTHDCATAP, XSD
 
 OFFICIAL_EXAMPLE = "conformance/examples/healthdcat-ap-r8_example-healthdcat-dataset.ttl"
@@ -102,3 +110,15 @@ def test_shapes_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_shapes_are_parsed_once(shared_dir: Path) -> None:
     directory = (shared_dir / "conformance/shacl").resolve()
     assert load_shapes(directory) is load_shapes(directory)
+
+
+def test_shipped_shapes_are_the_conformance_copies(shared_dir: Path) -> None:
+    """The package's shapes (the default) are byte for byte the third-party files the
+    project's conformance material holds, with their attribution beside them."""
+    assert DEFAULT_SHAPES_DIR == Path(validation.__file__).parent / "shapes"
+    for name in SHAPE_FILES:
+        shipped = (DEFAULT_SHAPES_DIR / name).read_bytes()
+        assert shipped == (shared_dir / "conformance/shacl" / name).read_bytes(), name
+    notice = (DEFAULT_SHAPES_DIR / "NOTICE.md").read_text()
+    for words in ("CC BY 4.0", "SEMICeu/DCAT-AP", "healthdcat-ap", "unmodified"):
+        assert words in notice, words

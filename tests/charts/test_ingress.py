@@ -78,15 +78,17 @@ def test_public_ingress_exposes_only_dsp_and_well_known(
             assert "rewrite" not in annotation and "snippet" not in annotation
 
 
-def test_internal_ingress_routes_management_catalog_metrics(
+def test_internal_ingress_routes_home_management_docs_catalog_metrics(
     rendered: Callable[[Path], list[Manifest]],
 ) -> None:
     docs = rendered(Path(CI_VALUES[0]).with_name("everything-values.yaml"))
     (internal,) = find(docs, "Ingress", "-internal")
     (public,) = public_ingresses(docs)
-    for request in ("/management/v3/assets", "/catalog", "/metrics"):
-        assert routed(internal, request)
-    for request in PUBLIC_REQUESTS:
+    for request in ("/", "/management/v3/assets", "/catalog", "/metrics", "/docs"):
+        assert routed(internal, request), request
+    for request in ("/docs/assets/swagger-ui.css", "/openapi.json"):
+        assert routed(internal, request), request
+    for request in (*PUBLIC_REQUESTS, "/dsp/2025-1/catalog/request", "/healthz", "/nope"):
         assert not routed(internal, request)
     assert internal["spec"]["ingressClassName"] == "nginx-internal"
     assert public["spec"]["ingressClassName"] == "nginx-public"

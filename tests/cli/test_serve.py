@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli.stores import make_store
 from tests.conftest import free_port
 from tests.processes import REPO, connector_env, running_connector
 
@@ -97,14 +98,23 @@ def test_bad_port_value(tmp_path: Path) -> None:
     _one_line_error(result, "PHEMS_PORT")
 
 
-def test_keys_show(tmp_path: Path) -> None:
-    result = _run_cli(tmp_path, "keys", "show")
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+def test_keys_init_then_show(tmp_path: Path) -> None:
+    made = _run_cli(tmp_path, "keys", "init")
+    assert made.returncode == 0, made.stderr
+    out = json.loads(made.stdout)
     assert out["did"].startswith("did:web:127.0.0.1")
+    assert (tmp_path / "data" / "keys" / "signing.jwk").is_file()
+    shown = _run_cli(tmp_path, "keys", "show")
+    assert shown.returncode == 0, shown.stderr
+    keys = [m["publicKeyJwk"] for m in json.loads(shown.stdout)["verificationMethod"]]
+    assert keys == [m["publicKeyJwk"] for m in out["verificationMethod"]]
+    # Neither made a management API key: the connector does at its first start.
+    assert "generated at the first start" in json.loads(shown.stdout)["managementApiKey"]
+    assert not (tmp_path / "data" / "management-api-key").exists()
 
 
 def test_audit_export_names_its_observer(tmp_path: Path) -> None:
+    make_store(tmp_path / "data")
     env = {"PHEMS_PUBLIC_URL": "https://connector.hospital.example"}
     named = _run_cli(tmp_path, "audit", "export", env=env)
     assert named.returncode == 0, named.stderr

@@ -51,15 +51,15 @@ def _kill_group(pgid: int) -> None:
             time.sleep(0.1)
 
 
-def test_the_negotiation_guide_runs_as_written(tmp_path: Path) -> None:
-    hp, rp = free_port(), free_port()
-    while rp == hp:
-        rp = free_port()
-    (tmp_path / "guide.sh").write_text(_script(hp, rp))
+def _run_guide(directory: Path) -> tuple[int, str, bool]:
+    """Run guide.sh in ``directory``: its exit code, its output with the connectors' logs,
+    and whether it left processes running."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHEMS_")}
+    # This checkout's code, whatever the environment's `phems-connector` was installed from.
+    env["PYTHONPATH"] = str(REPO)
     proc = subprocess.Popen(
         ["bash", "-euo", "pipefail", "guide.sh"],
-        cwd=tmp_path,
+        cwd=directory,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -81,20 +81,38 @@ def test_the_negotiation_guide_runs_as_written(tmp_path: Path) -> None:
         _kill_group(proc.pid)
     logs = "\n".join(
         f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-        for p in sorted((tmp_path / "walkthrough").glob("*.log"))
+        for p in sorted((directory / "walkthrough").glob("*.log"))
     )
-    assert proc.returncode == 0, f"{out}\n{logs}"
-    assert not left, "the guide's last block left processes running"
-    for expected in (
-        "negotiation FINALIZED",
-        '"state": "TERMINATED"',
-        "no valid data permit",
-        f"valid: signed by provider did:web:127.0.0.1%3A{hp} and consumer did:web:127.0.0.1%3A{rp}",
-        "transfer STARTED",
-        "pull: 501",
-        '"offer-with-approval"',
-        "approved negotiation FINALIZED",
-        "audit log intact",
-        "negotiation.approved",
-    ):
-        assert expected in out, f"{expected!r} not in:\n{out}\n{logs}"
+    return proc.returncode, f"{out}\n{logs}", left
+
+
+def test_the_negotiation_guide_runs_as_written_and_again(tmp_path: Path) -> None:
+    """Run twice in the same directory: the second run reuses `walkthrough/` (the authority,
+    the connectors' keys and data) and gives the same results."""
+    hp, rp = free_port(), free_port()
+    while rp == hp:
+        rp = free_port()
+    (tmp_path / "guide.sh").write_text(_script(hp, rp))
+    for run in ("first", "second"):
+        code, out, left = _run_guide(tmp_path)
+        assert code == 0, f"{run} run:\n{out}"
+        assert not left, f"{run} run: the guide's last block left processes running"
+        for expected in (
+            "negotiation FINALIZED",
+            '"state": "TERMINATED"',
+            "no valid data permit",
+            f"valid: signed by provider did:web:127.0.0.1%3A{hp} and consumer "
+            f"did:web:127.0.0.1%3A{rp}",
+            "transfer STARTED",
+            "pull: 501",
+            '"offer-with-approval"',
+            "approved negotiation FINALIZED",
+            "audit log intact",
+            "negotiation.approved",
+        ):
+            assert expected in out, f"{run} run: {expected!r} not in:\n{out}"
+
+
+def test_walkthrough_directory_is_ignored_by_git() -> None:
+    """It holds the authority's and the connectors' private keys."""
+    assert "walkthrough/" in (REPO / ".gitignore").read_text().splitlines()
