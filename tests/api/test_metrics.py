@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from connector.catalog_bridge import metadata_of
 from fastapi import FastAPI
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from catalog.examples import example_dataset, example_policies
 from connector.api.app import create_app
 from connector.metrics import Metrics
+from connector.publishing.healthdcat import metadata_of
 from connector.settings import load_settings
 
 PUBLIC = "http://127.0.0.1:9999"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from connector.catalog_bridge import metadata_of
 from fastapi import FastAPI
 
 from catalog.examples import example_dataset, example_policies
 from connector.api.apidocs import ASSETS
 from connector.api.app import create_app
+from connector.publishing.healthdcat import metadata_of
 from connector.settings import load_settings
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from connector.catalog_bridge import metadata_of
-from connector.catalog_ops import SAMPLE_DATASET_ID
 
 from catalog.examples import example_dataset, example_policies
 from catalog.validation import SHAPE_FILES
+from connector.publishing.healthdcat import metadata_of
+from connector.publishing.sample import SAMPLE_DATASET_ID
 from tests.conftest import free_port
 from tests.processes import REPO, connector_env, start_connector, stop
 

@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connector.catalog_bridge import DERIVED_FIELDS, STATISTICS_FIELDS
-
 from catalog.model import Dataset
+from connector.publishing.healthdcat import DERIVED_FIELDS, STATISTICS_FIELDS
 from tests.conftest import free_port
 from tests.processes import REPO, running_connector
 
