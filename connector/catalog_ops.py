@@ -43,7 +43,7 @@ async def refresh_dataset_statistics(services: Services, dataset_id: str) -> Dat
     attempt = 0
     while True:
         attempt += 1
-        async with services.dsp_store.transaction() as conn:
+        async with services.db.transaction() as conn:
             old = await services.datasets.get(conn, dataset_id)
         if old is None:
             raise NotFoundError(f"no dataset {dataset_id}")
@@ -55,7 +55,7 @@ async def refresh_dataset_statistics(services: Services, dataset_id: str) -> Dat
         )
         await asyncio.to_thread(check_publishable, to_dataset(record, services.published.publisher))
         try:
-            async with services.dsp_store.transaction() as conn:
+            async with services.db.transaction() as conn:
                 await services.datasets.update(conn, record, based_on=old.modified_at)
                 await services.audit.append(
                     actor=ACTOR,
@@ -81,7 +81,7 @@ async def ensure_sample_data(services: Services) -> DatasetRecord:
         await asyncio.to_thread(
             generate, fhir_dir, patients=SAMPLE_PATIENTS, seed=SAMPLE_SEED, profile=SAMPLE_PROFILE
         )
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         existing = await services.datasets.get(conn, SAMPLE_DATASET_ID)
     if existing is not None:
         return existing
@@ -103,7 +103,7 @@ async def ensure_sample_data(services: Services) -> DatasetRecord:
         created_at=now,
         modified_at=now,
     )
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         await services.datasets.insert(conn, record)
         await services.audit.append(
             actor="sample-data", event="dataset.created", details={"id": record.id}, conn=conn
@@ -116,7 +116,7 @@ async def own_catalog_graph(settings: Settings) -> tuple[Graph, list[str]]:
     cannot even be read into the model (in plain words)."""
     services = await build_services(settings)
     try:
-        async with services.dsp_store.transaction() as conn:
+        async with services.db.transaction() as conn:
             records = await services.datasets.list(conn)
     finally:
         await services.aclose()

@@ -17,12 +17,18 @@ from connector.audit import AuditLog
 from connector.catalog_bridge import Publisher
 from connector.clock import SystemClock
 from connector.datasets import DatasetStore
+from connector.db.agreement_store import SqlAgreementStore
+from connector.db.database import Database
 from connector.db.engine import create_engine, migrate
+from connector.db.negotiation_store import SqlNegotiationStore
+from connector.db.outbox_store import SqlOutbox
 from connector.db.replay import SqlReplayGuard
-from connector.dsp.store import DspStore
+from connector.db.transfer_store import SqlTransferStore
 from connector.errors import ConfigurationError
 from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
+from connector.exchange.ports import DspStores
+from connector.exchange.process import Participant
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
 from connector.harvest import HarvestService
@@ -52,7 +58,8 @@ class Services:
     tokens: TokenIssuer
     verifier: TokenVerifier
     management_api_key: str
-    dsp_store: DspStore
+    db: Database
+    stores: DspStores
     datasets: DatasetStore
     catalog: CatalogService
     negotiations: NegotiationService
@@ -143,21 +150,44 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         read_credential_files(settings.effective_credentials_dir),
         clock,
     )
-    store = DspStore(engine)
+    db = Database(engine)
+    negotiation_store = SqlNegotiationStore(db)
+    outbox = SqlOutbox(db, negotiation_store)
+    stores = DspStores(
+        db=db,
+        negotiations=negotiation_store,
+        transfers=SqlTransferStore(db),
+        agreements=SqlAgreementStore(db),
+        outbox=outbox,
+    )
     datasets = DatasetStore()
     trusted = list(settings.trusted_issuers)
+    me = Participant(
+        did=did,
+        keys=keys,
+        resolver=resolver,
+        trusted_issuers=tuple(trusted),
+        dsp_base=dsp_base,
+        public_url=public_url,
+        insecure_hosts=settings.insecure_did_hosts,
+    )
+    negotiations = NegotiationService(
+        stores=stores, datasets=datasets, audit=audit, clock=clock, me=me
+    )
+    transfers = TransferService(stores=stores, datasets=datasets, audit=audit, clock=clock, me=me)
     sender = OutboxSender(
-        store=store,
+        stores=stores,
         tokens=tokens,
         timeout_seconds=settings.http_timeout_seconds,
         clock=clock,
         audit=audit,
         poll_seconds=settings.outbox_poll_seconds,
         policy=SendPolicy(batch=settings.outbox_concurrency),
+        steps={"negotiation": negotiations.take_step, "transfer": transfers.take_step},
     )
-    store.on_enqueued = sender.wake
+    outbox.on_enqueued = sender.wake
     published = PublishedCatalog(
-        store=store,
+        store=db,
         datasets=datasets,
         publisher=Publisher(public_url=public_url, did=did, name=settings.participant_name),
     )
@@ -181,34 +211,12 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
             credential_cache_seconds=settings.did_cache_seconds,
         ),
         management_api_key=api_key,
-        dsp_store=store,
+        db=db,
+        stores=stores,
         datasets=datasets,
         catalog=CatalogService(published=published, clock=clock, did=did, trusted_issuers=trusted),
-        negotiations=NegotiationService(
-            store=store,
-            datasets=datasets,
-            audit=audit,
-            clock=clock,
-            did=did,
-            keys=keys,
-            resolver=resolver,
-            trusted_issuers=trusted,
-            dsp_base=dsp_base,
-            insecure_hosts=settings.insecure_did_hosts,
-        ),
-        transfers=TransferService(
-            store=store,
-            datasets=datasets,
-            audit=audit,
-            clock=clock,
-            did=did,
-            keys=keys,
-            trusted_issuers=trusted,
-            dsp_base=dsp_base,
-            public_url=public_url,
-            insecure_hosts=settings.insecure_did_hosts,
-            resolver=resolver,
-        ),
+        negotiations=negotiations,
+        transfers=transfers,
         sender=sender,
         oidc=OidcVerifier(
             http,
@@ -220,7 +228,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         published=published,
         fhir=build_fhir_source(settings),
         harvest=HarvestService(
-            store=store,
+            store=db,
             http=http,
             tokens=tokens,
             clock=clock,

@@ -24,8 +24,8 @@ from catalog.cache import RenderCache
 from catalog.model import Catalog, Dataset
 from connector.catalog_bridge import Publisher, to_catalog, to_dataset
 from connector.datasets import DatasetRecord, DatasetStore
+from connector.db.database import Database
 from connector.db.tables import datasets as datasets_table
-from connector.dsp.store import DspStore
 from connector.errors import PhemsError
 from connector.policy import Policy, validate_policy
 
@@ -60,7 +60,7 @@ class PublishedCatalog:
     def __init__(
         self,
         *,
-        store: DspStore,
+        store: Database,
         datasets: DatasetStore,
         publisher: Publisher,
         recheck_seconds: float = 1.0,

@@ -12,12 +12,12 @@ from fastapi import FastAPI
 
 from connector import __version__
 from connector.api import catalog_routes, catalog_ui, health, management, wellknown
+from connector.api import dsp_routes as dsp
 from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
 from connector.composition import build_services
 from connector.dataplane import routes as dataplane
-from connector.dsp import routes as dsp
 from connector.ports import Clock
 from connector.settings import Settings
 

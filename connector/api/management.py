@@ -196,7 +196,7 @@ async def create_dataset(body: DatasetIn, services: ServicesDep) -> dict[str, An
         modified_at=now,
     )
     await _publishable(services, record)
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         await services.datasets.insert(conn, record)
         await services.audit.append(
             actor=ACTOR, event="dataset.created", details={"id": body.id}, conn=conn
@@ -210,7 +210,7 @@ async def list_datasets(
     services: ServicesDep, include_retired: bool = False
 ) -> list[dict[str, Any]]:
     """This connector's datasets, published ones only unless `include_retired`."""
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         records = await services.datasets.list(
             conn, status=None if include_retired else "published"
         )
@@ -220,7 +220,7 @@ async def list_datasets(
 @router.get("/datasets/{dataset_id:path}", **answers(DatasetOut))
 async def get_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """One dataset as stored: what a PUT may send back, changed where wanted."""
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         record = await services.datasets.get(conn, dataset_id)
     if record is None:
         raise NotFoundError(f"no dataset {dataset_id}")
@@ -243,7 +243,7 @@ async def update_dataset(
     written. Without it, the change applies to the dataset as it is now."""
     if body.id != dataset_id:
         raise NotFoundError(f"body id {body.id} is not {dataset_id}")
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         old = await services.datasets.get(conn, dataset_id)
     if old is None:
         raise NotFoundError(f"no dataset {dataset_id}")
@@ -277,7 +277,7 @@ async def update_dataset(
         modified_at=datetime.now(UTC),
     )
     await _publishable(services, record)
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         await services.datasets.update(conn, record, based_on=old.modified_at)
         await services.audit.append(
             actor=ACTOR, event="dataset.updated", details={"id": body.id}, conn=conn
@@ -300,7 +300,7 @@ async def refresh_statistics(dataset_id: str, services: ServicesDep) -> dict[str
 async def retire_dataset(dataset_id: str, services: ServicesDep) -> dict[str, Any]:
     """Take a dataset out of the catalog. Existing agreements and transfers stay; no new
     negotiation can start for it."""
-    async with services.dsp_store.transaction() as conn:
+    async with services.db.transaction() as conn:
         old = await services.datasets.get(conn, dataset_id)
         if old is None:
             raise NotFoundError(f"no dataset {dataset_id}")
@@ -442,28 +442,20 @@ async def terminate_negotiation(nid: str, body: ReasonIn, services: ServicesDep)
 @router.get("/agreements", **answers(list[AgreementOut]))
 async def list_agreements(services: ServicesDep) -> list[dict[str, Any]]:
     """Agreements of this connector in either role, each with both signatures."""
-    async with services.dsp_store.transaction() as conn:
-        return [a.as_json() for a in await services.dsp_store.list_agreements(conn)]
+    return [a.as_json() for a in await services.negotiations.list_agreements()]
 
 
 @router.get("/agreements/{aid}", **answers(AgreementOut))
 async def get_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """One agreement with both signatures."""
-    async with services.dsp_store.transaction() as conn:
-        record = await services.dsp_store.get_agreement(conn, aid)
-    if record is None:
-        raise NotFoundError(f"no agreement {aid}")
-    return record.as_json()
+    return (await services.negotiations.get_agreement(aid)).as_json()
 
 
 @router.get("/agreements/{aid}/export", **answers(AgreementProofOut))
 async def export_agreement(aid: str, services: ServicesDep) -> dict[str, Any]:
     """The agreement with both signatures and both parties' DID documents, for
     ``phems-connector agreements verify FILE`` (offline)."""
-    async with services.dsp_store.transaction() as conn:
-        record = await services.dsp_store.get_agreement(conn, aid)
-    if record is None:
-        raise NotFoundError(f"no agreement {aid}")
+    record = await services.negotiations.get_agreement(aid)
 
     async def document(did: str) -> dict[str, Any]:
         return (

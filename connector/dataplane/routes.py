@@ -68,9 +68,7 @@ async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, A
     )
     if claims.transfer_id != tid:
         raise AuthenticationError("data plane token is for another transfer")
-    async with services.dsp_store.transaction() as conn:
-        transfer = await services.dsp_store.get_transfer(conn, tid)
-        agreement = await services.dsp_store.get_agreement(conn, claims.agreement_id)
+    transfer, agreement = await services.transfers.for_data_plane(tid, claims.agreement_id)
     if transfer is None or agreement is None or transfer.agreement_id != agreement.id:
         raise NotFoundError(f"no transfer {tid}")
     if agreement.consumer_did != claims.consumer:
