@@ -116,10 +116,11 @@ P = TypeVar("P", bound=Process[Any])
 def fingerprint(body: Mapping[str, Any]) -> str:
     """A received message's identity for ``Process.received``: a digest of its content
     (compact JSON as ``dump`` writes it, keys sorted), so a re-delivery of the same message
-    matches whatever the sender's formatting."""
-    return hashlib.blake2b(
-        orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=12
-    ).hexdigest()
+    matches whatever the sender's formatting. Its ``@id`` is left out: a sender may give each
+    delivery of one message its own."""
+    content = {k: v for k, v in body.items() if k != "@id"}
+    digest = hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12)
+    return digest.hexdigest()
 
 
 def received_now(process: Process[Any], message: DspMessage) -> tuple[str, ...]:

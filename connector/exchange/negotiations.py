@@ -1,16 +1,18 @@
-"""Contract negotiation, both roles: handlers record, the outbox loop acts and sends.
+"""Contract negotiation, both roles: handlers record, the outbox loop decides and sends.
 
 A received message is applied with the pure state machine (``negotiation.apply``) and answered
 with the state it created; a message received before (its sender retried) is answered with the
 negotiation as it is, anything else the table forbids is a 400 that changes nothing
-(``negotiation.is_repeat``). What the message calls for next is a step the outbox loop takes
-after the answer (``connector.exchange.process``): as provider, after a request (initial or
-counter-offer) or an ACCEPTED event, evaluate the stored offer's policy with the caller's
-credentials and agree (signing the agreement), hold for a person's approval, or terminate
-naming the failed constraint; after a verification, record the agreement and finalize. As
-consumer, after an agreement (whose provider signature the handler checked), counter-sign it
-in the verification message. Our own messages are applied when they are recorded, in the
-transaction of their outbox row and audit entry.
+(``negotiation.is_repeat``). The provider's decision on a request (initial or counter-offer) or
+an ACCEPTED event is a step the outbox loop takes after the answer
+(``connector.exchange.process``): evaluate the stored offer's policy with the caller's
+credentials, then agree (signing the agreement), hold for a person's approval, or terminate
+naming the failed constraint. The replies that decide nothing are recorded with the message
+that calls for them, and sent by the loop after the answer: the consumer's verification of an
+agreement (whose provider signature and terms the handler checked) and the provider's
+FINALIZED event after a verification (with the agreement kept, both signatures checked). Our
+own messages are applied when they are recorded, in the transaction of their outbox row and
+audit entry.
 """
 
 from __future__ import annotations
@@ -78,12 +80,8 @@ NegotiationMessage = (
 )
 
 _S = NegotiationState
-# The states a received message leaves a negotiation in that call for a step of ours, by
-# our role: the provider decides (or finalizes), the consumer verifies.
-_CALLS_FOR_STEP = {
-    Role.PROVIDER: frozenset({_S.REQUESTED, _S.ACCEPTED, _S.VERIFIED}),
-    Role.CONSUMER: frozenset({_S.AGREED}),
-}
+# The states a received message leaves a provider's negotiation in that call for its
+# decision: a step of the outbox loop after the answer.
 _DECIDE = frozenset({_S.REQUESTED, _S.ACCEPTED})
 
 
@@ -247,7 +245,8 @@ class NegotiationService:
     async def receive(
         self, caller: VerifiedCaller, pid: str, message: NegotiationMessage
     ) -> Negotiation:
-        """Any message for an existing negotiation of ours, in either role."""
+        """Any message for an existing negotiation of ours, in either role: the negotiation
+        as the message left it (the answer), before any reply of ours recorded with it."""
         signed = isinstance(
             message, ContractAgreementMessage | ContractAgreementVerificationMessage
         )
@@ -286,13 +285,18 @@ class NegotiationService:
             stored = await self._stored_offer(conn, message.dataset_id, message.offer)
             n = replace(n, offer=stored | {"target": message.dataset_id})
         self.processes.audit(conn, n, f"negotiation.{n.state.lower()}")
-        if n.role is Role.CONSUMER and n.state is _S.FINALIZED:
+        received = n  # what the answer says: the state this message created
+        if n.role is Role.PROVIDER:
+            if n.state in _DECIDE:
+                await self.processes.call_for_step(conn, n, CallerFacts.of(caller).as_json())
+            elif n.state is _S.VERIFIED:
+                n = await self._finalize(conn, n)
+        elif n.state is _S.AGREED:
+            n = await self._verify(conn, n)
+        elif n.state is _S.FINALIZED:
             await self._record_agreement(conn, n)
-        if n.state in _CALLS_FOR_STEP[n.role]:
-            facts = CallerFacts.of(caller).as_json() if n.state in _DECIDE else None
-            await self.processes.call_for_step(conn, n, facts)
         await self.store.update(conn, n)
-        return n
+        return received
 
     async def get(self, caller: VerifiedCaller, pid: str) -> Negotiation:
         async with self.db.reading() as conn:
@@ -306,34 +310,11 @@ class NegotiationService:
     async def _act(
         self, conn: AsyncConnection, n: Negotiation, facts: dict[str, Any]
     ) -> Negotiation | None:
-        """What ``n``'s state calls for (nothing, if a message crossing the step moved it
-        on): returns the negotiation to write, or None."""
-        if n.state not in _CALLS_FOR_STEP[n.role]:
+        """The provider's decision, if ``n`` still waits for it (a message crossing the
+        step, a termination say, may have moved it on): returns the negotiation to write, or
+        None."""
+        if n.role is not Role.PROVIDER or n.state not in _DECIDE:
             return None
-        if n.role is Role.CONSUMER:  # AGREED: counter-sign the agreement we checked
-            signature = sign_agreement(n.agreement or {}, self.me.did, self.me.keys.signing)
-            verification = ContractAgreementVerificationMessage.model_validate(
-                {
-                    "providerPid": n.provider_pid,
-                    "consumerPid": n.consumer_pid,
-                    SIGNATURE_PROPERTY: signature,
-                }
-            )
-            n = await self.processes.send(conn, n, verification)
-            self.processes.audit(conn, n, "negotiation.verified")
-            return n
-        if n.state is _S.VERIFIED:
-            await self._record_agreement(conn, n)
-            finalized = ContractNegotiationEventMessage.model_validate(
-                {
-                    "providerPid": n.provider_pid,
-                    "consumerPid": n.consumer_pid,
-                    "eventType": NegotiationEventType.FINALIZED,
-                }
-            )
-            n = await self.processes.send(conn, n, finalized)
-            self.processes.audit(conn, n, "negotiation.finalized")
-            return n
         return await self._decide(conn, n, CallerFacts.from_json(facts))
 
     async def _decide(
@@ -534,6 +515,36 @@ class NegotiationService:
         )
         n = await self.processes.send(conn, n, message)
         self.processes.audit(conn, n, "negotiation.agreed", agreement_id=str(agreement["@id"]))
+        return n
+
+    async def _verify(self, conn: AsyncConnection, n: Negotiation) -> Negotiation:
+        """Consumer, AGREED: counter-sign the agreement (its provider signature and terms were
+        checked before it was applied) in the verification message."""
+        signature = sign_agreement(n.agreement or {}, self.me.did, self.me.keys.signing)
+        verification = ContractAgreementVerificationMessage.model_validate(
+            {
+                "providerPid": n.provider_pid,
+                "consumerPid": n.consumer_pid,
+                SIGNATURE_PROPERTY: signature,
+            }
+        )
+        n = await self.processes.send(conn, n, verification)
+        self.processes.audit(conn, n, "negotiation.verified")
+        return n
+
+    async def _finalize(self, conn: AsyncConnection, n: Negotiation) -> Negotiation:
+        """Provider, VERIFIED (the consumer's signature checked): keep the agreement with both
+        signatures and send the FINALIZED event."""
+        await self._record_agreement(conn, n)
+        finalized = ContractNegotiationEventMessage.model_validate(
+            {
+                "providerPid": n.provider_pid,
+                "consumerPid": n.consumer_pid,
+                "eventType": NegotiationEventType.FINALIZED,
+            }
+        )
+        n = await self.processes.send(conn, n, finalized)
+        self.processes.audit(conn, n, "negotiation.finalized")
         return n
 
     async def _record_agreement(self, conn: AsyncConnection, n: Negotiation) -> None:

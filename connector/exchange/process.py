@@ -2,15 +2,16 @@
 acts): finding a process of ours for a caller, recording our own message with its outbox row,
 audit entries written with the change they record, and steps.
 
-**Steps.** When a received message calls for a decision or a reply of ours (the provider's
-agreement or termination after a request, its start after a transfer request, the consumer's
-verification after an agreement, the provider's finalization after a verification), the
-handler records the message and queues a step for the process (``call_for_step``), in the same
-transaction, and answers with the state the message created. The outbox loop then takes the
-step (``take_step``): in a transaction of its own it reads the process, does what its state
-calls for (the service's ``act``), records the new state with its outbound message and marks
-the step taken, all or nothing; a step whose process changed meanwhile runs again on the new
-state. Steps and messages of one process go in the order queued, one at a time.
+**Steps.** When a received message calls for a decision of ours (the provider's agreement,
+hold for approval or termination after a request; its start or termination after a transfer
+request), the handler records the message and queues a step for the process
+(``call_for_step``) with the facts the decision needs, in the same transaction, and answers
+with the state the message created. The outbox loop then takes the step (``take_step``): in a
+transaction of its own it reads the process, decides if its state still calls for it (the
+service's ``act``), records the new state with its outbound message and marks the step taken,
+all or nothing; a step whose process changed meanwhile runs again on the new state. Steps and
+messages of one process go in the order queued, one at a time. (A reply that decides nothing,
+such as a verification, is recorded by the handler with the message that calls for it.)
 
 The pure half of what the two kinds of process share is ``connector.dsp.process``.
 """
