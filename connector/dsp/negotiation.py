@@ -23,7 +23,9 @@ and the TCK follow the text).
 (``sender_role = negotiation.role.other``) and for our own message (``sender_role =
 negotiation.role``). Apply our own message when it is *recorded* for sending (in the same
 store transaction as the outbox row), not when its ACK arrives: the counterparty may answer
-(e.g. verify an agreement) before our sender loop has processed the ACK.
+(e.g. verify an agreement) before our sender loop has processed the ACK. A received message
+is remembered by its fingerprint: ``is_repeat`` is true for a message received before, which
+is answered and changes nothing; anything else goes to ``apply`` (``connector.dsp.process``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ One table, ``TRANSITIONS``, following the protocol's state machine figure (``C``
 The figure draws ``SUSPENDED --> STARTED: P/C``; the binding gives the provider a
 ``/transfers/:providerPid/start`` endpoint for exactly that (a consumer resuming). ``[*]`` is
 our internal ``INITIAL`` state. As for negotiations, ``apply`` serves both directions, and our
-own message is best applied when it is recorded for sending.
+own message is best applied when it is recorded for sending, and only a message received
+before is a repeat (``is_repeat``; ``connector.dsp.process``).
 """
 
 from __future__ import annotations

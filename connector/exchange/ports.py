@@ -149,7 +149,9 @@ class NegotiationStore(Protocol):
         ...
 
     async def set_approval(self, conn: AsyncConnection, id: str, approval: str | None) -> None:
-        """``pending`` (held for a person), ``approved``, ``rejected`` or None."""
+        """``pending`` (held for a person), ``approved``, ``rejected`` or None: a write of
+        the negotiation as ``update`` is (a row read ``for_change`` in ``attempt`` is written
+        only if unchanged since)."""
         ...
 
     async def approval(self, conn: AsyncConnection, id: str) -> str | None: ...
