@@ -126,6 +126,8 @@ async def _lock_for_migration(conn: AsyncConnection) -> None:
 async def ping(engine: AsyncEngine) -> bool:
     try:
         async with engine.connect() as conn:
+            # A read: on SQLite it must not wait for the write lock behind busy writers.
+            conn = await conn.execution_options(**{READ_ONLY: True})
             await conn.execute(sa.text("SELECT 1"))
         return True
     except Exception:
