@@ -67,7 +67,7 @@ async def populate(data_dir: Path, port: int, n: int) -> None:
     meta = metadata_of(example_dataset())
     now = datetime.now(UTC)
     try:
-        async with services.dsp_store.transaction() as conn:
+        async with services.db.transaction() as conn:
             for i in range(n):
                 await services.dataset_store.insert(
                     conn,

@@ -315,7 +315,7 @@ def catalog_validate(
             raise CliError(f"FILE: cannot read {file} as RDF: {exc}") from None
         problems: list[str] = []
     else:
-        from connector.dsp.store import DspStore
+        from connector.db.database import Database
         from connector.identity.did import did_from_url
         from connector.publishing.datasets import catalog_graph
         from connector.publishing.healthdcat import Publisher
@@ -326,7 +326,7 @@ def catalog_validate(
         async def own_catalog() -> tuple[Any, list[str]]:
             engine = await _existing_store(settings)  # read only: never creates a store
             try:
-                async with DspStore(engine).transaction() as conn:
+                async with Database(engine).reading() as conn:
                     records = await DatasetStore().list(conn)
             finally:
                 await engine.dispose()

@@ -20,14 +20,20 @@ from connector.audit import AuditLog
 from connector.clock import SystemClock
 from connector.dataplane.calls import DataPlaneCalls
 from connector.dataplane.service import DataPlaneService, RateLimit
+from connector.db.agreement_store import SqlAgreementStore
+from connector.db.database import Database
 from connector.db.engine import check_store, create_engine, migrate
 from connector.db.gauges import StoreGauges
+from connector.db.negotiation_store import SqlNegotiationStore
+from connector.db.outbox_store import SqlOutbox
 from connector.db.replay import SqlReplayGuard
-from connector.dsp.store import DspStore
+from connector.db.transfer_store import SqlTransferStore
 from connector.errors import ConfigurationError
 from connector.exchange.agreements import AgreementService
 from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
+from connector.exchange.ports import DspStores
+from connector.exchange.process import Participant
 from connector.exchange.pull import DataPuller
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
@@ -67,7 +73,8 @@ class Services:
     tokens: TokenIssuer
     verifier: TokenVerifier
     management_api_key: str
-    dsp_store: DspStore
+    db: Database
+    stores: DspStores
     dataset_store: DatasetStore
     datasets: DatasetService
     catalog: CatalogService
@@ -220,22 +227,47 @@ async def build_services(
         read_credential_files(settings.effective_credentials_dir),
         clock,
     )
-    store = DspStore(engine)
+    db = Database(engine)
+    negotiation_store = SqlNegotiationStore(db)
+    outbox = SqlOutbox(db, negotiation_store)
+    stores = DspStores(
+        db=db,
+        negotiations=negotiation_store,
+        transfers=SqlTransferStore(db),
+        agreements=SqlAgreementStore(db),
+        outbox=outbox,
+    )
     dataset_store = DatasetStore()
     trusted = list(settings.trusted_issuers)
+    me = Participant(
+        did=did,
+        keys=keys,
+        resolver=resolver,
+        trusted_issuers=tuple(trusted),
+        dsp_base=dsp_base,
+        public_url=public_url,
+        insecure_hosts=settings.insecure_did_hosts,
+    )
+    negotiations = NegotiationService(
+        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
+    )
+    transfers = TransferService(
+        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
+    )
     sender = OutboxSender(
-        store=store,
+        stores=stores,
         tokens=tokens,
         timeout_seconds=settings.http_timeout_seconds,
         clock=clock,
         audit=audit,
         poll_seconds=settings.outbox_poll_seconds,
         policy=SendPolicy(batch=settings.outbox_concurrency),
+        steps={"negotiation": negotiations.take_step, "transfer": transfers.take_step},
     )
-    store.on_enqueued = sender.wake
+    outbox.on_enqueued = sender.wake
     metrics.add_source(StoreGauges(engine, clock))
     published = PublishedCatalog(
-        store=store,
+        store=db,
         datasets=dataset_store,
         publisher=Publisher(public_url=public_url, did=did, name=settings.participant_name),
     )
@@ -258,19 +290,6 @@ async def build_services(
         optouts=optouts,
         clock=clock,
         version_seconds=settings.fhir_version_cache_seconds,
-    )
-    transfers = TransferService(
-        store=store,
-        datasets=dataset_store,
-        audit=audit,
-        clock=clock,
-        did=did,
-        keys=keys,
-        trusted_issuers=trusted,
-        dsp_base=dsp_base,
-        public_url=public_url,
-        insecure_hosts=settings.insecure_did_hosts,
-        resolver=resolver,
     )
     registry = FulfilmentRegistry(
         installed_fulfilments(settings) if fulfilments is None else fulfilments
@@ -295,10 +314,11 @@ async def build_services(
             credential_cache_seconds=settings.did_cache_seconds,
         ),
         management_api_key=api_key,
-        dsp_store=store,
+        db=db,
+        stores=stores,
         dataset_store=dataset_store,
         datasets=DatasetService(
-            store=store,
+            store=db,
             datasets=dataset_store,
             audit=audit,
             clock=clock,
@@ -307,21 +327,10 @@ async def build_services(
             jobs=jobs,
         ),
         catalog=CatalogService(published=published, clock=clock, did=did, trusted_issuers=trusted),
-        negotiations=NegotiationService(
-            store=store,
-            datasets=dataset_store,
-            audit=audit,
-            clock=clock,
-            did=did,
-            keys=keys,
-            resolver=resolver,
-            trusted_issuers=trusted,
-            dsp_base=dsp_base,
-            insecure_hosts=settings.insecure_did_hosts,
-        ),
+        negotiations=negotiations,
         transfers=transfers,
         agreements=AgreementService(
-            store=store, resolver=resolver, did=did, did_document=did_document
+            stores=stores, resolver=resolver, did=did, did_document=did_document
         ),
         sender=sender,
         oidc=OidcVerifier(
@@ -334,7 +343,7 @@ async def build_services(
         published=published,
         fhir=fhir,
         harvest=HarvestService(
-            store=store,
+            store=db,
             http=http,
             tokens=tokens,
             clock=clock,
@@ -345,7 +354,7 @@ async def build_services(
         views=views,
         fulfilments=registry,
         dataplane=DataPlaneService(
-            store=store,
+            stores=stores,
             datasets=dataset_store,
             registry=registry,
             views=views,

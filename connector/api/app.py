@@ -15,6 +15,7 @@ from connector.api import (
     catalog_routes,
     catalog_ui,
     dataplane,
+    dsp_routes,
     fulfilment_routes,
     health,
     home,
@@ -25,7 +26,6 @@ from connector.api.apidocs import install_docs
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
 from connector.composition import build_services
-from connector.dsp import routes as dsp
 from connector.metrics import Metrics
 from connector.ports import Clock, Fulfilment
 from connector.settings import Settings
@@ -90,7 +90,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(home.router)
     app.include_router(wellknown.router)
-    app.include_router(dsp.router)
+    app.include_router(dsp_routes.router)
     app.include_router(management.router)
     app.include_router(fulfilment_routes.router)
     app.include_router(dataplane.router)

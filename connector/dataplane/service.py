@@ -35,8 +35,8 @@ from catalog.formats import output_type_of
 from connector.audit import AuditLog
 from connector.dataplane.calls import DataPlaneCalls
 from connector.dataplane.tokens import DataPlaneClaims, verify_access_token
+from connector.dsp.agreement import AgreementRecord
 from connector.dsp.states import TransferState
-from connector.dsp.store import AgreementRecord, DspStore
 from connector.errors import (
     AuthenticationError,
     ForbiddenError,
@@ -46,6 +46,7 @@ from connector.errors import (
     PhemsError,
     PolicyViolationError,
 )
+from connector.exchange.ports import DspStores
 from connector.fulfilment.cache import ViewCache
 from connector.fulfilment.registry import FulfilmentRegistry
 from connector.fulfilment.scope import DatasetScope
@@ -79,7 +80,7 @@ class DataPlaneService:
     def __init__(
         self,
         *,
-        store: DspStore,
+        stores: DspStores,
         datasets: Any,
         registry: FulfilmentRegistry,
         views: ViewCache,
@@ -92,7 +93,7 @@ class DataPlaneService:
         rate_limit: RateLimit,
         wait_seconds: float,
     ) -> None:
-        self.store = store
+        self.stores = stores
         self.datasets = datasets
         self.registry = registry
         self.views = views
@@ -147,9 +148,9 @@ class DataPlaneService:
         claims = verify_access_token(token, did=self.did, keys=self.keys, now=self.clock.now())
         if claims.transfer_id != tid:
             raise AuthenticationError("data plane token is for another transfer")
-        async with self.store.transaction() as conn:
-            transfer = await self.store.get_transfer(conn, tid)
-            agreement = await self.store.get_agreement(conn, claims.agreement_id)
+        async with self.stores.db.reading() as conn:
+            transfer = await self.stores.transfers.get(conn, tid)
+            agreement = await self.stores.agreements.get(conn, claims.agreement_id)
         if transfer is None or agreement is None or transfer.agreement_id != agreement.id:
             raise NotFoundError(f"no transfer {tid}")
         if agreement.consumer_did != claims.consumer:
@@ -247,7 +248,7 @@ class DataPlaneService:
         )
 
     async def _scope(self, dataset_id: str) -> DatasetScope:
-        async with self.store.transaction() as conn:
+        async with self.stores.db.reading() as conn:
             dataset = await self.datasets.get(conn, dataset_id)
         if dataset is None:
             raise NotFoundError(f"the agreement's dataset {dataset_id} is no longer offered")
@@ -257,15 +258,17 @@ class DataPlaneService:
 
     async def _spend(self, call: _Call, version: str) -> None:
         refusal: PhemsError | None = None
-        async with self.store.transaction() as conn:
-            agreement = await self.store.get_agreement(conn, call.agreement.id, lock=True)
+        async with self.stores.db.transaction() as conn:
+            agreement = await self.stores.agreements.get(conn, call.agreement.id, for_change=True)
             if agreement is None:
                 raise NotFoundError(f"no transfer {call.request.transfer_id}")
             refusal = self._decide(call, agreement) or await self._rate_limited(
                 call.claims.consumer, conn
             )
             if refusal is None:
-                await self.store.spend(conn, agreement.id, uses=1, epsilon=call.facts.epsilon)
+                await self.stores.agreements.spend(
+                    conn, agreement.id, uses=1, epsilon=call.facts.epsilon
+                )
                 await self.calls.record(
                     conn,
                     consumer=call.claims.consumer,
@@ -295,8 +298,10 @@ class DataPlaneService:
     async def _refund(self, call: _Call, exc: BaseException) -> None:
         """The fulfilment failed before delivering anything: the use and epsilon were not
         used, so they are given back."""
-        async with self.store.transaction() as conn:
-            await self.store.spend(conn, call.agreement.id, uses=-1, epsilon=-call.facts.epsilon)
+        async with self.stores.db.transaction() as conn:
+            await self.stores.agreements.spend(
+                conn, call.agreement.id, uses=-1, epsilon=-call.facts.epsilon
+            )
             await self.calls.forget_last(conn, call.claims.consumer, call.request.transfer_id)
             await self.audit.append(
                 actor=call.claims.consumer,

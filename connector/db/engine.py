@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from connector.errors import ConfigurationError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The execution option of a SQLite connection that only reads (see _sqlite_begin).
+READ_ONLY = "phems_read_only"
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
@@ -45,9 +47,14 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
 
         @sa.event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            # SQLite has one writer: take the write lock up front, so a read-then-write
-            # transaction cannot deadlock with another and SELECT ... FOR UPDATE semantics hold.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # SQLite has one writer: a transaction that may write takes the write lock up
+            # front, so a read-then-write transaction cannot deadlock with another and SELECT
+            # ... FOR UPDATE semantics hold. A read-only one (Database.reading) begins
+            # deferred: a snapshot of what is committed, no lock, no waiting for writers.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # No pool_pre_ping: it cost a round trip on every checkout (about 6% of a busy
@@ -195,6 +202,8 @@ async def _lock_for_migration(conn: AsyncConnection) -> None:
 async def ping(engine: AsyncEngine) -> bool:
     try:
         async with engine.connect() as conn:
+            # A read: on SQLite it must not wait for the write lock behind busy writers.
+            conn = await conn.execution_options(**{READ_ONLY: True})
             await conn.execute(sa.text("SELECT 1"))
         return True
     except Exception:

@@ -23,7 +23,9 @@ and the TCK follow the text).
 (``sender_role = negotiation.role.other``) and for our own message (``sender_role =
 negotiation.role``). Apply our own message when it is *recorded* for sending (in the same
 store transaction as the outbox row), not when its ACK arrives: the counterparty may answer
-(e.g. verify an agreement) before our sender loop has processed the ACK.
+(e.g. verify an agreement) before our sender loop has processed the ACK. A received message
+is remembered by its fingerprint: ``is_repeat`` is true for a message received before, which
+is answered and changes nothing; anything else goes to ``apply`` (``connector.dsp.process``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from connector.dsp import process
 from connector.dsp.negotiation_messages import (
     ContractAgreementMessage,
     ContractAgreementVerificationMessage,
@@ -47,11 +50,13 @@ from connector.dsp.negotiation_messages import (
     NegotiationMessage,
 )
 from connector.dsp.policy_shape import policy_target
+from connector.dsp.process import Process, StateMachine, received_now, was_received
 from connector.dsp.states import NegotiationEventType, NegotiationState, Role
 from connector.dsp.wire import reason_texts
-from connector.errors import InvalidMessageError, InvalidTransitionError
+from connector.errors import InvalidMessageError
 
 __all__ = [
+    "MACHINE",
     "TRANSITIONS",
     "Negotiation",
     "NegotiationEvent",
@@ -83,6 +88,7 @@ _S = NegotiationState
 _E = NegotiationEvent
 _C, _P = Role.CONSUMER, Role.PROVIDER
 _NON_TERMINAL_WIRE = (_S.REQUESTED, _S.OFFERED, _S.ACCEPTED, _S.AGREED, _S.VERIFIED)
+_KIND = "negotiation"
 
 TRANSITIONS: Mapping[tuple[NegotiationState, NegotiationEvent, Role], NegotiationState] = (
     MappingProxyType(
@@ -102,9 +108,13 @@ TRANSITIONS: Mapping[tuple[NegotiationState, NegotiationEvent, Role], Negotiatio
 )
 """(current state, event, sender role) -> next state. Anything absent is an invalid transition."""
 
+MACHINE = StateMachine(_KIND, TRANSITIONS)
+allowed_events = MACHINE.allowed_events
+next_state = MACHINE.next_state
+
 
 @dataclass(frozen=True, slots=True)
-class Negotiation:
+class Negotiation(Process[NegotiationState]):
     """One contract negotiation as one party sees it. Immutable: ``apply`` returns a new one.
 
     ``counterparty_address`` is where we send messages: on the provider side the consumer's
@@ -115,15 +125,6 @@ class Negotiation:
     the caller before it applies the message that carries them.
     """
 
-    id: str
-    role: Role
-    state: NegotiationState
-    provider_pid: str | None
-    consumer_pid: str | None
-    counterparty_did: str
-    counterparty_address: str | None
-    created_at: datetime
-    updated_at: datetime
     offer: dict[str, Any] | None = None
     agreement: dict[str, Any] | None = None
     provider_signature: str | None = None
@@ -159,20 +160,11 @@ class Negotiation:
             updated_at=now,
         )
 
-    @property
-    def own_pid(self) -> str | None:
-        return self.provider_pid if self.role is Role.PROVIDER else self.consumer_pid
-
-    @property
-    def counterparty_pid(self) -> str | None:
-        return self.consumer_pid if self.role is Role.PROVIDER else self.provider_pid
-
     def ack(self) -> ContractNegotiation:
         """The ContractNegotiation body for this negotiation (GET, 201 responses)."""
-        if not self.state.on_wire or self.provider_pid is None or self.consumer_pid is None:
-            raise InvalidTransitionError(f"negotiation {self.id} has no wire state yet")
+        provider_pid, consumer_pid = self.wire_pids(_KIND)
         return ContractNegotiation(
-            provider_pid=self.provider_pid, consumer_pid=self.consumer_pid, state=self.state
+            provider_pid=provider_pid, consumer_pid=consumer_pid, state=self.state
         )
 
 
@@ -185,25 +177,6 @@ def event_of(message: NegotiationMessage) -> NegotiationEvent:
     return NegotiationEvent(message.TYPE)
 
 
-def allowed_events(state: NegotiationState, sender_role: Role) -> frozenset[NegotiationEvent]:
-    """Events ``sender_role`` may send in ``state``."""
-    return frozenset(e for (s, e, r) in TRANSITIONS if s is state and r is sender_role)
-
-
-def next_state(
-    state: NegotiationState, event: NegotiationEvent, sender_role: Role
-) -> NegotiationState:
-    """The table lookup; ``InvalidTransitionError`` for an arrow the protocol does not have."""
-    try:
-        return TRANSITIONS[(state, event, sender_role)]
-    except KeyError:
-        allowed = sorted(allowed_events(state, sender_role))
-        hint = f"; the {sender_role} may send: {', '.join(allowed)}" if allowed else ""
-        raise InvalidTransitionError(
-            f"{event} from the {sender_role} is not allowed in state {state}{hint}"
-        ) from None
-
-
 def apply(
     negotiation: Negotiation, message: NegotiationMessage, *, sender_role: Role, now: datetime
 ) -> Negotiation:
@@ -214,15 +187,15 @@ def apply(
     agreement's target is not the negotiated offer's.
     """
     target = next_state(negotiation.state, event_of(message), sender_role)
-    provider_pid = _same_pid("providerPid", negotiation.provider_pid, message.provider_pid)
-    consumer_pid = _same_pid("consumerPid", negotiation.consumer_pid, message.consumer_pid)
     changes: dict[str, Any] = {
         "state": target,
-        "provider_pid": provider_pid,
-        "consumer_pid": consumer_pid,
+        "provider_pid": _same_pid("providerPid", negotiation.provider_pid, message.provider_pid),
+        "consumer_pid": _same_pid("consumerPid", negotiation.consumer_pid, message.consumer_pid),
         "updated_at": now,
     }
     from_counterparty = sender_role is not negotiation.role
+    if from_counterparty:
+        changes["received"] = received_now(negotiation, message)
     if isinstance(message, ContractRequestMessage | ContractOfferMessage):
         changes["offer"] = copy.deepcopy(message.offer)
         if from_counterparty and message.callback_address is not None:
@@ -246,15 +219,19 @@ def apply(
 
 
 def is_repeat(negotiation: Negotiation, message: NegotiationMessage, *, sender_role: Role) -> bool:
-    """True when ``message`` is a re-delivery of the message that brought ``negotiation`` into
-    its current state (its sender retried because our ACK was lost): answer with the ACK and
-    change nothing. Judged by state and recorded content, so it works for peers that send no
-    message ``@id``."""
-    event = event_of(message)
-    if not any(
-        e is event and r is sender_role and target is negotiation.state
-        for (_, e, r), target in TRANSITIONS.items()
-    ):
+    """True when ``message`` from the counterparty is one received before (its sender retried
+    because our answer was lost): answer with the negotiation as it is and change nothing.
+    Anything else goes to ``apply``, which refuses what the table does not allow."""
+    if sender_role is negotiation.role:
+        return False
+    seen = was_received(negotiation, message)
+    return seen if seen is not None else _legacy_repeat(negotiation, message, sender_role)
+
+
+def _legacy_repeat(negotiation: Negotiation, message: NegotiationMessage, sender: Role) -> bool:
+    """For a record stored before fingerprints were kept: ``message`` is the one that brought
+    the negotiation into its present state (judged by state and recorded content)."""
+    if not MACHINE.leads_to(event_of(message), sender, negotiation.state):
         return False
     if (message.provider_pid or negotiation.provider_pid) != negotiation.provider_pid:
         return False
@@ -267,39 +244,34 @@ def is_repeat(negotiation: Negotiation, message: NegotiationMessage, *, sender_r
     if isinstance(message, ContractAgreementVerificationMessage):
         return message.signature == negotiation.consumer_signature
     if isinstance(message, ContractNegotiationTerminationMessage):
-        return negotiation.terminated_by is sender_role  # crossing terminations are not repeats
+        return negotiation.terminated_by is sender  # crossing terminations are not repeats
     return True
 
 
 def record_ack(negotiation: Negotiation, ack: ContractNegotiation, *, now: datetime) -> Negotiation:
     """Fill in the counterparty's pid from its ACK (the 201 to our initial message)."""
-    return replace(
+    return process.record_ack(
         negotiation,
-        provider_pid=_same_pid("providerPid", negotiation.provider_pid, ack.provider_pid),
-        consumer_pid=_same_pid("consumerPid", negotiation.consumer_pid, ack.consumer_pid),
-        updated_at=now,
+        _KIND,
+        provider_pid=ack.provider_pid,
+        consumer_pid=ack.consumer_pid,
+        now=now,
     )
 
 
 def abandon(
     negotiation: Negotiation, *, reason: str, now: datetime, code: str | None = None
 ) -> Negotiation:
-    """TERMINATED without a message: the counterparty refused or never acknowledged ours
-    (after the outbox gave up), so no message can carry the termination. DSP allows a new
-    negotiation after a termination "due to a network issue"."""
-    if negotiation.state.is_terminal:
-        raise InvalidTransitionError(f"negotiation {negotiation.id} is already {negotiation.state}")
-    return replace(
+    """TERMINATED without a message (``process.abandoned``)."""
+    return process.abandoned(
         negotiation,
-        state=NegotiationState.TERMINATED,
+        _KIND,
+        now=now,
         termination_code=code,
         termination_reason=(reason,),
         terminated_by=negotiation.role,
-        updated_at=now,
     )
 
 
 def _same_pid(name: str, known: str | None, sent: str | None) -> str | None:
-    if known is not None and sent is not None and known != sent:
-        raise InvalidMessageError(f"{name} {sent!r} does not match this negotiation ({known!r})")
-    return known if known is not None else sent
+    return process.same_pid(_KIND, name, known, sent)

@@ -13,7 +13,8 @@ One table, ``TRANSITIONS``, following the protocol's state machine figure (``C``
 The figure draws ``SUSPENDED --> STARTED: P/C``; the binding gives the provider a
 ``/transfers/:providerPid/start`` endpoint for exactly that (a consumer resuming). ``[*]`` is
 our internal ``INITIAL`` state. As for negotiations, ``apply`` serves both directions, and our
-own message is best applied when it is recorded for sending.
+own message is best applied when it is recorded for sending, and only a message received
+before is a repeat (``is_repeat``; ``connector.dsp.process``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from connector.dsp import process
+from connector.dsp.process import Process, StateMachine, received_now, was_received
 from connector.dsp.states import Role, TransferState
 from connector.dsp.transfer_messages import (
     DataAddress,
@@ -36,9 +39,9 @@ from connector.dsp.transfer_messages import (
     TransferTerminationMessage,
 )
 from connector.dsp.wire import reason_texts
-from connector.errors import InvalidMessageError, InvalidTransitionError
 
 __all__ = [
+    "MACHINE",
     "TRANSITIONS",
     "Role",
     "Transfer",
@@ -65,6 +68,7 @@ class TransferEvent(StrEnum):
 _S = TransferState
 _E = TransferEvent
 _C, _P = Role.CONSUMER, Role.PROVIDER
+_KIND = "transfer"
 
 TRANSITIONS: Mapping[tuple[TransferState, TransferEvent, Role], TransferState] = MappingProxyType(
     {
@@ -83,9 +87,13 @@ TRANSITIONS: Mapping[tuple[TransferState, TransferEvent, Role], TransferState] =
 )
 """(current state, event, sender role) -> next state. Anything absent is an invalid transition."""
 
+MACHINE = StateMachine(_KIND, TRANSITIONS)
+allowed_events = MACHINE.allowed_events
+next_state = MACHINE.next_state
+
 
 @dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(Process[TransferState]):
     """One transfer process as one party sees it. Immutable: ``apply`` returns a new one.
 
     ``counterparty_address``: on the provider side the consumer's ``callbackAddress``; on the
@@ -94,17 +102,8 @@ class Transfer:
     are those of the latest suspension or termination.
     """
 
-    id: str
-    role: Role
-    state: TransferState
-    provider_pid: str | None
-    consumer_pid: str | None
-    agreement_id: str | None
-    format: str | None
-    counterparty_did: str
-    counterparty_address: str | None
-    created_at: datetime
-    updated_at: datetime
+    agreement_id: str | None = None
+    format: str | None = None
     data_address: DataAddress | None = None
     code: str | None = None
     reason: tuple[str, ...] = ()
@@ -141,42 +140,16 @@ class Transfer:
             updated_at=now,
         )
 
-    @property
-    def own_pid(self) -> str | None:
-        return self.provider_pid if self.role is Role.PROVIDER else self.consumer_pid
-
-    @property
-    def counterparty_pid(self) -> str | None:
-        return self.consumer_pid if self.role is Role.PROVIDER else self.provider_pid
-
     def ack(self) -> TransferProcess:
         """The TransferProcess body for this transfer (GET, 201 responses)."""
-        if not self.state.on_wire or self.provider_pid is None or self.consumer_pid is None:
-            raise InvalidTransitionError(f"transfer {self.id} has no wire state yet")
+        provider_pid, consumer_pid = self.wire_pids(_KIND)
         return TransferProcess(
-            provider_pid=self.provider_pid, consumer_pid=self.consumer_pid, state=self.state
+            provider_pid=provider_pid, consumer_pid=consumer_pid, state=self.state
         )
 
 
 def event_of(message: TransferMessage) -> TransferEvent:
     return TransferEvent(message.TYPE)
-
-
-def allowed_events(state: TransferState, sender_role: Role) -> frozenset[TransferEvent]:
-    """Events ``sender_role`` may send in ``state``."""
-    return frozenset(e for (s, e, r) in TRANSITIONS if s is state and r is sender_role)
-
-
-def next_state(state: TransferState, event: TransferEvent, sender_role: Role) -> TransferState:
-    """The table lookup; ``InvalidTransitionError`` for an arrow the protocol does not have."""
-    try:
-        return TRANSITIONS[(state, event, sender_role)]
-    except KeyError:
-        allowed = sorted(allowed_events(state, sender_role))
-        hint = f"; the {sender_role} may send: {', '.join(allowed)}" if allowed else ""
-        raise InvalidTransitionError(
-            f"{event} from the {sender_role} is not allowed in state {state}{hint}"
-        ) from None
 
 
 def apply(
@@ -198,6 +171,8 @@ def apply(
         "updated_at": now,
     }
     from_counterparty = sender_role is not transfer.role
+    if from_counterparty:
+        changes["received"] = received_now(transfer, message)
     if isinstance(message, TransferRequestMessage):
         changes["agreement_id"] = _same("agreementId", transfer.agreement_id, message.agreement_id)
         changes["format"] = _same("format", transfer.format, message.format)
@@ -219,15 +194,19 @@ def apply(
 
 
 def is_repeat(transfer: Transfer, message: TransferMessage, *, sender_role: Role) -> bool:
-    """True when ``message`` is a re-delivery of the message that brought ``transfer`` into its
-    current state (its sender retried because our ACK was lost): answer with the ACK and change
-    nothing. For a repeated TransferRequestMessage DSP asks the provider to answer again with
-    the start; that is the caller's to send."""
-    event = event_of(message)
-    if not any(
-        e is event and r is sender_role and target is transfer.state
-        for (_, e, r), target in TRANSITIONS.items()
-    ):
+    """True when ``message`` from the counterparty is one received before (its sender retried
+    because our answer was lost): answer with the transfer as it is and change nothing.
+    Anything else goes to ``apply``, which refuses what the table does not allow."""
+    if sender_role is transfer.role:
+        return False
+    seen = was_received(transfer, message)
+    return seen if seen is not None else _legacy_repeat(transfer, message, sender_role)
+
+
+def _legacy_repeat(transfer: Transfer, message: TransferMessage, sender: Role) -> bool:
+    """For a record stored before fingerprints were kept: ``message`` is the one that brought
+    the transfer into its present state (judged by state and recorded content)."""
+    if not MACHINE.leads_to(event_of(message), sender, transfer.state):
         return False
     sent_provider_pid = (
         None if isinstance(message, TransferRequestMessage) else message.provider_pid
@@ -241,35 +220,23 @@ def is_repeat(transfer: Transfer, message: TransferMessage, *, sender_role: Role
     if isinstance(message, TransferStartMessage):
         return message.data_address is None or message.data_address == transfer.data_address
     if isinstance(message, TransferTerminationMessage):
-        return transfer.terminated_by is sender_role  # crossing terminations are not repeats
+        return transfer.terminated_by is sender  # crossing terminations are not repeats
     return True
 
 
 def record_ack(transfer: Transfer, ack: TransferProcess, *, now: datetime) -> Transfer:
     """Fill in the counterparty's pid from its ACK (the 201 to our TransferRequestMessage)."""
-    return replace(
-        transfer,
-        provider_pid=_same("providerPid", transfer.provider_pid, ack.provider_pid),
-        consumer_pid=_same("consumerPid", transfer.consumer_pid, ack.consumer_pid),
-        updated_at=now,
+    return process.record_ack(
+        transfer, _KIND, provider_pid=ack.provider_pid, consumer_pid=ack.consumer_pid, now=now
     )
 
 
 def abandon(transfer: Transfer, *, reason: str, now: datetime, code: str | None = None) -> Transfer:
-    """TERMINATED without a message (the counterparty refused or never acknowledged ours)."""
-    if transfer.state.is_terminal:
-        raise InvalidTransitionError(f"transfer {transfer.id} is already {transfer.state}")
-    return replace(
-        transfer,
-        state=TransferState.TERMINATED,
-        code=code,
-        reason=(reason,),
-        terminated_by=transfer.role,
-        updated_at=now,
+    """TERMINATED without a message (``process.abandoned``)."""
+    return process.abandoned(
+        transfer, _KIND, now=now, code=code, reason=(reason,), terminated_by=transfer.role
     )
 
 
 def _same(name: str, known: str | None, sent: str | None) -> str | None:
-    if known is not None and sent is not None and known != sent:
-        raise InvalidMessageError(f"{name} {sent!r} does not match this transfer ({known!r})")
-    return known if known is not None else sent
+    return process.same_pid(_KIND, name, known, sent)

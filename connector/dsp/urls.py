@@ -41,3 +41,13 @@ def join_url(base: str, *segments: str) -> str:
     """
     path = "/".join(quote(s, safe=_SEGMENT_SAFE) for s in segments)
     return f"{base.rstrip('/')}/{path}" if path else base.rstrip("/")
+
+
+# A path segment naming the counterparty's pid before it is known (``join_url(base, "{pid}")``
+# writes it); filled in when the message is sent.
+PID_PLACEHOLDER = quote("{pid}", safe="")
+
+
+def fill_pid(url: str, pid: str) -> str:
+    """``url`` with the counterparty's process id in place of the ``{pid}`` placeholder."""
+    return url.replace(PID_PLACEHOLDER, quote(pid, safe=_SEGMENT_SAFE))

@@ -5,29 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.dsp.store import AgreementRecord, DspStore
+from connector.dsp.agreement import AgreementRecord
 from connector.errors import NotFoundError
+from connector.exchange.ports import DspStores
 from connector.identity.agreement_proof import build_proof
 from connector.identity.resolver import DidResolver
 
 
 class AgreementService:
     def __init__(
-        self, *, store: DspStore, resolver: DidResolver, did: str, did_document: dict[str, Any]
+        self, *, stores: DspStores, resolver: DidResolver, did: str, did_document: dict[str, Any]
     ) -> None:
-        self.store = store
+        self.stores = stores
         self.resolver = resolver
         self.did = did
         self.did_document = did_document
 
     async def list(self) -> list[AgreementRecord]:
         """Agreements of this connector in either role, oldest first."""
-        async with self.store.transaction() as conn:
-            return await self.store.list_agreements(conn)
+        async with self.stores.db.reading() as conn:
+            return await self.stores.agreements.list(conn)
 
     async def get(self, id: str) -> AgreementRecord:
-        async with self.store.transaction() as conn:
-            record = await self.store.get_agreement(conn, id)
+        async with self.stores.db.reading() as conn:
+            record = await self.stores.agreements.get(conn, id)
         if record is None:
             raise NotFoundError(f"no agreement {id}")
         return record

@@ -1,24 +1,30 @@
-"""Contract negotiation, both roles: handlers record, the outbox loop sends.
+"""Contract negotiation, both roles: handlers record, the outbox loop decides and sends.
 
-Received messages are applied with the pure state machine (``negotiation.apply``); our own
-replies are applied when they are recorded, in the same transaction as their outbox row and
-audit entry. The provider evaluates the stored offer's policy for the caller when a request
-arrives, agrees (or waits for a person's approval, or terminates naming the failed
-constraint) and signs the agreement; the consumer checks the provider's signature before it
-counter-signs in the verification message.
+A received message is applied with the pure state machine (``negotiation.apply``) and answered
+with the state it created; a message received before (its sender retried) is answered with the
+negotiation as it is, anything else the table forbids is a 400 that changes nothing
+(``negotiation.is_repeat``). The provider's decision on a request (initial or counter-offer) or
+an ACCEPTED event is a step the outbox loop takes after the answer
+(``connector.exchange.process``): evaluate the stored offer's policy with the caller's
+credentials, then agree (signing the agreement), hold for a person's approval, or terminate
+naming the failed constraint. The replies that decide nothing are recorded with the message
+that calls for them, and sent by the loop after the answer: the consumer's verification of an
+agreement (whose provider signature and terms the handler checked) and the provider's
+FINALIZED event after a verification (with the agreement kept, both signatures checked). Our
+own messages are applied when they are recorded, in the transaction of their outbox row and
+audit entry.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.audit import AuditLog
+from connector.dsp.agreement import AgreementRecord
 from connector.dsp.messages import (
     ContractAgreementMessage,
     ContractAgreementVerificationMessage,
@@ -26,13 +32,10 @@ from connector.dsp.messages import (
     ContractNegotiationTerminationMessage,
     ContractOfferMessage,
     ContractRequestMessage,
-    dump,
 )
-from connector.dsp.negotiation import Negotiation, apply, is_repeat
+from connector.dsp.negotiation import Negotiation, apply, event_of, is_repeat, next_state
 from connector.dsp.policy_shape import offer_problem
 from connector.dsp.states import NegotiationEventType, NegotiationState, Role
-from connector.dsp.store import AgreementRecord, ChangedSinceRead, DspStore
-from connector.dsp.urls import join_url
 from connector.errors import (
     AuthenticationError,
     BadRequestError,
@@ -44,17 +47,16 @@ from connector.errors import (
     PolicyDefinitionError,
 )
 from connector.exchange.callbacks import check_callback
-from connector.exchange.policy_context import context_for
+from connector.exchange.policy_context import CallerFacts, context_for
+from connector.exchange.ports import DspStores, OutboxItem
+from connector.exchange.process import Participant, Processes, ProcessKind
 from connector.exchange.repeats import created_or_recorded
-from connector.exchange.sender import fill_pid
 from connector.identity.agreements import (
     SIGNATURE_PROPERTY,
     sign_agreement,
     verify_agreement_signature,
     with_signature,
 )
-from connector.identity.keys import ConnectorKeys
-from connector.identity.resolver import DidResolver
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import (
     Scope,
@@ -77,80 +79,82 @@ NegotiationMessage = (
     | ContractNegotiationTerminationMessage
 )
 
-_AUDIT_KEY = "negotiation_audit"
-# How often a received message is applied again when its negotiation changed between the read
-# and the write (PostgreSQL, optimistic): each retry means another writer got in first.
-_RECEIVE_ATTEMPTS = 5
-_AFTER_AGREED = frozenset({NegotiationState.VERIFIED, NegotiationState.FINALIZED})
-
-# Where each of our messages goes: path segments after the counterparty's base address;
-# "{pid}" is the counterparty's process id, filled in when the message is sent.
-_PATHS: dict[tuple[Role, str], tuple[str, ...]] = {
-    (Role.CONSUMER, "ContractRequestMessage"): ("negotiations", "{pid}", "request"),
-    (Role.CONSUMER, "ContractRequestMessage:initial"): ("negotiations", "request"),
-    (Role.CONSUMER, "ContractNegotiationEventMessage"): ("negotiations", "{pid}", "events"),
-    (Role.CONSUMER, "ContractAgreementVerificationMessage"): (
-        "negotiations",
-        "{pid}",
-        "agreement",
-        "verification",
-    ),
-    (Role.CONSUMER, "ContractNegotiationTerminationMessage"): (
-        "negotiations",
-        "{pid}",
-        "termination",
-    ),
-    (Role.PROVIDER, "ContractOfferMessage"): ("negotiations", "{pid}", "offers"),
-    (Role.PROVIDER, "ContractOfferMessage:initial"): ("negotiations", "offers"),
-    (Role.PROVIDER, "ContractAgreementMessage"): ("negotiations", "{pid}", "agreement"),
-    (Role.PROVIDER, "ContractNegotiationEventMessage"): ("negotiations", "{pid}", "events"),
-    (Role.PROVIDER, "ContractNegotiationTerminationMessage"): (
-        "negotiations",
-        "{pid}",
-        "termination",
-    ),
-}
+_S = NegotiationState
+# The states a received message leaves a provider's negotiation in that call for its
+# decision: a step of the outbox loop after the answer.
+_DECIDE = frozenset({_S.REQUESTED, _S.ACCEPTED})
 
 
-def message_url(base: str, role: Role, message_type: str, initial: bool) -> str:
-    key = (role, f"{message_type}:initial" if initial else message_type)
-    return join_url(base, *_PATHS[key])
+def _audit_fields(n: Negotiation) -> dict[str, Any]:
+    agreement_id = (n.agreement or {}).get("@id")
+    return {
+        "negotiation_id": n.id,
+        "agreement_id": str(agreement_id) if agreement_id else None,
+        "details": {"state": str(n.state), "role": str(n.role)},
+    }
+
+
+NEGOTIATION = ProcessKind[Negotiation](
+    name="negotiation",
+    apply=apply,
+    paths={
+        (Role.CONSUMER, "ContractRequestMessage"): ("negotiations", "{pid}", "request"),
+        (Role.CONSUMER, "ContractRequestMessage:initial"): ("negotiations", "request"),
+        (Role.CONSUMER, "ContractNegotiationEventMessage"): ("negotiations", "{pid}", "events"),
+        (Role.CONSUMER, "ContractAgreementVerificationMessage"): (
+            "negotiations",
+            "{pid}",
+            "agreement",
+            "verification",
+        ),
+        (Role.CONSUMER, "ContractNegotiationTerminationMessage"): (
+            "negotiations",
+            "{pid}",
+            "termination",
+        ),
+        (Role.PROVIDER, "ContractOfferMessage"): ("negotiations", "{pid}", "offers"),
+        (Role.PROVIDER, "ContractOfferMessage:initial"): ("negotiations", "offers"),
+        (Role.PROVIDER, "ContractAgreementMessage"): ("negotiations", "{pid}", "agreement"),
+        (Role.PROVIDER, "ContractNegotiationEventMessage"): ("negotiations", "{pid}", "events"),
+        (Role.PROVIDER, "ContractNegotiationTerminationMessage"): (
+            "negotiations",
+            "{pid}",
+            "termination",
+        ),
+    },
+    audit_fields=_audit_fields,
+)
 
 
 class NegotiationService:
     def __init__(
         self,
         *,
-        store: DspStore,
+        stores: DspStores,
         datasets: DatasetStore,
         audit: AuditLog,
         clock: Clock,
-        did: str,
-        keys: ConnectorKeys,
-        resolver: DidResolver,
-        trusted_issuers: list[str],
-        dsp_base: str,
-        insecure_hosts: Collection[str] = (),
+        me: Participant,
     ) -> None:
-        self.store = store
+        self.db = stores.db
+        self.store = stores.negotiations
+        self.agreements = stores.agreements
         self.datasets = datasets
-        self.audit = audit
         self.clock = clock
-        self.did = did
-        self.keys = keys
-        self.resolver = resolver
-        self.trusted_issuers = trusted_issuers
-        self.dsp_base = dsp_base
-        self.insecure_hosts = insecure_hosts
+        self.me = me
+        self.processes = Processes(
+            NEGOTIATION, stores.negotiations, stores=stores, audit=audit, clock=clock
+        )
 
     # -- received messages ----------------------------------------------------------------
 
     async def receive_request(
         self, caller: VerifiedCaller, message: ContractRequestMessage
     ) -> tuple[Negotiation, bool]:
-        """An initial ContractRequestMessage (provider role); returns (negotiation, created).
-        A repeat of a request already recorded (same consumerPid from the same caller)
-        returns the recorded negotiation unchanged, also when the copies arrive together.
+        """An initial ContractRequestMessage (provider role): recorded REQUESTED, the
+        decision a step after the answer; returns (negotiation, created). A repeat of a
+        request already recorded (same consumerPid from the same caller) returns the recorded
+        negotiation unchanged, also when the copies arrive together.
 
         Repeats are rare (a consumer's retry), so the request is not looked up first: the
         unique constraint on (role, caller, consumerPid) refuses the repeat's insert at the
@@ -158,9 +162,9 @@ class NegotiationService:
         (its dataset retired since, say) is still answered with the recorded negotiation."""
 
         async def recorded() -> Negotiation | None:
-            async with self.store.reading() as conn:
-                return await self.store.find_negotiation(
-                    conn, Role.PROVIDER, caller.did, message.consumer_pid
+            async with self.db.reading() as conn:
+                return await self.store.find(
+                    conn, Role.PROVIDER, caller.did, consumer_pid=message.consumer_pid
                 )
 
         return await created_or_recorded(
@@ -172,10 +176,10 @@ class NegotiationService:
     ) -> tuple[Negotiation, bool]:
         if message.callback_address is not None:
             await check_callback(
-                caller.did, message.callback_address, self.insecure_hosts, self.resolver
+                caller.did, message.callback_address, self.me.insecure_hosts, self.me.resolver
             )
         dataset_id = message.dataset_id
-        async with self._transaction() as conn:
+        async with self.db.transaction() as conn:
             # Read before the transaction begins (it then only writes: one statement on
             # PostgreSQL). Inside it, the read would not lock the dataset either: a retirement
             # committed between this read and our commit is missed in both cases (READ
@@ -187,16 +191,13 @@ class NegotiationService:
                 role=Role.PROVIDER,
                 counterparty_did=caller.did,
                 now=now,
-                provider_pid=None,
             )
             n = replace(n, provider_pid=n.id)
             n = apply(n, message, sender_role=Role.CONSUMER, now=now)
             n = replace(n, offer=stored_offer | {"target": dataset_id})
-            self._audit(conn, n, "negotiation.requested", dataset_id=dataset_id)
-            n, hold = await self._provider_decide(conn, n, caller)
-            await self.store.insert_negotiation(conn, n)
-            if hold:
-                await self.store.set_approval(conn, n.id, "pending")
+            await self.store.insert(conn, n)
+            self.processes.audit(conn, n, "negotiation.requested", dataset_id=dataset_id)
+            await self.processes.call_for_step(conn, n, CallerFacts.of(caller).as_json())
             return n, True
 
     async def receive_offer(
@@ -207,9 +208,9 @@ class NegotiationService:
         unchanged, also when the copies arrive together (unique index uq_negotiation_ppid)."""
 
         async def recorded() -> Negotiation | None:
-            async with self.store.reading() as conn:
-                return await self.store.find_by_provider_pid(
-                    conn, Role.CONSUMER, caller.did, message.provider_pid
+            async with self.db.reading() as conn:
+                return await self.store.find(
+                    conn, Role.CONSUMER, caller.did, provider_pid=message.provider_pid
                 )
 
         return await created_or_recorded(lambda: self._receive_offer(caller, message), recorded)
@@ -217,16 +218,16 @@ class NegotiationService:
     async def _receive_offer(
         self, caller: VerifiedCaller, message: ContractOfferMessage
     ) -> tuple[Negotiation, bool]:
-        async with self._transaction() as conn:
-            if message.callback_address is None:
-                raise InvalidMessageError("an initial offer needs a callbackAddress")
-            existing = await self.store.find_by_provider_pid(
-                conn, Role.CONSUMER, caller.did, message.provider_pid
+        if message.callback_address is None:
+            raise InvalidMessageError("an initial offer needs a callbackAddress")
+        async with self.db.transaction() as conn:
+            existing = await self.store.find(
+                conn, Role.CONSUMER, caller.did, provider_pid=message.provider_pid
             )
             if existing is not None:
                 return existing, False
             await check_callback(
-                caller.did, message.callback_address, self.insecure_hosts, self.resolver
+                caller.did, message.callback_address, self.me.insecure_hosts, self.me.resolver
             )
             now = self.clock.now()
             n = Negotiation.new(
@@ -237,61 +238,112 @@ class NegotiationService:
             )
             n = replace(n, consumer_pid=n.id)
             n = apply(n, message, sender_role=Role.PROVIDER, now=now)
-            await self.store.insert_negotiation(conn, n)
-            self._audit(conn, n, "negotiation.offered")
+            await self.store.insert(conn, n)
+            self.processes.audit(conn, n, "negotiation.offered")
             return n, True
 
     async def receive(
         self, caller: VerifiedCaller, pid: str, message: NegotiationMessage
     ) -> Negotiation:
-        """Any message for an existing negotiation of ours, in either role."""
+        """Any message for an existing negotiation of ours, in either role: the negotiation
+        as the message left it (the answer), before any reply of ours recorded with it."""
         signed = isinstance(
             message, ContractAgreementMessage | ContractAgreementVerificationMessage
         )
         if signed:
             # A party's signature is checked with its DID key, resolved (or taken from the
             # cache, where verifying the caller's token just put it) before the row is read.
-            await self.resolver.resolve(caller.did)
+            await self.me.resolver.resolve(caller.did)
         # The negotiation may change between our read and our write (a message crossing this
-        # one, an ACK recorded): then nothing was written; apply it to the new state.
-        for _ in range(_RECEIVE_ATTEMPTS - 1):
-            with suppress(ChangedSinceRead):
-                return await self._receive(caller, pid, message, signed=signed)
-        try:
-            return await self._receive(caller, pid, message, signed=signed)
-        except ChangedSinceRead:
-            raise ConflictError(
+        # one, an ACK recorded, a step taken): then nothing was written; it is applied again.
+        return await self.db.attempt(
+            lambda conn: self._receive(conn, caller, pid, message, signed=signed),
+            conflict=(
                 f"negotiation {pid} kept changing while this message was applied; send it again"
-            ) from None
+            ),
+        )
 
     async def _receive(
-        self, caller: VerifiedCaller, pid: str, message: NegotiationMessage, *, signed: bool
+        self,
+        conn: AsyncConnection,
+        caller: VerifiedCaller,
+        pid: str,
+        message: NegotiationMessage,
+        *,
+        signed: bool,
     ) -> Negotiation:
-        """``receive`` once. On PostgreSQL the row is read without a lock and written only if
-        unchanged since (else ``ChangedSinceRead``): a read and one write statement, with no
-        BEGIN and COMMIT. Elsewhere it is locked in the transaction."""
-        async with self._transaction() as conn:
-            version: int | None = None
-            if self.store.optimistic:
-                n, version = await self._owned_versioned(conn, caller, pid)
-            else:
-                n = await self._owned(conn, caller, pid, lock=True)
-            sender = n.role.other
-            if self._already_applied(n, message, sender):
-                return n
-            if signed:
-                await self._check_signatures(n, message)
-            n = apply(n, message, sender_role=sender, now=self.clock.now())
-            self._audit(conn, n, f"negotiation.{n.state.lower()}")
-            n, hold = await self._react(conn, n, caller, message)
-            await self.store.update_negotiation(conn, n, expect=version)
-            if hold:
-                await self.store.set_approval(conn, n.id, "pending")
+        n = await self.processes.owned(conn, caller.did, pid, for_change=True)
+        sender = n.role.other
+        if is_repeat(n, message, sender_role=sender):
             return n
+        next_state(n.state, event_of(message), sender)  # a 400 before any signature check
+        if signed:
+            await self._check_signatures(n, message)
+        n = apply(n, message, sender_role=sender, now=self.clock.now())
+        if n.role is Role.PROVIDER and isinstance(message, ContractRequestMessage):
+            # A counter-offer: only one of the dataset's stored offers, as stored.
+            stored = await self._stored_offer(conn, message.dataset_id, message.offer)
+            n = replace(n, offer=stored | {"target": message.dataset_id})
+        self.processes.audit(conn, n, f"negotiation.{n.state.lower()}")
+        received = n  # what the answer says: the state this message created
+        if n.role is Role.PROVIDER:
+            if n.state in _DECIDE:
+                await self.processes.call_for_step(conn, n, CallerFacts.of(caller).as_json())
+            elif n.state is _S.VERIFIED:
+                n = await self._finalize(conn, n)
+        elif n.state is _S.AGREED:
+            n = await self._verify(conn, n)
+        elif n.state is _S.FINALIZED:
+            await self._record_agreement(conn, n)
+        await self.store.update(conn, n)
+        return received
 
     async def get(self, caller: VerifiedCaller, pid: str) -> Negotiation:
-        async with self.store.reading() as conn:
-            return await self._owned(conn, caller, pid)
+        async with self.db.reading() as conn:
+            return await self.processes.owned(conn, caller.did, pid)
+
+    # -- the outbox loop's steps -------------------------------------------------------------
+
+    async def take_step(self, item: OutboxItem) -> None:
+        await self.processes.take_step(item, self._act)
+
+    async def _act(
+        self, conn: AsyncConnection, n: Negotiation, facts: dict[str, Any]
+    ) -> Negotiation | None:
+        """The provider's decision, if ``n`` still waits for it (a message crossing the
+        step, a termination say, may have moved it on): returns the negotiation to write, or
+        None."""
+        if n.role is not Role.PROVIDER or n.state not in _DECIDE:
+            return None
+        return await self._decide(conn, n, CallerFacts.from_json(facts))
+
+    async def _decide(
+        self, conn: AsyncConnection, n: Negotiation, caller: CallerFacts
+    ) -> Negotiation | None:
+        """After REQUESTED or ACCEPTED: evaluate the offer's policy for the caller, then
+        agree, hold for a person's approval (``approve`` agrees later), or terminate."""
+        policy = validate_policy(n.offer or {})
+        decision = evaluate(
+            policy,
+            context_for(
+                caller,
+                now=self.clock.now(),
+                trusted_issuers=self.me.trusted_issuers,
+                dataset_id=str((n.offer or {}).get("target", "")),
+            ),
+            Scope.NEGOTIATION,
+        )
+        if not decision:
+            n = await self._terminate(conn, n, code="policy", reason=decision.reason)
+            self.processes.audit(conn, n, "negotiation.refused", reason=decision.reason)
+            return n
+        if policy.approval_required:
+            # Written only if the negotiation is unchanged since it was read (else the step
+            # runs again on the new state), as ``update`` would be.
+            await self.store.set_approval(conn, n.id, "pending")
+            self.processes.audit(conn, n, "negotiation.awaiting-approval")
+            return None
+        return await self._agree(conn, n)
 
     # -- management (our own initiative) -----------------------------------------------------
 
@@ -317,12 +369,12 @@ class NegotiationService:
         n = replace(n, consumer_pid=n.id)
         # The offer goes out as the provider wrote it (some compare it with theirs verbatim).
         message = ContractRequestMessage.model_validate(
-            {"consumerPid": n.id, "offer": offer, "callbackAddress": self.dsp_base}
+            {"consumerPid": n.id, "offer": offer, "callbackAddress": self.me.dsp_base}
         )
-        async with self._transaction() as conn:
-            n = await self._send(conn, n, message, initial=True)
-            await self.store.insert_negotiation(conn, n)
-            self._audit(conn, n, "negotiation.requested", dataset_id=str(offer["target"]))
+        async with self.db.transaction() as conn:
+            n = await self.processes.send(conn, n, message, initial=True)
+            await self.store.insert(conn, n)
+            self.processes.audit(conn, n, "negotiation.requested", dataset_id=str(offer["target"]))
         return n
 
     async def offer(
@@ -338,7 +390,7 @@ class NegotiationService:
             now=now,
         )
         n = replace(n, provider_pid=n.id)
-        async with self._transaction() as conn:
+        async with self.db.transaction() as conn:
             dataset = await self.datasets.get(conn, dataset_id)
             stored = dataset.offer(offer_id) if dataset else None
             if stored is None:
@@ -348,19 +400,19 @@ class NegotiationService:
                     "providerPid": n.id,
                     # As in our catalog: the offer's normalised compact form.
                     "offer": to_jsonld(validate_policy(stored))
-                    | {"target": dataset_id, "assigner": self.did},
-                    "callbackAddress": self.dsp_base,
+                    | {"target": dataset_id, "assigner": self.me.did},
+                    "callbackAddress": self.me.dsp_base,
                 }
             )
-            n = await self._send(conn, n, message, initial=True)
-            await self.store.insert_negotiation(conn, n)
-            self._audit(conn, n, "negotiation.offered", dataset_id=dataset_id)
+            n = await self.processes.send(conn, n, message, initial=True)
+            await self.store.insert(conn, n)
+            self.processes.audit(conn, n, "negotiation.offered", dataset_id=dataset_id)
         return n
 
     async def accept(self, id: str) -> Negotiation:
         """Consumer: accept the provider's current offer."""
-        async with self._transaction() as conn:
-            n = await self._local(conn, id, Role.CONSUMER)
+        async with self.db.transaction() as conn:
+            n = await self.processes.local(conn, id, Role.CONSUMER)
             message = ContractNegotiationEventMessage.model_validate(
                 {
                     "providerPid": n.provider_pid,
@@ -368,42 +420,55 @@ class NegotiationService:
                     "eventType": NegotiationEventType.ACCEPTED,
                 }
             )
-            n = await self._send(conn, n, message)
-            await self.store.update_negotiation(conn, n)
-            self._audit(conn, n, "negotiation.accepted")
+            n = await self.processes.send(conn, n, message)
+            await self.store.update(conn, n)
+            self.processes.audit(conn, n, "negotiation.accepted")
             return n
 
     async def approve(self, id: str, *, approver: str) -> Negotiation:
         """Provider: a person approved a request that its policy holds for approval."""
-        async with self._transaction() as conn:
-            n = await self._local(conn, id, Role.PROVIDER)
+        async with self.db.transaction() as conn:
+            n = await self.processes.local(conn, id, Role.PROVIDER)
             if await self.store.approval(conn, n.id) != "pending":
                 raise ConflictError(f"negotiation {id} is not waiting for approval")
             await self.store.set_approval(conn, n.id, "approved")
-            self._audit(conn, n, "negotiation.approved", approver=approver)
+            self.processes.audit(conn, n, "negotiation.approved", approver=approver)
             n = await self._agree(conn, n)
-            await self.store.update_negotiation(conn, n)
+            await self.store.update(conn, n)
             return n
 
     async def terminate(self, id: str, *, reason: str, actor: str) -> Negotiation:
-        async with self._transaction() as conn:
-            n = await self._local(conn, id, None)
+        async with self.db.transaction() as conn:
+            n = await self.processes.local(conn, id)
             if await self.store.approval(conn, n.id) == "pending":
                 await self.store.set_approval(conn, n.id, "rejected")
             n = await self._terminate(conn, n, code="terminated", reason=reason)
-            await self.store.update_negotiation(conn, n)
-            self._audit(conn, n, "negotiation.terminated", by=actor, reason=reason)
+            await self.store.update(conn, n)
+            self.processes.audit(conn, n, "negotiation.terminated", by=actor, reason=reason)
             return n
 
+    async def list_agreements(self) -> list[AgreementRecord]:
+        """The agreements of our finalized negotiations, in either role."""
+        async with self.db.reading() as conn:
+            return await self.agreements.list(conn)
+
+    async def get_agreement(self, id: str) -> AgreementRecord:
+        async with self.db.reading() as conn:
+            record = await self.agreements.get(conn, id)
+        if record is None:
+            raise NotFoundError(f"no agreement {id}")
+        return record
+
     async def list(self, *, role: Role | None = None, pending: bool = False) -> list[Negotiation]:
-        async with self._transaction() as conn:
-            return await self.store.list_negotiations(
-                conn, role=role, approval="pending" if pending else None
-            )
+        async with self.db.reading() as conn:
+            return await self.store.list(conn, role=role, approval="pending" if pending else None)
 
     async def get_local(self, id: str) -> Negotiation:
-        async with self._transaction() as conn:
-            return await self._local(conn, id, None)
+        async with self.db.reading() as conn:
+            n = await self.store.get(conn, id)
+        if n is None:
+            raise NotFoundError(f"no negotiation {id}")
+        return n
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -417,8 +482,8 @@ class NegotiationService:
         stored = dataset.offer(offer_id) if isinstance(offer_id, str) else None
         if stored is None:
             raise InvalidMessageError(f"dataset {dataset_id} has no offer {offer_id!r}")
-        requested_norm = {**requested, "assigner": requested.get("assigner", self.did)}
-        stored_full = stored | {"target": dataset_id, "assigner": self.did}
+        requested_norm = {**requested, "assigner": requested.get("assigner", self.me.did)}
+        stored_full = stored | {"target": dataset_id, "assigner": self.me.did}
         try:
             match = offers_match(requested_norm, stored_full, dataset_id=dataset_id)
         except BadRequestError as exc:
@@ -429,110 +494,69 @@ class NegotiationService:
             )
         return stored_full
 
-    async def _provider_decide(
-        self, conn: AsyncConnection, n: Negotiation, caller: VerifiedCaller
-    ) -> tuple[Negotiation, bool]:
-        """After REQUESTED or ACCEPTED: evaluate the policy, then agree, hold for a person's
-        approval (returns ``hold`` True: the caller marks it pending once the row is written),
-        or terminate. The caller writes the negotiation."""
-        offer = n.offer or {}
-        policy = validate_policy(offer)
-        dataset_id = str(offer.get("target", ""))
-        decision = evaluate(
-            policy,
-            context_for(
-                caller,
-                now=self.clock.now(),
-                trusted_issuers=self.trusted_issuers,
-                dataset_id=dataset_id,
-            ),
-            Scope.NEGOTIATION,
-        )
-        if not decision:
-            n = await self._terminate(conn, n, code="policy", reason=decision.reason)
-            self._audit(conn, n, "negotiation.refused", reason=decision.reason)
-            return n, False
-        if policy.approval_required:
-            self._audit(conn, n, "negotiation.awaiting-approval")
-            return n, True
-        return await self._agree(conn, n), False
-
     async def _agree(self, conn: AsyncConnection, n: Negotiation) -> Negotiation:
         offer = n.offer or {}
         agreement = make_agreement(
-            {k: v for k, v in offer.items() if k != "assigner"} | {"assigner": self.did},
+            {k: v for k, v in offer.items() if k != "assigner"} | {"assigner": self.me.did},
             agreement_id=f"urn:uuid:{uuid.uuid4()}",
             target=str(offer["target"]),
-            assigner=self.did,
+            assigner=self.me.did,
             assignee=n.counterparty_did,
             timestamp=self.clock.now(),
         )
-        signature = sign_agreement(agreement, self.did, self.keys.signing)
+        signature = sign_agreement(agreement, self.me.did, self.me.keys.signing)
         message = ContractAgreementMessage.model_validate(
             {
                 "providerPid": n.provider_pid,
                 "consumerPid": n.consumer_pid,
                 "agreement": with_signature(agreement, signature),
-                "callbackAddress": self.dsp_base,
+                "callbackAddress": self.me.dsp_base,
             }
         )
-        n = await self._send(conn, n, message)
-        self._audit(conn, n, "negotiation.agreed", agreement_id=str(agreement["@id"]))
+        n = await self.processes.send(conn, n, message)
+        self.processes.audit(conn, n, "negotiation.agreed", agreement_id=str(agreement["@id"]))
         return n
 
-    async def _react(
-        self,
-        conn: AsyncConnection,
-        n: Negotiation,
-        caller: VerifiedCaller,
-        message: NegotiationMessage,
-    ) -> tuple[Negotiation, bool]:
-        """Our answer to a message just applied: returns the negotiation (the caller writes
-        it) and whether it now waits for a person's approval."""
-        if n.role is Role.PROVIDER:
-            if n.state in (NegotiationState.REQUESTED, NegotiationState.ACCEPTED):
-                if isinstance(message, ContractRequestMessage):  # counter-offer
-                    stored = await self._stored_offer(conn, message.dataset_id, message.offer)
-                    n = replace(n, offer=stored | {"target": message.dataset_id})
-                return await self._provider_decide(conn, n, caller)
-            if n.state is NegotiationState.VERIFIED:
-                await self._record_agreement(conn, n)
-                message_out = ContractNegotiationEventMessage.model_validate(
-                    {
-                        "providerPid": n.provider_pid,
-                        "consumerPid": n.consumer_pid,
-                        "eventType": NegotiationEventType.FINALIZED,
-                    }
-                )
-                n = await self._send(conn, n, message_out)
-                self._audit(conn, n, "negotiation.finalized")
-            return n, False
-        if n.state is NegotiationState.AGREED:
-            agreement = n.agreement or {}
-            signature = sign_agreement(agreement, self.did, self.keys.signing)
-            verification = ContractAgreementVerificationMessage.model_validate(
-                {
-                    "providerPid": n.provider_pid,
-                    "consumerPid": n.consumer_pid,
-                    SIGNATURE_PROPERTY: signature,
-                }
-            )
-            n = await self._send(conn, n, verification)
-            self._audit(conn, n, "negotiation.verified")
-        elif n.state is NegotiationState.FINALIZED:
-            await self._record_agreement(conn, n)
-        return n, False
+    async def _verify(self, conn: AsyncConnection, n: Negotiation) -> Negotiation:
+        """Consumer, AGREED: counter-sign the agreement (its provider signature and terms were
+        checked before it was applied) in the verification message."""
+        signature = sign_agreement(n.agreement or {}, self.me.did, self.me.keys.signing)
+        verification = ContractAgreementVerificationMessage.model_validate(
+            {
+                "providerPid": n.provider_pid,
+                "consumerPid": n.consumer_pid,
+                SIGNATURE_PROPERTY: signature,
+            }
+        )
+        n = await self.processes.send(conn, n, verification)
+        self.processes.audit(conn, n, "negotiation.verified")
+        return n
+
+    async def _finalize(self, conn: AsyncConnection, n: Negotiation) -> Negotiation:
+        """Provider, VERIFIED (the consumer's signature checked): keep the agreement with both
+        signatures and send the FINALIZED event."""
+        await self._record_agreement(conn, n)
+        finalized = ContractNegotiationEventMessage.model_validate(
+            {
+                "providerPid": n.provider_pid,
+                "consumerPid": n.consumer_pid,
+                "eventType": NegotiationEventType.FINALIZED,
+            }
+        )
+        n = await self.processes.send(conn, n, finalized)
+        self.processes.audit(conn, n, "negotiation.finalized")
+        return n
 
     async def _record_agreement(self, conn: AsyncConnection, n: Negotiation) -> None:
         agreement = {k: v for k, v in (n.agreement or {}).items() if k != SIGNATURE_PROPERTY}
         if not n.provider_signature or not n.consumer_signature:
             raise InvalidTransitionError(f"negotiation {n.id} lacks a signature")
         provider, consumer = (
-            (self.did, n.counterparty_did)
+            (self.me.did, n.counterparty_did)
             if n.role is Role.PROVIDER
-            else (n.counterparty_did, self.did)
+            else (n.counterparty_did, self.me.did)
         )
-        await self.store.insert_agreement(
+        await self.agreements.insert(
             conn,
             AgreementRecord(
                 id=str(agreement["@id"]),
@@ -568,12 +592,12 @@ class NegotiationService:
             if isinstance(message, ContractAgreementMessage) and n.role is Role.CONSUMER:
                 agreement = message.agreement
                 if (
-                    agreement.get("assignee") != self.did
+                    agreement.get("assignee") != self.me.did
                     or agreement.get("assigner") != n.counterparty_did
                 ):
                     raise InvalidMessageError("agreement assigner/assignee are not the parties")
                 self._check_terms(agreement, n.offer or {})
-                await verify_agreement_signature(agreement, n.counterparty_did, self.resolver)
+                await verify_agreement_signature(agreement, n.counterparty_did, self.me.resolver)
             elif (
                 isinstance(message, ContractAgreementVerificationMessage)
                 and n.role is Role.PROVIDER
@@ -588,61 +612,11 @@ class NegotiationService:
                         "both parties"
                     )
                 await verify_agreement_signature(
-                    n.agreement, n.counterparty_did, self.resolver, signature=message.signature
+                    n.agreement, n.counterparty_did, self.me.resolver, signature=message.signature
                 )
         except AuthenticationError as exc:
             # A bad signature is a bad message, not a bad caller.
             raise InvalidMessageError(exc.detail) from None
-
-    def _already_applied(self, n: Negotiation, message: NegotiationMessage, sender: Role) -> bool:
-        """Idempotency: a message re-sent after we applied it changes nothing (200). Our own
-        immediate reply may already have moved the negotiation one step further."""
-        if is_repeat(n, message, sender_role=sender):
-            return True
-        if isinstance(message, ContractAgreementMessage):
-            return n.state in _AFTER_AGREED and message.agreement == n.agreement
-        if isinstance(message, ContractAgreementVerificationMessage):
-            return (
-                n.state is NegotiationState.FINALIZED and message.signature == n.consumer_signature
-            )
-        if n.role is Role.PROVIDER and (
-            isinstance(message, ContractRequestMessage)
-            or (
-                isinstance(message, ContractNegotiationEventMessage)
-                and message.event_type is NegotiationEventType.ACCEPTED
-            )
-        ):
-            # Answered at once by our agreement in the same transaction.
-            return n.state in _AFTER_AGREED | {NegotiationState.AGREED}
-        return False
-
-    async def _send(
-        self,
-        conn: AsyncConnection,
-        n: Negotiation,
-        message: NegotiationMessage,
-        *,
-        initial: bool = False,
-    ) -> Negotiation:
-        """Apply our own ``message`` and queue it; the caller writes the negotiation."""
-        n = apply(n, message, sender_role=n.role, now=self.clock.now())
-        if n.counterparty_address is None:
-            raise ConflictError(f"negotiation {n.id} has no counterparty address")
-        url = message_url(n.counterparty_address, n.role, message.TYPE, initial)
-        if n.counterparty_pid is not None:
-            # Known now: the sender need not read the negotiation back to fill it in.
-            url = fill_pid(url, n.counterparty_pid)
-        await self.store.enqueue(
-            conn,
-            process_kind="negotiation",
-            process_id=n.id,
-            message_type=message.TYPE + (":initial" if initial else ""),
-            url=url,
-            audience=n.counterparty_did,
-            body=dump(message),
-            now=self.clock.now(),
-        )
-        return n
 
     async def _terminate(
         self, conn: AsyncConnection, n: Negotiation, *, code: str, reason: str
@@ -659,56 +633,4 @@ class NegotiationService:
                 "reason": [reason],
             }
         )
-        return await self._send(conn, n, message)
-
-    async def _owned(
-        self, conn: AsyncConnection, caller: VerifiedCaller, pid: str, *, lock: bool = False
-    ) -> Negotiation:
-        n = await self.store.get_negotiation(conn, pid, lock=lock)
-        if n is None or n.counterparty_did != caller.did:
-            # Unknown, or not the caller's: the same answer, so nothing leaks.
-            raise NotFoundError(f"no negotiation {pid}")
-        return n
-
-    async def _owned_versioned(
-        self, conn: AsyncConnection, caller: VerifiedCaller, pid: str
-    ) -> tuple[Negotiation, int]:
-        found = await self.store.get_negotiation_versioned(conn, pid)
-        if found is None or found[0].counterparty_did != caller.did:
-            raise NotFoundError(f"no negotiation {pid}")
-        return found
-
-    async def _local(self, conn: AsyncConnection, id: str, role: Role | None) -> Negotiation:
-        n = await self.store.get_negotiation(conn, id, lock=True)
-        if n is None or (role is not None and n.role is not role):
-            raise NotFoundError(f"no {role or ''} negotiation {id}".replace("  ", " "))
-        return n
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        """The store's transaction; the audit entries recorded in it are written at its end
-        in one INSERT (they commit with the state change they record; the audit chainer links
-        them afterwards)."""
-        async with self.store.transaction() as conn:
-            conn.info[_AUDIT_KEY] = []
-            try:
-                yield conn
-                await self.audit.append_many(conn, conn.info[_AUDIT_KEY])
-            finally:
-                # conn.info outlives the checkout (it belongs to the pooled connection); an
-                # invalidated connection's went with it (and touching it would raise).
-                if not conn.invalidated:
-                    conn.info.pop(_AUDIT_KEY, None)
-
-    @staticmethod
-    def _audit(conn: AsyncConnection, n: Negotiation, event: str, **details: Any) -> None:
-        agreement_id = (n.agreement or {}).get("@id")
-        conn.info[_AUDIT_KEY].append(
-            {
-                "actor": n.counterparty_did,
-                "event": event,
-                "negotiation_id": n.id,
-                "agreement_id": str(agreement_id) if agreement_id else None,
-                "details": {"state": str(n.state), "role": str(n.role), **details},
-            }
-        )
+        return await self.processes.send(conn, n, message)

@@ -96,8 +96,8 @@ class DataPuller:
             await check_callback(
                 t.counterparty_did,
                 endpoint,
-                self.transfers.insecure_hosts,
-                self.transfers.resolver,
+                self.transfers.me.insecure_hosts,
+                self.transfers.me.resolver,
                 what="the provider's data endpoint",
             )
         except InvalidMessageError as exc:

@@ -1,17 +1,20 @@
-"""The outbox loop: the only place that sends DSP messages (STYLE.md §3).
+"""The outbox loop: the only place that sends DSP messages and takes the steps a received
+message called for (STYLE.md §3).
 
-It claims due messages (one per process, oldest first; ``FOR UPDATE SKIP LOCKED`` so replicas
-share the work), sends each with a fresh self-issued token, and records the outcome: sent
-(plus the counterparty's pid from a 201 ACK), retried with exponential back-off on a transport
-error, 408, 429 or 5xx, or, on any other refusal or after ``max_attempts``, failed, which
-terminates the process locally with the reason. A crash between sending and recording means
-the message is sent again; receivers treat repeats as no-ops.
+It claims due items (one per process, oldest first; ``FOR UPDATE SKIP LOCKED`` so replicas
+share the work). A message it sends with a fresh self-issued token and records the outcome:
+sent (plus the counterparty's pid from a 201 ACK), retried with exponential back-off on a
+transport error, 408, 429 or 5xx, or, on any other refusal or after ``max_attempts``, failed,
+which terminates the process locally with the reason. A crash between sending and recording
+means the message is sent again; receivers treat repeats as no-ops. A step (``STEP``) it hands
+to the service of its process kind (``steps``), which takes it in one transaction with what it
+records; a step that raises is retried like a message, and fails like one.
 
-While it runs, the store leases the messages this replica's own transactions queue to it at
-the insert (``DspStore.on_leased``, PostgreSQL), when nothing older of their process is
-unsent: they are sent right after their commit, with no claim (a statement and a wake-up
-fewer a message). If the replica dies first, the lease expires and a claim takes them, as
-any other.
+While it runs, the outbox leases the items this replica's own transactions queue to it at
+the insert (``Outbox.on_leased``, PostgreSQL), when nothing older of their process is
+unsent: they are sent (or taken) right after their commit, with no claim (a statement and a
+wake-up fewer an item). If the replica dies first, the lease expires and a claim takes them,
+as any other.
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -32,18 +34,14 @@ from connector.audit import AuditLog
 from connector.dsp import negotiation as nsm
 from connector.dsp import transfer as tsm
 from connector.dsp.messages import ContractNegotiation, TransferProcess, parse_message
-from connector.dsp.store import PID_PLACEHOLDER, DspStore, OutboxItem
+from connector.dsp.urls import PID_PLACEHOLDER, fill_pid
 from connector.errors import InvalidMessageError, InvalidTransitionError
+from connector.exchange.ports import DspStores, Outbox, OutboxItem
 from connector.identity.tokens import TokenIssuer
 from connector.ports import Clock
 
 log = logging.getLogger(__name__)
-
-
-def fill_pid(url: str, pid: str) -> str:
-    """``url`` with the counterparty's process id in place of the ``{pid}`` placeholder."""
-    return url.replace(PID_PLACEHOLDER, quote(pid, safe=":@!$&'()*+,;=-._~"))
-
+Step = Callable[[OutboxItem], Awaitable[None]]
 
 # A DSP answer is a small JSON object; a peer sending more is refused, not buffered.
 MAX_RESPONSE_BYTES = 1 << 20
@@ -84,15 +82,18 @@ class OutboxSender:
     def __init__(
         self,
         *,
-        store: DspStore,
+        stores: DspStores,
         tokens: TokenIssuer,
         timeout_seconds: float,
         clock: Clock,
         audit: AuditLog,
         poll_seconds: float,
         policy: SendPolicy | None = None,
+        steps: Mapping[str, Step] | None = None,
     ) -> None:
-        self.store = store
+        self.stores = stores
+        # Who takes a step, by process kind (the services' ``take_step``).
+        self.steps: Mapping[str, Step] = steps or {}
         self.tokens = tokens
         self.timeout_seconds = timeout_seconds
         self._http: aiohttp.ClientSession | None = None
@@ -111,6 +112,10 @@ class OutboxSender:
         # (not claimable until the one in flight is recorded as sent).
         self._sending: dict[str, int] = {}
         self._blocked: set[str] = set()
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.stores.outbox
 
     def _session(self) -> aiohttp.ClientSession:
         """Our own HTTP client (aiohttp: about half the CPU of httpx a message), made on first
@@ -144,8 +149,8 @@ class OutboxSender:
         # Attached: messages queued by this replica's transactions are leased to it at the
         # insert and sent at once after the commit (no claim), when nothing older of their
         # process is unsent.
-        self.store.lease = timedelta(seconds=self.policy.lease_seconds)
-        self.store.on_leased = self.send_now
+        self.outbox.lease = timedelta(seconds=self.policy.lease_seconds)
+        self.outbox.on_leased = self.send_now
         try:
             while True:
                 await self._purge_now_and_then()
@@ -158,15 +163,15 @@ class OutboxSender:
                 except TimeoutError:
                     pass
         finally:
-            if self.store.on_leased == self.send_now:
-                self.store.on_leased = None
+            if self.outbox.on_leased == self.send_now:
+                self.outbox.on_leased = None
             for task in list(self._inflight):
                 task.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def run_once(self) -> int:
         """Claim due messages and send them all before returning (tests, tools)."""
-        items = await self.store.claim(
+        items = await self.outbox.claim(
             now=self.clock.now(), lease_seconds=self.policy.lease_seconds, limit=self.policy.batch
         )
         if items:
@@ -180,7 +185,7 @@ class OutboxSender:
             return
         self._purged_at = now
         try:
-            await self.store.purge(before=now - KEEP_SENT)
+            await self.outbox.purge(before=now - KEEP_SENT)
         except Exception:
             log.exception("outbox purge failed; trying again in an hour")
 
@@ -189,7 +194,7 @@ class OutboxSender:
         if room <= 0:
             return 0
         try:
-            items = await self.store.claim(
+            items = await self.outbox.claim(
                 now=self.clock.now(), lease_seconds=self.policy.lease_seconds, limit=room
             )
         except asyncio.CancelledError:
@@ -203,7 +208,7 @@ class OutboxSender:
         return len(items)
 
     def send_now(self, items: Collection[OutboxItem]) -> None:
-        """Messages a commit just queued, already leased to us (``DspStore.on_leased``)."""
+        """Items a commit just queued, already leased to us (``Outbox.on_leased``)."""
         for item in items:
             self._start(item, full=False, claimed=False)
 
@@ -240,10 +245,13 @@ class OutboxSender:
             log.exception("sending %s for %s failed", item.message_type, item.process_id)
 
     async def _deliver(self, item: OutboxItem) -> None:
+        if item.is_step:
+            await self._take(item)
+            return
         url = self._resolve_url(item)
         if url is None:
             # The counterparty's pid is not known yet (its ACK is being recorded): soon.
-            await self.store.mark_retry(
+            await self.outbox.mark_retry(
                 item.id,
                 error="waiting for the counterparty's process id",
                 retry_at=self.clock.now() + timedelta(seconds=0.2),
@@ -272,6 +280,21 @@ class OutboxSender:
                 f"refused by the counterparty: HTTP {response.status} {_reason(response.body)}",
             )
 
+    async def _take(self, item: OutboxItem) -> None:
+        """A step: the service of its process kind takes it (marking it taken with what it
+        records); if that raises, it is retried with back-off, then fails."""
+        take = self.steps.get(item.process_kind)
+        if take is None:
+            await self._retry_or_fail(item, f"no step taker for a {item.process_kind} here")
+            return
+        try:
+            await take(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("step for %s %s failed", item.process_kind, item.process_id, exc_info=True)
+            await self._retry_or_fail(item, f"step failed: {type(exc).__name__}: {exc}")
+
     async def _post(self, url: str, item: OutboxItem) -> Answer:
         headers = {
             "Authorization": f"Bearer {self.tokens.issue(item.audience)}",
@@ -298,7 +321,7 @@ class OutboxSender:
     async def _sent(self, item: OutboxItem, response: Answer) -> None:
         now = self.clock.now()
         if not item.message_type.endswith(":initial"):
-            await self.store.mark_sent(None, item.id, now)
+            await self.outbox.mark_sent(None, item.id, now)
             return
         if item.process_kind == "negotiation":
             # The ACK's pids with the sent mark (both lost in a crash, if at all: the message
@@ -307,9 +330,9 @@ class OutboxSender:
                 ack = parse_message(response.body, ContractNegotiation)
             except InvalidMessageError as exc:
                 log.warning("unusable ACK for negotiation %s: %s", item.process_id, exc)
-                await self.store.mark_sent(None, item.id, now)
+                await self.outbox.mark_sent(None, item.id, now)
                 return
-            if not await self.store.mark_sent_with_ack(
+            if not await self.outbox.mark_sent_with_ack(
                 item.id,
                 now,
                 negotiation_id=item.process_id,
@@ -323,13 +346,13 @@ class OutboxSender:
                     ack.consumer_pid,
                 )
             return
-        async with self.store.transaction() as conn:
-            await self.store.mark_sent(conn, item.id, now)
+        async with self.stores.db.transaction() as conn:
+            await self.outbox.mark_sent(conn, item.id, now)
             try:
                 tack = parse_message(response.body, TransferProcess)
-                t = await self.store.get_transfer(conn, item.process_id, lock=True)
+                t = await self.stores.transfers.get(conn, item.process_id, for_change=True)
                 if t is not None:
-                    await self.store.update_transfer(conn, tsm.record_ack(t, tack, now=now))
+                    await self.stores.transfers.update(conn, tsm.record_ack(t, tack, now=now))
             except (InvalidMessageError, InvalidTransitionError) as exc:
                 log.warning("unusable ACK for %s %s: %s", item.process_kind, item.process_id, exc)
 
@@ -341,7 +364,7 @@ class OutboxSender:
         log.info(
             "retrying %s for %s in %.1fs: %s", item.message_type, item.process_id, delay, error
         )
-        await self.store.mark_retry(
+        await self.outbox.mark_retry(
             item.id, error=error, retry_at=self.clock.now() + timedelta(seconds=delay)
         )
 
@@ -349,15 +372,15 @@ class OutboxSender:
         """The message cannot be delivered: terminate the process locally with the reason."""
         log.warning("%s for %s failed: %s", item.message_type, item.process_id, error)
         now = self.clock.now()
-        async with self.store.transaction() as conn:
-            await self.store.mark_failed(conn, item.id, error=error, now=now)
+        async with self.stores.db.transaction() as conn:
+            await self.outbox.mark_failed(conn, item.id, error=error, now=now)
             if item.message_type.endswith("TerminationMessage"):
                 return
             if item.process_kind == "negotiation":
-                n = await self.store.get_negotiation(conn, item.process_id, lock=True)
+                n = await self.stores.negotiations.get(conn, item.process_id, for_change=True)
                 if n is None or n.state.is_terminal:
                     return
-                await self.store.update_negotiation(conn, nsm.abandon(n, reason=error, now=now))
+                await self.stores.negotiations.update(conn, nsm.abandon(n, reason=error, now=now))
                 await self.audit.append(
                     actor=n.counterparty_did,
                     event="negotiation.failed",
@@ -366,10 +389,10 @@ class OutboxSender:
                     conn=conn,
                 )
             else:
-                t = await self.store.get_transfer(conn, item.process_id, lock=True)
+                t = await self.stores.transfers.get(conn, item.process_id, for_change=True)
                 if t is None or t.state.is_terminal:
                     return
-                await self.store.update_transfer(conn, tsm.abandon(t, reason=error, now=now))
+                await self.stores.transfers.update(conn, tsm.abandon(t, reason=error, now=now))
                 await self.audit.append(
                     actor=t.counterparty_did,
                     event="transfer.failed",

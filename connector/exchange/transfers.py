@@ -1,15 +1,17 @@
-"""Transfer process, both roles: handlers record, the outbox loop sends.
+"""Transfer process, both roles: handlers record, the outbox loop acts and sends.
 
-The provider accepts a TransferRequestMessage only under an agreement whose consumer is the
-caller, for a format the dataset offers, and only when the agreement's policy holds at
-transfer scope; it then starts the transfer with a DataAddress carrying a short-lived bearer
-token bound to agreement and transfer (pull).
+The provider records a TransferRequestMessage (REQUESTED, the answer) only under an agreement
+whose consumer is the caller, for a format the dataset offers. The decision is a step the
+outbox loop takes after the answer (``connector.exchange.process``): if the agreement's policy
+holds at transfer scope for the caller's credentials, one use of the agreement is counted and
+the transfer started with a DataAddress carrying a short-lived bearer token bound to agreement
+and transfer (pull); else it is terminated naming the failed constraint.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -24,6 +26,7 @@ from connector.dataplane.tokens import (
     issue_access_token,
     seconds_left,
 )
+from connector.dsp.agreement import AgreementRecord
 from connector.dsp.messages import (
     EndpointProperty,
     TransferCompletionMessage,
@@ -31,10 +34,8 @@ from connector.dsp.messages import (
     TransferStartMessage,
     TransferSuspensionMessage,
     TransferTerminationMessage,
-    dump,
 )
 from connector.dsp.states import Role, TransferState
-from connector.dsp.store import AgreementRecord, DspStore
 from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
 from connector.errors import (
@@ -47,10 +48,10 @@ from connector.errors import (
     UpstreamError,
 )
 from connector.exchange.callbacks import check_callback
-from connector.exchange.policy_context import context_for
+from connector.exchange.policy_context import CallerFacts, context_for
+from connector.exchange.ports import DspStores, OutboxItem
+from connector.exchange.process import Participant, Processes, ProcessKind
 from connector.exchange.repeats import created_or_recorded
-from connector.identity.keys import ConnectorKeys
-from connector.identity.resolver import DidResolver
 from connector.identity.tokens import VerifiedCaller
 from connector.policy import (
     EvaluationContext,
@@ -81,62 +82,74 @@ _SEGMENT = {
 }
 
 
+def _audit_fields(t: Transfer) -> dict[str, Any]:
+    return {
+        "transfer_id": t.id,
+        "agreement_id": t.agreement_id,
+        "details": {"state": str(t.state), "role": str(t.role), "format": t.format},
+    }
+
+
+TRANSFER = ProcessKind[Transfer](
+    name="transfer",
+    apply=apply,
+    paths={
+        (role, message_type): path
+        for role in Role
+        for message_type, path in {
+            "TransferRequestMessage:initial": ("transfers", "request"),
+            **{m: ("transfers", "{pid}", segment) for m, segment in _SEGMENT.items()},
+        }.items()
+    },
+    audit_fields=_audit_fields,
+)
+
+
 class TransferService:
     def __init__(
         self,
         *,
-        store: DspStore,
+        stores: DspStores,
         datasets: DatasetStore,
         audit: AuditLog,
         clock: Clock,
-        did: str,
-        keys: ConnectorKeys,
-        trusted_issuers: list[str],
-        dsp_base: str,
-        insecure_hosts: Collection[str] = (),
-        public_url: str,
-        resolver: DidResolver | None = None,
+        me: Participant,
     ) -> None:
-        self.store = store
+        self.db = stores.db
+        self.store = stores.transfers
+        self.agreements = stores.agreements
+        self.negotiations = stores.negotiations
         self.datasets = datasets
-        self.audit = audit
         self.clock = clock
-        self.did = did
-        self.keys = keys
-        self.trusted_issuers = trusted_issuers
-        self.dsp_base = dsp_base
-        self.insecure_hosts = insecure_hosts
-        self.public_url = public_url
-        self.resolver = resolver
+        self.me = me
+        self.processes = Processes(
+            TRANSFER, stores.transfers, stores=stores, audit=audit, clock=clock
+        )
 
     async def receive_request(
         self, caller: VerifiedCaller, message: TransferRequestMessage
     ) -> tuple[Transfer, bool]:
-        """An initial TransferRequestMessage; returns (transfer, created). A repeat (same
-        caller, same consumerPid) returns the recorded transfer, also when copies arrive
-        together."""
+        """An initial TransferRequestMessage: recorded REQUESTED, the decision a step after
+        the answer; returns (transfer, created). A repeat (same caller, same consumerPid)
+        returns the recorded transfer, also when copies arrive together."""
 
         async def recorded() -> Transfer | None:
-            async with self.store.reading() as conn:
-                return await self.store.find_transfer(
-                    conn, Role.PROVIDER, caller.did, message.consumer_pid
-                )
+            async with self.db.reading() as conn:
+                return await self.store.find(conn, Role.PROVIDER, caller.did, message.consumer_pid)
 
         return await created_or_recorded(lambda: self._receive_request(caller, message), recorded)
 
     async def _receive_request(
         self, caller: VerifiedCaller, message: TransferRequestMessage
     ) -> tuple[Transfer, bool]:
-        async with self.store.transaction() as conn:
-            existing = await self.store.find_transfer(
-                conn, Role.PROVIDER, caller.did, message.consumer_pid
-            )
+        async with self.db.transaction() as conn:
+            existing = await self.store.find(conn, Role.PROVIDER, caller.did, message.consumer_pid)
             if existing is not None:
                 return existing, False
             await check_callback(
-                caller.did, message.callback_address, self.insecure_hosts, self.resolver
+                caller.did, message.callback_address, self.me.insecure_hosts, self.me.resolver
             )
-            agreement = await self.store.get_agreement(conn, message.agreement_id, lock=True)
+            agreement = await self.agreements.get(conn, message.agreement_id)
             if (
                 agreement is None
                 or agreement.role is not Role.PROVIDER
@@ -158,24 +171,14 @@ class TransferService:
             )
             t = replace(t, provider_pid=t.id)
             t = apply(t, message, sender_role=Role.CONSUMER, now=now)
-            await self.store.insert_transfer(conn, t)
-            await self._audit(conn, t, "transfer.requested")
-            policy = validate_policy(agreement.agreement)
-            context = self._context(caller, agreement, t, uses_so_far=agreement.uses)
-            decision = evaluate(policy, context, Scope.TRANSFER)
-            if not decision:
-                t = await self._send(conn, t, self._termination(t, "policy", decision.reason))
-                await self._audit(conn, t, "transfer.refused", reason=decision.reason)
-                return t, True
-            await self.store.spend(conn, agreement.id)  # one use of the agreement (ODRL count)
-            t = await self._start(
-                conn, t, expires=self._token_end(policy, context), credentials=context.credentials
-            )
+            await self.store.insert(conn, t)
+            self.processes.audit(conn, t, "transfer.requested")
+            await self.processes.call_for_step(conn, t, CallerFacts.of(caller).as_json())
             return t, True
 
     async def receive(self, caller: VerifiedCaller, pid: str, message: TransferMessage) -> Transfer:
-        async with self.store.transaction() as conn:
-            t = await self._owned(conn, caller, pid, lock=True)
+        async with self.db.transaction() as conn:
+            t = await self.processes.owned(conn, caller.did, pid, for_change=True)
             sender = t.role.other
             if is_repeat(t, message, sender_role=sender):
                 return t
@@ -194,22 +197,57 @@ class TransferService:
             ):
                 raise InvalidMessageError("a pull transfer's start needs a dataAddress")
             t = apply(t, message, sender_role=sender, now=self.clock.now())
-            await self.store.update_transfer(conn, t)
-            await self._audit(conn, t, f"transfer.{t.state.lower()}")
+            await self.store.update(conn, t)
+            self.processes.audit(conn, t, f"transfer.{t.state.lower()}")
             return t
 
+    # -- the outbox loop's steps -------------------------------------------------------------
+
+    async def take_step(self, item: OutboxItem) -> None:
+        await self.processes.take_step(item, self._act)
+
+    async def _act(
+        self, conn: AsyncConnection, t: Transfer, facts: dict[str, Any]
+    ) -> Transfer | None:
+        """The provider's decision on a REQUESTED transfer (nothing if it moved on, e.g. the
+        consumer terminated it meanwhile): start it, or terminate it naming the failed
+        constraint."""
+        if t.role is not Role.PROVIDER or t.state is not TransferState.REQUESTED:
+            return None
+        assert t.agreement_id is not None
+        agreement = await self.agreements.get(conn, t.agreement_id, for_change=True)
+        if agreement is None:
+            t = await self.processes.send(
+                conn, t, self._termination(t, "gone", "the agreement no longer exists")
+            )
+            self.processes.audit(conn, t, "transfer.refused", reason="agreement gone")
+            return t
+        caller = CallerFacts.from_json(facts)
+        policy = validate_policy(agreement.agreement)
+        context = self._context(caller, agreement, t, uses_so_far=agreement.uses)
+        decision = evaluate(policy, context, Scope.TRANSFER)
+        if not decision:
+            t = await self.processes.send(conn, t, self._termination(t, "policy", decision.reason))
+            self.processes.audit(conn, t, "transfer.refused", reason=decision.reason)
+            return t
+        # The agreement's uses (its ODRL ``count``) are spent by data plane calls, one each
+        # (connector.dataplane.service); a transfer starts only while one is left.
+        return await self._start(
+            conn, t, expires=self._token_end(policy, context), credentials=context.credentials
+        )
+
     async def get(self, caller: VerifiedCaller, pid: str) -> Transfer:
-        async with self.store.transaction() as conn:
-            return await self._owned(conn, caller, pid)
+        async with self.db.reading() as conn:
+            return await self.processes.owned(conn, caller.did, pid)
 
     # -- management ---------------------------------------------------------------------
 
     async def request(self, *, agreement_id: str, format: str) -> Transfer:
-        async with self.store.transaction() as conn:
-            agreement = await self.store.get_agreement(conn, agreement_id)
+        async with self.db.transaction() as conn:
+            agreement = await self.agreements.get(conn, agreement_id)
             if agreement is None or agreement.role is not Role.CONSUMER:
                 raise NotFoundError(f"no agreement {agreement_id} as consumer")
-            negotiation = await self.store.get_negotiation(conn, agreement.negotiation_id)
+            negotiation = await self.negotiations.get(conn, agreement.negotiation_id)
             if negotiation is None or negotiation.counterparty_address is None:
                 raise ConflictError(f"agreement {agreement_id}: provider address unknown")
             now = self.clock.now()
@@ -226,12 +264,12 @@ class TransferService:
                     "consumerPid": t.id,
                     "agreementId": agreement_id,
                     "format": format,
-                    "callbackAddress": self.dsp_base,
+                    "callbackAddress": self.me.dsp_base,
                 }
             )
-            await self.store.insert_transfer(conn, t)
-            t = await self._send(conn, t, message, initial=True)
-            await self._audit(conn, t, "transfer.requested")
+            t = await self.processes.send(conn, t, message, initial=True)
+            await self.store.insert(conn, t)
+            self.processes.audit(conn, t, "transfer.requested")
             return t
 
     async def complete(self, id: str, *, actor: str) -> Transfer:
@@ -263,10 +301,8 @@ class TransferService:
         """Resume a transfer we suspended (whoever suspended it resumes it). The provider's
         TransferStartMessage carries a fresh DataAddress (a new data plane token, the old one
         may have expired during the pause); the consumer's carries none."""
-        async with self.store.transaction() as conn:
-            t = await self.store.get_transfer(conn, id, lock=True)
-            if t is None:
-                raise NotFoundError(f"no transfer {id}")
+        async with self.db.transaction() as conn:
+            t = await self.processes.local(conn, id)
             if t.state is not TransferState.SUSPENDED:
                 raise ConflictError(f"transfer {id} is {t.state}, not SUSPENDED")
             if t.suspended_by is not t.role:
@@ -280,40 +316,44 @@ class TransferService:
                     conn, t, expires=expires, event="transfer.resumed", actor=actor
                 )
             else:
-                t = await self._send(
+                t = await self.processes.send(
                     conn,
                     t,
                     TransferStartMessage.model_validate(
                         {"providerPid": t.provider_pid, "consumerPid": t.consumer_pid}
                     ),
                 )
-                await self._audit(conn, t, "transfer.resumed", by=actor)
+                self.processes.audit(conn, t, "transfer.resumed", by=actor)
+            await self.store.update(conn, t)
             return t
 
     async def refresh_token(self, caller: VerifiedCaller, id: str) -> tuple[str, datetime]:
         """A fresh data plane token, and when it expires, for the consumer of a STARTED
         transfer we provide. The agreement's policy is evaluated again against the caller's
-        credentials of now (this transfer's own use already counted): an agreement past its
+        credentials of now and the uses data plane calls have spent: an agreement past its
         time window or a consumer whose membership lapsed gets no new token (403, the failed
         constraints named, the refusal audited) and the token it holds runs out."""
-        async with self.store.transaction() as conn:
-            t = await self._owned(conn, caller, id)
+        async with self.db.transaction() as conn:
+            t = await self.processes.owned(conn, caller.did, id)
             if t.role is not Role.PROVIDER or t.agreement_id is None:
-                raise NotFoundError(f"no transfer process {id}")  # as for a stranger
+                raise NotFoundError(f"no transfer {id}")  # as for a stranger
             if t.state is not TransferState.STARTED:
                 raise ForbiddenError(f"transfer {id} is {t.state}, not STARTED")
-            agreement = await self.store.get_agreement(conn, t.agreement_id)
+            agreement = await self.agreements.get(conn, t.agreement_id)
             if agreement is None:
-                raise NotFoundError(f"no transfer process {id}")
+                raise NotFoundError(f"no transfer {id}")
             policy = validate_policy(agreement.agreement)
-            context = self._context(caller, agreement, t, uses_so_far=max(agreement.uses - 1, 0))
+            # uses_so_far: what data plane calls have spent; a used-up agreement gets no token.
+            context = self._context(
+                CallerFacts.of(caller), agreement, t, uses_so_far=agreement.uses
+            )
             decision = evaluate(policy, context, Scope.TRANSFER)
             if not decision:
-                await self._audit(conn, t, "transfer.token-refused", reason=decision.reason)
+                self.processes.audit(conn, t, "transfer.token-refused", reason=decision.reason)
             else:
                 expires = self._token_end(policy, context)
                 token = self._access_token(t, expires, context.credentials)
-                await self._audit(conn, t, "transfer.token-issued")
+                self.processes.audit(conn, t, "transfer.token-issued")
                 return token, expires
         raise PolicyViolationError(decision.reason)  # after the commit: the refusal is audited
 
@@ -333,8 +373,8 @@ class TransferService:
             await check_callback(
                 t.counterparty_did,
                 endpoint,
-                self.insecure_hosts,
-                self.resolver,
+                self.me.insecure_hosts,
+                self.me.resolver,
                 what="the provider's refreshEndpoint",
             )
         except InvalidMessageError as exc:
@@ -344,8 +384,8 @@ class TransferService:
     async def record_token(self, id: str, token: str, expires_in: int | None) -> Transfer:
         """Keep a fresh data plane token in the transfer's DataAddress (as if the provider
         had sent it in a TransferStartMessage)."""
-        async with self.store.transaction() as conn:
-            t = await self.store.get_transfer(conn, id, lock=True)
+        async with self.db.transaction() as conn:
+            t = await self.store.get(conn, id, for_change=True)
             if t is None or t.data_address is None or t.state is not TransferState.STARTED:
                 raise ConflictError(f"transfer {id} is no longer STARTED")
             fresh = {"authorization": token}
@@ -356,8 +396,8 @@ class TransferService:
             ]
             address = t.data_address.model_copy(update={"endpoint_properties": props})
             t = replace(t, data_address=address, updated_at=self.clock.now())
-            await self.store.update_transfer(conn, t)
-            await self._audit(conn, t, "transfer.token-refreshed")
+            await self.store.update(conn, t)
+            self.processes.audit(conn, t, "transfer.token-refreshed")
             return t
 
     async def terminate(self, id: str, *, reason: str, actor: str) -> Transfer:
@@ -366,27 +406,28 @@ class TransferService:
         )
 
     async def list(self, *, role: Role | None = None) -> list[Transfer]:
-        async with self.store.transaction() as conn:
-            return await self.store.list_transfers(conn, role=role)
+        async with self.db.reading() as conn:
+            return await self.store.list(conn, role=role)
 
     async def get_local(self, id: str) -> Transfer:
-        async with self.store.transaction() as conn:
-            t = await self.store.get_transfer(conn, id)
-            if t is None:
-                raise NotFoundError(f"no transfer {id}")
-            return t
+        async with self.db.reading() as conn:
+            t = await self.store.get(conn, id)
+        if t is None:
+            raise NotFoundError(f"no transfer {id}")
+        return t
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _local_message(self, id: str, actor: str, event: str, build: Any) -> Transfer:
-        async with self.store.transaction() as conn:
-            t = await self.store.get_transfer(conn, id, lock=True)
-            if t is None:
-                raise NotFoundError(f"no transfer {id}")
+    async def _local_message(
+        self, id: str, actor: str, event: str, build: Callable[[Transfer], TransferMessage]
+    ) -> Transfer:
+        async with self.db.transaction() as conn:
+            t = await self.processes.local(conn, id)
             if t.provider_pid is None or t.consumer_pid is None:
                 raise ConflictError(f"transfer {id} has not been acknowledged yet; try again")
-            t = await self._send(conn, t, build(t))
-            await self._audit(conn, t, f"transfer.{event}", by=actor)
+            t = await self.processes.send(conn, t, build(t))
+            await self.store.update(conn, t)
+            self.processes.audit(conn, t, f"transfer.{event}", by=actor)
             return t
 
     async def _start(
@@ -400,17 +441,19 @@ class TransferService:
         credentials: tuple[VerifiedCredential, ...] = (),
     ) -> Transfer:
         """Sends the TransferStartMessage with a DataAddress whose token lives until
-        ``expires`` (``_token_end`` / ``_window_end``: at most ``TOKEN_LIFETIME``)."""
+        ``expires`` (``_token_end`` / ``_window_end``: at most ``TOKEN_LIFETIME``); the caller
+        writes the transfer."""
         assert t.provider_pid is not None
         now = self.clock.now()
         token = self._access_token(t, expires, credentials)
+        public_url = self.me.public_url
         message = TransferStartMessage.model_validate(
             {
                 "providerPid": t.provider_pid,
                 "consumerPid": t.consumer_pid,
                 "dataAddress": {
                     "endpointType": HTTP_ENDPOINT_TYPE,
-                    "endpoint": join_url(self.public_url, "dataplane", "transfers", t.id),
+                    "endpoint": join_url(public_url, "dataplane", "transfers", t.id),
                     "endpointProperties": [
                         {"name": "authorization", "value": token},
                         {"name": "authType", "value": "bearer"},
@@ -418,16 +461,14 @@ class TransferService:
                         # POST with the consumer's self-issued token: a fresh authorization.
                         {
                             "name": REFRESH_ENDPOINT,
-                            "value": join_url(
-                                self.public_url, "dataplane", "transfers", t.id, "token"
-                            ),
+                            "value": join_url(public_url, "dataplane", "transfers", t.id, "token"),
                         },
                     ],
                 },
             }
         )
-        t = await self._send(conn, t, message)
-        await self._audit(conn, t, event, **({"by": actor} if actor else {}))
+        t = await self.processes.send(conn, t, message)
+        self.processes.audit(conn, t, event, **({"by": actor} if actor else {}))
         return t
 
     def _access_token(
@@ -436,8 +477,8 @@ class TransferService:
         """A data plane token for the consumer of ``t``, bound to its agreement and to ``t``."""
         assert t.agreement_id is not None
         return issue_access_token(
-            did=self.did,
-            keys=self.keys,
+            did=self.me.did,
+            keys=self.me.keys,
             consumer=t.counterparty_did,
             agreement_id=t.agreement_id,
             transfer_id=t.id,
@@ -447,12 +488,12 @@ class TransferService:
         )
 
     def _context(
-        self, caller: VerifiedCaller, agreement: AgreementRecord, t: Transfer, *, uses_so_far: int
+        self, caller: CallerFacts, agreement: AgreementRecord, t: Transfer, *, uses_so_far: int
     ) -> EvaluationContext:
         return context_for(
             caller,
             now=self.clock.now(),
-            trusted_issuers=self.trusted_issuers,
+            trusted_issuers=self.me.trusted_issuers,
             dataset_id=agreement.dataset_id,
             uses_so_far=uses_so_far,
             output_type=output_type_of(t.format),
@@ -463,7 +504,7 @@ class TransferService:
         agreement's time window must still be open (else 403), and the new token ends with it
         (the consumer's credentials are checked again when it refreshes the token)."""
         assert t.agreement_id is not None
-        agreement = await self.store.get_agreement(conn, t.agreement_id)
+        agreement = await self.agreements.get(conn, t.agreement_id)
         if agreement is None:
             raise ConflictError(f"transfer {t.id}: its agreement {t.agreement_id} is gone")
         window = time_bounds(validate_policy(agreement.agreement))
@@ -482,7 +523,8 @@ class TransferService:
         until = context.now + TOKEN_LIFETIME
         return permitted_until(policy, context, Scope.TRANSFER, until=until)
 
-    def _termination(self, t: Transfer, code: str, reason: str) -> TransferTerminationMessage:
+    @staticmethod
+    def _termination(t: Transfer, code: str, reason: str) -> TransferTerminationMessage:
         return TransferTerminationMessage.model_validate(
             {
                 "providerPid": t.provider_pid,
@@ -490,45 +532,4 @@ class TransferService:
                 "code": code,
                 "reason": [reason],
             }
-        )
-
-    async def _send(
-        self, conn: AsyncConnection, t: Transfer, message: TransferMessage, *, initial: bool = False
-    ) -> Transfer:
-        t = apply(t, message, sender_role=t.role, now=self.clock.now())
-        if t.counterparty_address is None:
-            raise ConflictError(f"transfer {t.id} has no counterparty address")
-        if initial:
-            url = join_url(t.counterparty_address, "transfers", "request")
-        else:
-            url = join_url(t.counterparty_address, "transfers", "{pid}", _SEGMENT[message.TYPE])
-        await self.store.update_transfer(conn, t)
-        await self.store.enqueue(
-            conn,
-            process_kind="transfer",
-            process_id=t.id,
-            message_type=message.TYPE + (":initial" if initial else ""),
-            url=url,
-            audience=t.counterparty_did,
-            body=dump(message),
-            now=self.clock.now(),
-        )
-        return t
-
-    async def _owned(
-        self, conn: AsyncConnection, caller: VerifiedCaller, pid: str, *, lock: bool = False
-    ) -> Transfer:
-        t = await self.store.get_transfer(conn, pid, lock=lock)
-        if t is None or t.counterparty_did != caller.did:
-            raise NotFoundError(f"no transfer process {pid}")
-        return t
-
-    async def _audit(self, conn: AsyncConnection, t: Transfer, event: str, **details: Any) -> None:
-        await self.audit.append(
-            actor=t.counterparty_did,
-            event=event,
-            transfer_id=t.id,
-            agreement_id=t.agreement_id,
-            details={"state": str(t.state), "role": str(t.role), "format": t.format, **details},
-            conn=conn,
         )

@@ -26,8 +26,8 @@ from rdflib import Graph
 from catalog.model import Dataset
 from catalog.rdf import dataset_iris, from_graph
 from catalog.serialize import TURTLE
+from connector.db.database import Database
 from connector.db.tables import harvested_datasets as table
-from connector.dsp.store import DspStore
 from connector.errors import PhemsError, UpstreamError
 from connector.exchange.remote import fetch_catalog
 from connector.identity.did import did_from_url
@@ -100,7 +100,7 @@ class HarvestService:
     def __init__(
         self,
         *,
-        store: DspStore,
+        store: Database,
         http: httpx.AsyncClient,
         tokens: TokenIssuer,
         clock: Clock,

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 from catalog.cache import RenderCache
 from catalog.model import Catalog, Dataset
+from connector.db.database import Database
 from connector.db.tables import datasets as datasets_table
-from connector.dsp.store import DspStore
 from connector.errors import PhemsError
 from connector.policy import Policy, validate_policy
 from connector.publishing.healthdcat import Publisher, to_catalog, to_dataset
@@ -61,7 +61,7 @@ class PublishedCatalog:
     def __init__(
         self,
         *,
-        store: DspStore,
+        store: Database,
         datasets: DatasetStore,
         publisher: Publisher,
         recheck_seconds: float = 1.0,

@@ -24,8 +24,8 @@ from connector.api.app import create_app
 from connector.composition import Services, build_services
 from connector.dataplane.tokens import issue_access_token
 from connector.db.tables import audit_log, audit_pending
+from connector.dsp.agreement import AgreementRecord
 from connector.dsp.states import Role, TransferState
-from connector.dsp.store import AgreementRecord
 from connector.dsp.transfer import Transfer
 from connector.errors import (
     BadRequestError,
@@ -131,7 +131,7 @@ async def _agreement(
     aid: str = "urn:uuid:agreement",
 ) -> str:
     now = s.clock.now()
-    async with s.dsp_store.transaction() as conn:
+    async with s.db.transaction() as conn:
         if await s.dataset_store.get(conn, dataset) is None:
             await s.dataset_store.insert(
                 conn,
@@ -148,7 +148,7 @@ async def _agreement(
             "timestamp": "2026-11-01T11:00:00Z",
             "permission": [{"action": "use", "constraint": list(constraints)}],
         }
-        await s.dsp_store.insert_agreement(
+        await s.stores.agreements.insert(
             conn,
             AgreementRecord(
                 id=aid,
@@ -194,8 +194,8 @@ async def _transfer(
         ),
         state=TransferState.STARTED,
     )
-    async with s.dsp_store.transaction() as conn:
-        await s.dsp_store.insert_transfer(conn, t)
+    async with s.db.transaction() as conn:
+        await s.stores.transfers.insert(conn, t)
     return issue_access_token(
         did=s.did,
         keys=s.keys,
@@ -226,8 +226,8 @@ async def _audit(s: Services) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def _uses(s: Services, aid: str) -> tuple[int, float]:
-    async with s.dsp_store.transaction() as conn:
-        a = await s.dsp_store.get_agreement(conn, aid)
+    async with s.db.reading() as conn:
+        a = await s.stores.agreements.get(conn, aid)
     assert a is not None
     return a.uses, a.epsilon_spent
 

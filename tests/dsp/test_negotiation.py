@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -303,13 +304,43 @@ def test_redelivered_message_is_a_repeat(
     arrow: tuple[NegotiationState, NegotiationEvent, Role], target: NegotiationState
 ) -> None:
     state, event, sender = arrow
-    for holder in Role:
-        before = negotiation(state, holder)
-        after = n.apply(before, message(event), sender_role=sender, now=T1)
-        assert after.state is target
-        assert n.is_repeat(after, message(event), sender_role=sender)
-        assert not n.is_repeat(before, message(event), sender_role=sender)
-        assert not n.is_repeat(after, message(event), sender_role=sender.other)
+    before = negotiation(state, sender.other)  # held by the receiver
+    after = n.apply(before, message(event), sender_role=sender, now=T1)
+    assert after.state is target
+    assert n.is_repeat(after, message(event), sender_role=sender)
+    assert not n.is_repeat(before, message(event), sender_role=sender)
+    # Our own message, applied when recorded for sending, is never "received".
+    ours = n.apply(negotiation(state, sender), message(event), sender_role=sender, now=T1)
+    assert not n.is_repeat(ours, message(event), sender_role=sender)
+
+
+def test_a_message_received_before_stays_a_repeat_after_the_negotiation_moved_on() -> None:
+    """The provider applied the consumer's ACCEPTED, then recorded its own agreement: the
+    consumer's retry of ACCEPTED (our answer was lost) is a repeat, an ACCEPTED never
+    received is not (it goes to ``apply``, which refuses it in AGREED)."""
+    offered = negotiation(S.OFFERED, P)
+    accepted = n.apply(offered, message(E.ACCEPTED), sender_role=C, now=T1)
+    agreed = n.apply(accepted, message(E.AGREEMENT), sender_role=P, now=T1)
+    assert n.is_repeat(agreed, message(E.ACCEPTED), sender_role=C)
+    never_received = n.apply(
+        negotiation(S.REQUESTED, P), message(E.AGREEMENT), sender_role=P, now=T1
+    )
+    assert not n.is_repeat(never_received, message(E.ACCEPTED), sender_role=C)
+    with pytest.raises(InvalidTransitionError):
+        n.apply(never_received, message(E.ACCEPTED), sender_role=C, now=T1)
+
+
+def test_a_record_stored_before_fingerprints_judges_by_its_present_state() -> None:
+    """``received`` None (a row written before): the message that brought the negotiation
+    into its present state, with the same content, is a repeat; nothing else is."""
+    agreed = n.apply(negotiation(S.REQUESTED, C), message(E.AGREEMENT), sender_role=P, now=T1)
+    legacy = replace(agreed, received=None)
+    assert n.is_repeat(legacy, message(E.AGREEMENT), sender_role=P)
+    other = m.ContractAgreementMessage(
+        provider_pid=PPID, consumer_pid=CPID, agreement={**AGREEMENT, "@id": "urn:agreement:2"}
+    )
+    assert not n.is_repeat(legacy, other, sender_role=P)
+    assert not n.is_repeat(legacy, message(E.OFFER), sender_role=P)
 
 
 def test_a_different_offer_or_agreement_is_not_a_repeat() -> None:

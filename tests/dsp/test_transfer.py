@@ -200,12 +200,20 @@ def test_redelivered_message_is_a_repeat(
     arrow: tuple[TransferState, TransferEvent, Role], target: TransferState
 ) -> None:
     state, event, sender = arrow
-    for holder in Role:
-        before = transfer(state, holder)
-        after = t.apply(before, message(event), sender_role=sender, now=T1)
-        assert after.state is target
-        assert t.is_repeat(after, message(event), sender_role=sender)
-        assert not t.is_repeat(before, message(event), sender_role=sender)
+    before = transfer(state, sender.other)  # held by the receiver
+    after = t.apply(before, message(event), sender_role=sender, now=T1)
+    assert after.state is target
+    assert t.is_repeat(after, message(event), sender_role=sender)
+    assert not t.is_repeat(before, message(event), sender_role=sender)
+    ours = t.apply(transfer(state, sender), message(event), sender_role=sender, now=T1)
+    assert not t.is_repeat(ours, message(event), sender_role=sender)
+
+
+def test_a_request_received_before_stays_a_repeat_after_the_start() -> None:
+    requested = t.apply(transfer(S.INITIAL, P), message(E.REQUEST), sender_role=C, now=T1)
+    started = t.apply(requested, message(E.START), sender_role=P, now=T1)
+    assert t.is_repeat(started, message(E.REQUEST), sender_role=C)
+    assert not t.is_repeat(started, message(E.COMPLETION), sender_role=C)
 
 
 def test_a_different_start_or_request_is_not_a_repeat() -> None:

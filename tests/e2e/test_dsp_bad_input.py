@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from connector.clock import FixedClock, SystemClock
+from connector.identity.agreements import sign_agreement
 from connector.identity.keys import load_or_create_keys
 from connector.identity.tokens import TokenIssuer
 from tests.conftest import free_port
@@ -277,6 +278,120 @@ def test_verification_without_consumer_signature_is_400(world: dict[str, Any]) -
     assert consumer.get(f"/negotiations/{pid}").json()["state"] == "AGREED"
 
 
+def test_a_contract_request_is_answered_requested_and_decided_after(
+    world: dict[str, Any],
+) -> None:
+    """The 201 carries the state the request created; the agreement is the provider's
+    decision after the answer, and GET shows it once recorded."""
+    consumer: Peer = world["consumer"]
+    silent = f"http://127.0.0.1:{free_port()}/dsp/2025-1"
+    r = consumer.post("/negotiations/request", request_body(consumer, callbackAddress=silent))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["@type"] == "ContractNegotiation" and body["state"] == "REQUESTED", body
+    pid = body["providerPid"]
+    wait_for(lambda: consumer.get(f"/negotiations/{pid}").json()["state"], lambda s: s == "AGREED")
+
+
+def test_a_transfer_request_is_answered_requested_and_started_after(
+    world: dict[str, Any],
+) -> None:
+    consumer: Peer = world["consumer"]
+    capi = Api(consumer.me)
+    try:
+        offer = RESEARCH_OFFER | {"target": "paediatric-asthma"}
+        n = capi.post(
+            "/negotiations",
+            {"counterpartyAddress": world["provider"].url + "/dsp/2025-1", "offer": offer},
+            expect=201,
+        )
+        wait_for(
+            lambda: capi.get(f"/negotiations/{n['id']}")["state"],
+            lambda s: s in ("FINALIZED", "TERMINATED"),
+        )
+        [agreement] = [a for a in capi.get("/agreements") if a["negotiationId"] == n["id"]]
+    finally:
+        capi.http.close()
+    request = message(
+        "TransferRequestMessage",
+        consumerPid=f"urn:uuid:t-{datetime.now(UTC).timestamp()}",
+        agreementId=agreement["id"],
+        format="FHIR-Aggregate-PULL",
+        # Nobody listens: the start stays in the provider's outbox, the transfer STARTED.
+        callbackAddress=f"http://127.0.0.1:{free_port()}/dsp/2025-1",
+    )
+    r = consumer.post("/transfers/request", request)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["@type"] == "TransferProcess" and body["state"] == "REQUESTED", body
+    pid = body["providerPid"]
+    wait_for(lambda: consumer.get(f"/transfers/{pid}").json()["state"], lambda s: s == "STARTED")
+
+
+def refused_unchanged(world: dict[str, Any], pid: str, path: str, body: dict[str, Any]) -> None:
+    """A message the transition table does not allow and that was never received before:
+    400 with the DSP error body, the negotiation unchanged."""
+    consumer: Peer = world["consumer"]
+    before = world["papi"].get(f"/negotiations/{pid}")
+    assert_dsp_error(
+        consumer.post(f"/negotiations/{pid}/{path}", body),
+        400,
+        "ContractNegotiationError",
+        "not allowed",
+    )
+    assert world["papi"].get(f"/negotiations/{pid}") == before
+
+
+def accepted_event(pid: str, cid: str) -> dict[str, Any]:
+    return message(
+        "ContractNegotiationEventMessage", providerPid=pid, consumerPid=cid, eventType="ACCEPTED"
+    )
+
+
+def test_an_accepted_event_never_sent_is_refused_in_agreed(world: dict[str, Any]) -> None:
+    pid, cid = waiting_in_agreed(world["consumer"])
+    refused_unchanged(world, pid, "events", accepted_event(pid, cid))
+
+
+def test_a_counter_request_is_refused_in_agreed(world: dict[str, Any]) -> None:
+    pid, cid = waiting_in_agreed(world["consumer"])
+    counter = request_body(world["consumer"], providerPid=pid, consumerPid=cid)
+    refused_unchanged(world, pid, "request", counter)
+
+
+def finalized(world: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """A negotiation the provider has FINALIZED (its event waiting in its outbox), with the
+    consumer's verification: (providerPid, consumerPid, verification)."""
+    consumer: Peer = world["consumer"]
+    pid, cid = waiting_in_agreed(consumer)
+    agreement = world["papi"].get(f"/negotiations/{pid}")["agreement"]
+    signature = sign_agreement(agreement, consumer.me.did, consumer.keys.signing)
+    verification = message(
+        "ContractAgreementVerificationMessage",
+        providerPid=pid,
+        consumerPid=cid,
+        **{"https://w3id.org/phems/ns/signature": signature},
+    )
+    r = consumer.post(f"/negotiations/{pid}/agreement/verification", verification)
+    assert r.status_code == 200 and r.json()["state"] == "VERIFIED", r.text  # what it created
+    wait_for(lambda: world["papi"].get(f"/negotiations/{pid}")["state"], lambda s: s == "FINALIZED")
+    return pid, cid, verification
+
+
+def test_an_accepted_event_is_refused_in_finalized(world: dict[str, Any]) -> None:
+    pid, cid, _ = finalized(world)
+    refused_unchanged(world, pid, "events", accepted_event(pid, cid))
+
+
+def test_in_finalized_only_the_verification_received_is_a_repeat(world: dict[str, Any]) -> None:
+    pid, _, verification = finalized(world)
+    # Sent again (its answer lost): the same message, answered with the negotiation as it is.
+    again = world["consumer"].post(f"/negotiations/{pid}/agreement/verification", verification)
+    assert again.status_code == 200 and again.json()["state"] == "FINALIZED", again.text
+    other = verification | {"consumerPid": "urn:uuid:someone-else"}
+    refused_unchanged(world, pid, "agreement/verification", other)
+
+
 def test_catalog_filter_unsupported_and_unknown_dataset(world: dict[str, Any]) -> None:
     consumer: Peer = world["consumer"]
     r = consumer.post(
@@ -297,8 +412,9 @@ def test_transfer_without_agreement_refused(world: dict[str, Any]) -> None:
         "format": "FHIR-Aggregate-PULL",
         "callbackAddress": consumer.me.url + "/dsp/2025-1",
     }
+    before = world["papi"].get("/transfers")
     assert_dsp_error(consumer.post("/transfers/request", body), 400, "TransferError", "agreement")
-    assert world["papi"].get("/transfers") == []
+    assert world["papi"].get("/transfers") == before
 
 
 # -- every field of every message, replaced by something odd: never a 5xx -------------------

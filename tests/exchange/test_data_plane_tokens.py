@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from connector.composition import Services, build_services
 from connector.dataplane.tokens import TOKEN_LIFETIME, verify_access_token
 from connector.db.tables import audit_log, audit_pending, outbox
+from connector.dsp.agreement import AgreementRecord
 from connector.dsp.messages import DataAddress, TransferRequestMessage
 from connector.dsp.states import Role, TransferState
-from connector.dsp.store import AgreementRecord
 from connector.dsp.transfer import Transfer
 from connector.errors import PolicyViolationError, UpstreamError
 from connector.identity.credentials import VerifiedCredential
@@ -48,7 +48,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     )
     s = await build_services(settings, clock=clock)
     try:
-        async with s.dsp_store.transaction() as conn:
+        async with s.db.transaction() as conn:
             await s.dataset_store.insert(
                 conn, DatasetRecord(id="ds", title="D", created_at=T0, modified_at=T0)
             )
@@ -93,8 +93,8 @@ async def _agreement(s: Services, *constraints: dict[str, Any]) -> str:
         epsilon_spent=0.0,
         created_at=T0,
     )
-    async with s.dsp_store.transaction() as conn:
-        await s.dsp_store.insert_agreement(conn, record)
+    async with s.db.transaction() as conn:
+        await s.stores.agreements.insert(conn, record)
     return record.id
 
 
@@ -109,7 +109,10 @@ async def _start(s: Services, caller: VerifiedCaller) -> tuple[str, dict[str, st
         }
     )
     t, created = await s.transfers.receive_request(caller, message)
-    assert created and t.state is TransferState.STARTED
+    # The answer is REQUESTED; the start is the outbox loop's step after it.
+    assert created and t.state is TransferState.REQUESTED
+    assert await s.sender.run_once() == 1
+    assert (await s.transfers.get_local(t.id)).state is TransferState.STARTED
     async with s.engine.connect() as conn:
         query = sa.select(outbox.c.body).where(outbox.c.message_type == "TransferStartMessage")
         body = json.loads((await conn.execute(query)).scalar_one())
@@ -181,7 +184,12 @@ async def test_a_lapsing_membership_caps_the_token_and_a_renewed_one_refreshes(
     assert expires == world.clock.now() + TOKEN_LIFETIME
 
 
-async def test_a_refresh_does_not_count_as_another_use(world: World) -> None:
+async def test_start_and_refresh_spend_no_use_a_used_up_agreement_gets_no_token(
+    world: World,
+) -> None:
+    """The agreement's uses (ODRL count) are spent by data plane calls, one each
+    (tests/dataplane): a transfer start and token refreshes spend none, and once the calls
+    have used them up, no fresh token is issued."""
     s = world.services
     once = {"leftOperand": "count", "operator": "lteq", "rightOperand": 1}
     await _agreement(s, MEMBER, once)
@@ -189,9 +197,12 @@ async def test_a_refresh_does_not_count_as_another_use(world: World) -> None:
     tid, _ = await _start(s, caller)
     for jti in ("j2", "j3"):
         await s.transfers.refresh_token(_caller(T0 + timedelta(days=30), jti), tid)
-    async with s.dsp_store.transaction() as conn:
-        agreement = await s.dsp_store.get_agreement(conn, "urn:uuid:agreement")
-    assert agreement is not None and agreement.uses == 1
+    async with s.db.transaction() as conn:
+        agreement = await s.stores.agreements.get(conn, "urn:uuid:agreement")
+        assert agreement is not None and agreement.uses == 0
+        await s.stores.agreements.spend(conn, agreement.id)  # the one data plane call
+    with pytest.raises(PolicyViolationError, match="count"):
+        await s.transfers.refresh_token(_caller(T0 + timedelta(days=30), "j4"), tid)
 
 
 async def _latest_start(s: Services) -> dict[str, str]:
@@ -257,8 +268,8 @@ async def test_the_consumer_posts_its_token_only_to_the_providers_own_host(
         }
     )
     t = replace(t, state=TransferState.STARTED, data_address=address)
-    async with s.dsp_store.transaction() as conn:
-        await s.dsp_store.insert_transfer(conn, t)
+    async with s.db.transaction() as conn:
+        await s.stores.transfers.insert(conn, t)
     if words is None:
         assert (await s.transfers.refresh_endpoint(t.id))[1] == endpoint
     else:

@@ -19,11 +19,11 @@ from connector.audit import AuditLog
 from connector.clock import FixedClock
 from connector.db.engine import create_engine, migrate
 from connector.db.tables import outbox
-from connector.dsp.store import DspStore
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.identity.tokens import TokenIssuer
 from tests.conftest import free_port
 from tests.identity.conftest import new_keys
+from tests.store.stores import sql_stores
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -73,9 +73,9 @@ async def _deliver_until_done(engine: AsyncEngine, peer: Peer) -> Any:
     """Queue one message, then send it (advancing the clock past each retry) until it is
     sent or failed; the outbox row as it ends."""
     clock = FixedClock(T0)
-    store = DspStore(engine)
+    store = sql_stores(engine)
     sender = OutboxSender(
-        store=store,
+        stores=store,
         tokens=TokenIssuer("did:web:127.0.0.1%3A1", new_keys(), 60, [], clock),
         timeout_seconds=5,
         clock=clock,
@@ -83,8 +83,8 @@ async def _deliver_until_done(engine: AsyncEngine, peer: Peer) -> Any:
         poll_seconds=1,
         policy=SendPolicy(),
     )
-    async with store.transaction() as conn:
-        await store.enqueue(
+    async with store.db.transaction() as conn:
+        await store.outbox.enqueue(
             conn,
             process_kind="negotiation",
             process_id="n1",

@@ -50,8 +50,8 @@ async def _requested(s: Services) -> Negotiation:
         consumer_pid="urn:uuid:c1",
     )
     n = replace(n, state=NegotiationState.REQUESTED, offer={"@id": "o1", "target": "ds"})
-    async with s.dsp_store.transaction() as conn:
-        await s.dsp_store.insert_negotiation(conn, n)
+    async with s.db.transaction() as conn:
+        await s.stores.negotiations.insert(conn, n)
     return n
 
 
@@ -69,8 +69,8 @@ def _termination() -> ContractNegotiationTerminationMessage:
 def _changing_after_each_read(s: Services, times: int) -> list[int]:
     """Make another writer change the row (a new row version, same content) right after each
     of the first ``times`` versioned reads; returns the versions read."""
-    store = s.dsp_store
-    read: Callable[..., Awaitable[Any]] = store.get_negotiation_versioned
+    store = s.stores.negotiations
+    read: Callable[..., Awaitable[Any]] = store._read_versioned  # type: ignore[attr-defined]
     versions: list[int] = []
 
     async def racing(conn: Any, id: str) -> Any:
@@ -82,7 +82,7 @@ def _changing_after_each_read(s: Services, times: int) -> list[int]:
                 await other.execute(statement.values(updated_at=negotiations.c.updated_at))
         return found
 
-    store.get_negotiation_versioned = racing  # type: ignore[method-assign]
+    store._read_versioned = racing  # type: ignore[attr-defined]
     return versions
 
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 
 from connector.clock import SystemClock
-from connector.dsp.store import OutboxItem
 from connector.errors import UpstreamError
 from connector.exchange import sender as sender_module
+from connector.exchange.ports import OutboxItem
 from connector.exchange.sender import OutboxSender, ResponseTooLarge
 from connector.identity.tokens import TokenIssuer
 from connector.peer_http import capped_request
@@ -76,7 +76,7 @@ def _sender() -> OutboxSender:
     keys = new_keys()
     did = "did:web:127.0.0.1%3A1"
     return OutboxSender(
-        store=None,  # type: ignore[arg-type]  # _post touches neither store nor audit
+        stores=None,  # type: ignore[arg-type]  # _post touches neither stores nor audit
         tokens=TokenIssuer(did, keys, 60, [], SystemClock()),
         timeout_seconds=5,
         clock=SystemClock(),

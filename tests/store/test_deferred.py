@@ -15,9 +15,10 @@ from connector.audit import AuditLog
 from connector.clock import FixedClock
 from connector.db import deferred
 from connector.db.tables import agreements, audit_pending, negotiations, outbox
+from connector.dsp.agreement import AgreementRecord
 from connector.dsp.negotiation import Negotiation
 from connector.dsp.states import NegotiationState, Role
-from connector.dsp.store import AgreementRecord, DspStore
+from tests.store.stores import SqlStores, sql_stores
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -52,8 +53,8 @@ def _agreement(id: str, negotiation_id: str) -> AgreementRecord:
     )
 
 
-async def _enqueue(store: DspStore, conn: object, process: str, kind: str) -> None:
-    await store.enqueue(
+async def _enqueue(store: SqlStores, conn: object, process: str, kind: str) -> None:
+    await store.outbox.enqueue(
         conn,  # type: ignore[arg-type]
         process_kind="negotiation",
         process_id=process,
@@ -71,25 +72,25 @@ async def _count(engine: AsyncEngine, table: sa.Table) -> int:
 
 
 async def test_a_handlers_writes_all_land_and_are_read_back_inside(engine: AsyncEngine) -> None:
-    store, audit = DspStore(engine), AuditLog(engine, FixedClock(T0))
+    store, audit = sql_stores(engine), AuditLog(engine, FixedClock(T0))
     n = _negotiation("urn:uuid:n1")
-    async with store.transaction() as conn:
-        await store.insert_negotiation(conn, n)
+    async with store.db.transaction() as conn:
+        await store.negotiations.insert(conn, n)
         await _enqueue(store, conn, n.id, "agreement")
         await _enqueue(store, conn, "urn:uuid:other", "event")
-        await store.insert_agreement(conn, _agreement("urn:uuid:a1", n.id))
+        await store.agreements.insert(conn, _agreement("urn:uuid:a1", n.id))
         await audit.append_many(conn, [{"actor": "did:web:c", "event": "negotiation.agreed"}])
         # Read-your-writes: a read in the same transaction sees the held insert...
-        assert await store.get_negotiation(conn, n.id) == n
+        assert await store.negotiations.get(conn, n.id) == n
         # ...and writes after the read are held again and land too.
         agreed = replace(n, state=NegotiationState.AGREED, updated_at=T0 + timedelta(seconds=1))
-        await store.update_negotiation(conn, agreed)
+        await store.negotiations.update(conn, agreed)
         await audit.append_many(conn, [{"actor": "did:web:c", "event": "negotiation.second"}])
         await audit.append_many(conn, [{"actor": "did:web:c", "event": "negotiation.third"}])
-    async with store.transaction() as conn:
-        assert await store.get_negotiation(conn, n.id) == agreed
-        assert await store.get_agreement(conn, "urn:uuid:a1") is not None
-        assert await store.pending_messages(conn, n.id) == 1
+    async with store.db.transaction() as conn:
+        assert await store.negotiations.get(conn, n.id) == agreed
+        assert await store.agreements.get(conn, "urn:uuid:a1") is not None
+        assert await store.outbox.pending(conn, n.id) == 1
     assert await _count(engine, outbox) == 2
     assert await audit.flush() == 3
     events = [e.event async for e in audit.entries()]
@@ -97,11 +98,11 @@ async def test_a_handlers_writes_all_land_and_are_read_back_inside(engine: Async
 
 
 async def test_a_failing_transaction_leaves_none_of_its_held_writes(engine: AsyncEngine) -> None:
-    store, audit = DspStore(engine), AuditLog(engine, FixedClock(T0))
+    store, audit = sql_stores(engine), AuditLog(engine, FixedClock(T0))
     n = _negotiation("urn:uuid:n2")
     with pytest.raises(RuntimeError, match="handler failed"):
-        async with store.transaction() as conn:
-            await store.insert_negotiation(conn, n)
+        async with store.db.transaction() as conn:
+            await store.negotiations.insert(conn, n)
             await _enqueue(store, conn, n.id, "agreement")
             await audit.append_many(conn, [{"actor": "did:web:c", "event": "x"}])
             raise RuntimeError("handler failed")
@@ -112,30 +113,30 @@ async def test_a_failing_transaction_leaves_none_of_its_held_writes(engine: Asyn
 async def test_a_held_write_that_violates_a_constraint_takes_the_others_with_it(
     engine: AsyncEngine,
 ) -> None:
-    store = DspStore(engine)
+    store = sql_stores(engine)
     n = _negotiation("urn:uuid:n3")
-    async with store.transaction() as conn:
-        await store.insert_negotiation(conn, n)
+    async with store.db.transaction() as conn:
+        await store.negotiations.insert(conn, n)
     with pytest.raises(sa.exc.IntegrityError):
-        async with store.transaction() as conn:
+        async with store.db.transaction() as conn:
             await _enqueue(store, conn, "urn:uuid:n3", "agreement")
-            await store.insert_agreement(conn, _agreement("urn:uuid:a3", n.id))
-            await store.insert_negotiation(conn, n)  # the same id again
+            await store.agreements.insert(conn, _agreement("urn:uuid:a3", n.id))
+            await store.negotiations.insert(conn, n)  # the same id again
     assert await _count(engine, outbox) == 0
     assert await _count(engine, agreements) == 0
     assert await _count(engine, negotiations) == 1
 
 
 async def test_a_processs_messages_keep_their_queue_order(engine: AsyncEngine) -> None:
-    store = DspStore(engine)
-    async with store.transaction() as conn:
+    store = sql_stores(engine)
+    async with store.db.transaction() as conn:
         for kind in ("first", "second", "third"):
             await _enqueue(store, conn, "urn:uuid:p", kind)
     order = []
     for _ in range(3):
-        [item] = await store.claim(now=T0, lease_seconds=30, limit=10)
+        [item] = await store.outbox.claim(now=T0, lease_seconds=30, limit=10)
         order.append(item.message_type)
-        await store.mark_sent(None, item.id, T0)
+        await store.outbox.mark_sent(None, item.id, T0)
     assert order == ["first", "second", "third"]
 
 
@@ -147,7 +148,7 @@ async def test_a_transaction_of_held_writes_only_is_one_statement_without_begin_
     itself, not what SQLAlchemy's adapter prepares: BEGIN and COMMIT, the store's hot reads
     and held writes): the combined statement alone
     for a write-only transaction; BEGIN ... COMMIT as soon as the transaction also reads."""
-    store, audit = DspStore(engine), AuditLog(engine, FixedClock(T0))
+    store, audit = sql_stores(engine), AuditLog(engine, FixedClock(T0))
     seen: list[str] = []
 
     def log(record: object) -> None:
@@ -160,24 +161,24 @@ async def test_a_transaction_of_held_writes_only_is_one_statement_without_begin_
     driver.add_query_logger(log)
     try:
         for i in (1, 2):  # a single held write, then several combined
-            async with store.transaction() as conn:
+            async with store.db.transaction() as conn:
                 n = _negotiation(f"urn:uuid:w{i}")
-                await store.insert_negotiation(conn, n)
+                await store.negotiations.insert(conn, n)
                 if i == 2:
                     await _enqueue(store, conn, n.id, "request")
                     await audit.append_many(conn, [{"actor": "did:web:c", "event": "e"}])
         assert seen == ["INSERT", "WITH"], seen
         seen.clear()
-        async with store.transaction() as conn:
-            assert await store.get_negotiation(conn, "urn:uuid:w1") is not None
+        async with store.db.transaction() as conn:
+            assert await store.negotiations.get(conn, "urn:uuid:w1") is not None
             await _enqueue(store, conn, "urn:uuid:w1", "more")
         # The read and the held write run on the driver too (connector/db/deferred.run).
         assert seen == ["BEGIN", "SELECT", "INSERT", "COMMIT"], seen
     finally:
         driver.remove_query_logger(log)
-    async with store.transaction() as conn:
-        assert await store.get_negotiation(conn, "urn:uuid:w2") is not None
-        assert await store.pending_messages(conn, "urn:uuid:w2") == 1
+    async with store.db.transaction() as conn:
+        assert await store.negotiations.get(conn, "urn:uuid:w2") is not None
+        assert await store.outbox.pending(conn, "urn:uuid:w2") == 1
     assert await audit.flush() == 1
 
 
@@ -190,9 +191,9 @@ async def test_a_transaction_on_a_dead_connection_fails_once_and_the_pool_recove
     statement (the write-only one, or a read) fails as SQLAlchemy reports it (a DBAPIError,
     the connection invalidated; not a PendingRollbackError from the clean-up), and the next
     transaction gets a new connection."""
-    store = DspStore(engine)
-    async with store.transaction() as conn:  # a pooled connection exists
-        await store.insert_negotiation(conn, _negotiation("urn:uuid:before"))
+    store = sql_stores(engine)
+    async with store.db.transaction() as conn:  # a pooled connection exists
+        await store.negotiations.insert(conn, _negotiation("urn:uuid:before"))
     other = create_async_engine(engine.url.render_as_string(hide_password=False))
     try:
         async with other.connect() as admin:
@@ -206,16 +207,16 @@ async def test_a_transaction_on_a_dead_connection_fails_once_and_the_pool_recove
         await other.dispose()
     with pytest.raises(sa.exc.DBAPIError) as failed:
         # The pool hands out the connection whose backend is gone.
-        async with store.transaction() as conn:
+        async with store.db.transaction() as conn:
             if reads_first:
-                await store.get_negotiation(conn, "urn:uuid:before")
-            await store.insert_negotiation(conn, _negotiation("urn:uuid:lost"))
+                await store.negotiations.get(conn, "urn:uuid:before")
+            await store.negotiations.insert(conn, _negotiation("urn:uuid:lost"))
     assert failed.value.connection_invalidated
-    async with store.transaction() as conn:
-        await store.insert_negotiation(conn, _negotiation("urn:uuid:after"))
-    async with store.transaction() as conn:
-        assert await store.get_negotiation(conn, "urn:uuid:after") is not None
-        assert await store.get_negotiation(conn, "urn:uuid:lost") is None
+    async with store.db.transaction() as conn:
+        await store.negotiations.insert(conn, _negotiation("urn:uuid:after"))
+    async with store.db.transaction() as conn:
+        assert await store.negotiations.get(conn, "urn:uuid:after") is not None
+        assert await store.negotiations.get(conn, "urn:uuid:lost") is None
 
 
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)

@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.clock import SystemClock
 from connector.db.tables import outbox
-from connector.dsp.store import PID_PLACEHOLDER, DspStore, OutboxItem
+from connector.dsp.urls import PID_PLACEHOLDER
+from connector.exchange.ports import OutboxItem
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.identity.tokens import TokenIssuer
 from tests.conftest import free_port
 from tests.identity.conftest import new_keys
+from tests.store.stores import SqlStores, sql_stores
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -29,20 +31,20 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 class Attached:
     """What a sender attached to the store is told after each commit."""
 
-    def __init__(self, store: DspStore) -> None:
+    def __init__(self, store: SqlStores) -> None:
         self.leased: list[OutboxItem] = []
         self.woken: list[str] = []
-        store.on_leased = self.leased.extend
-        store.on_enqueued = self.woken.extend
-        store.lease = timedelta(seconds=30)
+        store.outbox.on_leased = self.leased.extend
+        store.outbox.on_enqueued = self.woken.extend
+        store.outbox.lease = timedelta(seconds=30)
 
 
 async def _queue(
-    store: DspStore, process: str, types: list[str], *, url: str = "http://x/m", fail: bool = False
+    store: SqlStores, process: str, types: list[str], *, url: str = "http://x/m", fail: bool = False
 ) -> None:
-    async with store.transaction() as conn:
+    async with store.db.transaction() as conn:
         for message_type in types:
-            await store.enqueue(
+            await store.outbox.enqueue(
                 conn,
                 process_kind="negotiation",
                 process_id=process,
@@ -65,7 +67,7 @@ async def _rows(engine: AsyncEngine) -> list[Any]:
 async def test_a_message_is_leased_at_the_insert_and_handed_over_after_the_commit(
     pg_engine: AsyncEngine,
 ) -> None:
-    store = DspStore(pg_engine)
+    store = sql_stores(pg_engine)
     sender = Attached(store)
     await _queue(store, "p1", ["M0"])
     [row] = await _rows(pg_engine)
@@ -88,16 +90,18 @@ async def test_a_message_is_leased_at_the_insert_and_handed_over_after_the_commi
     ]
     assert sender.woken == []  # nothing for the claim loop
     # Leased: no claim takes it while the lease runs ...
-    assert await store.claim(now=T0 + timedelta(seconds=29), lease_seconds=30, limit=10) == []
+    assert (
+        await store.outbox.claim(now=T0 + timedelta(seconds=29), lease_seconds=30, limit=10) == []
+    )
     # ... and if its replica died before sending, the claim takes it when the lease ends.
-    [again] = await store.claim(now=T0 + timedelta(seconds=31), lease_seconds=30, limit=10)
+    [again] = await store.outbox.claim(now=T0 + timedelta(seconds=31), lease_seconds=30, limit=10)
     assert (again.id, again.attempts, again.body) == (row.id, 2, {"type": "M0", "n": [1, "ü"]})
 
 
 async def test_an_older_unsent_message_goes_first_through_the_claim(
     pg_engine: AsyncEngine,
 ) -> None:
-    store = DspStore(pg_engine)
+    store = sql_stores(pg_engine)
     sender = Attached(store)
     await _queue(store, "p1", ["M0"])
     await _queue(store, "p1", ["M1", "M2"])  # M0 is leased, not sent: these wait for it
@@ -112,14 +116,14 @@ async def test_an_older_unsent_message_goes_first_through_the_claim(
     assert [i.message_type for i in sender.leased] == ["M0", "N0"]
     assert sender.woken == ["p1", "p1"]
     # The claim keeps the order: M1 only once M0 is sent.
-    assert await store.claim(now=T0, lease_seconds=30, limit=10) == []
-    await store.mark_sent(None, sender.leased[0].id, T0)
-    [m1] = await store.claim(now=T0, lease_seconds=30, limit=10)
+    assert await store.outbox.claim(now=T0, lease_seconds=30, limit=10) == []
+    await store.outbox.mark_sent(None, sender.leased[0].id, T0)
+    [m1] = await store.outbox.claim(now=T0, lease_seconds=30, limit=10)
     assert (m1.message_type, m1.attempts) == ("M1", 1)
 
 
 async def test_a_failed_transaction_hands_nothing_over(pg_engine: AsyncEngine) -> None:
-    store = DspStore(pg_engine)
+    store = sql_stores(pg_engine)
     sender = Attached(store)
     with pytest.raises(RuntimeError):
         await _queue(store, "p1", ["M0"], fail=True)
@@ -130,7 +134,7 @@ async def test_a_failed_transaction_hands_nothing_over(pg_engine: AsyncEngine) -
 async def test_not_leased_without_a_sender_or_without_the_counterpartys_pid(
     pg_engine: AsyncEngine,
 ) -> None:
-    store = DspStore(pg_engine)
+    store = sql_stores(pg_engine)
     await _queue(store, "p1", ["M0"])  # no sender attached: the claim loop sends it
     sender = Attached(store)
     # The URL waits for the counterparty's pid, which the claim reads.
@@ -141,7 +145,7 @@ async def test_not_leased_without_a_sender_or_without_the_counterpartys_pid(
         ("p2", 0, T0),
     ]
     assert (sender.leased, sender.woken) == ([], ["p2"])
-    claimed = await store.claim(now=T0, lease_seconds=30, limit=10)
+    claimed = await store.outbox.claim(now=T0, lease_seconds=30, limit=10)
     assert sorted(i.process_id for i in claimed) == ["p1", "p2"]
 
 
@@ -150,11 +154,11 @@ async def test_with_other_writes_in_one_statement_and_after_a_read(
 ) -> None:
     """The leased insert is combined with the transaction's other held writes (it goes
     last, its rows are the statement's), and works mid-transaction too."""
-    store = DspStore(pg_engine)
+    store = sql_stores(pg_engine)
     sender = Attached(store)
-    async with store.transaction() as conn:
+    async with store.db.transaction() as conn:
         for process in ("p1", "p2"):  # a second leased insert flushes the first
-            await store.enqueue(
+            await store.outbox.enqueue(
                 conn,
                 process_kind="negotiation",
                 process_id=process,
@@ -164,8 +168,8 @@ async def test_with_other_writes_in_one_statement_and_after_a_read(
                 body={},
                 now=T0,
             )
-        await store.get_negotiation(conn, "nothing")  # a read flushes the held writes
-        await store.enqueue(
+        await store.negotiations.get(conn, "nothing")  # a read flushes the held writes
+        await store.outbox.enqueue(
             conn,
             process_kind="transfer",
             process_id="t1",
@@ -199,11 +203,11 @@ async def peer(answer: Handler) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_sender(store: DspStore, **policy: Any) -> AsyncIterator[OutboxSender]:
+async def running_sender(store: SqlStores, **policy: Any) -> AsyncIterator[OutboxSender]:
     """The outbox sender's loop running (attached to ``store``), stopped on the way out."""
     clock = SystemClock()
     sender = OutboxSender(
-        store=store,
+        stores=store,
         tokens=TokenIssuer("did:web:127.0.0.1%3A1", new_keys(), 60, [], clock),
         timeout_seconds=5,
         clock=clock,
@@ -211,10 +215,10 @@ async def running_sender(store: DspStore, **policy: Any) -> AsyncIterator[Outbox
         poll_seconds=60,
         policy=SendPolicy(**policy),
     )
-    store.on_enqueued = sender.wake  # as the composition root wires it
+    store.outbox.on_enqueued = sender.wake  # as the composition root wires it
     task = asyncio.create_task(sender.run())
     try:
-        while store.on_leased is None:  # attached when its loop starts
+        while store.outbox.on_leased is None:  # attached when its loop starts
             await asyncio.sleep(0.01)
         yield sender
     finally:
@@ -224,9 +228,9 @@ async def running_sender(store: DspStore, **policy: Any) -> AsyncIterator[Outbox
         await sender.aclose()
 
 
-async def _queue_event(store: DspStore, process: str, url: str) -> None:
-    async with store.transaction() as conn:
-        await store.enqueue(
+async def _queue_event(store: SqlStores, process: str, url: str) -> None:
+    async with store.db.transaction() as conn:
+        await store.outbox.enqueue(
             conn,
             process_kind="negotiation",
             process_id=process,
@@ -251,16 +255,16 @@ async def test_an_attached_sender_sends_a_committed_message_with_no_claim(
         got.set()
         return web.json_response({}, status=200)
 
-    store = DspStore(pg_engine)
+    store = sql_stores(pg_engine)
     claims = 0
-    claim = store.claim
+    claim = store.outbox.claim
 
     async def counted(**kwargs: Any) -> list[OutboxItem]:
         nonlocal claims
         claims += 1
         return await claim(**kwargs)
 
-    store.claim = counted  # type: ignore[method-assign]
+    store.outbox.claim = counted  # type: ignore[method-assign]
     async with peer(answer) as base, running_sender(store):
         await _queue_event(store, "p1", f"{base}/negotiations/c1/events")
         await asyncio.wait_for(got.wait(), 10)
@@ -277,7 +281,7 @@ async def test_an_attached_sender_sends_a_committed_message_with_no_claim(
             }
         ]
         assert claims == 1  # the loop's first, before anything was queued
-    assert store.on_leased is None  # detached: a commit now leaves messages to the claim
+    assert store.outbox.on_leased is None  # detached: a commit now leaves messages to the claim
 
 
 async def test_messages_sent_at_their_commit_do_not_starve_the_claim(
@@ -297,17 +301,17 @@ async def test_messages_sent_at_their_commit_do_not_starve_the_claim(
             fast.set()
         return web.json_response({}, status=200)
 
-    store = DspStore(pg_engine)
+    store = sql_stores(pg_engine)
     async with peer(answer) as base:
         try:
             async with running_sender(store, batch=1):
                 await _queue_event(store, "p1", f"{base}/slow")  # leased, then stuck
                 while arrived != ["/slow"]:
                     await asyncio.sleep(0.01)
-                attached, store.on_leased = store.on_leased, None
+                attached, store.outbox.on_leased = store.outbox.on_leased, None
                 # Left to the claim (as when an older message of its process waits).
                 await _queue_event(store, "p2", f"{base}/fast")
-                store.on_leased = attached
+                store.outbox.on_leased = attached
                 await asyncio.wait_for(fast.wait(), 5)  # not after /slow: still stuck
                 assert arrived == ["/slow", "/fast"] and not release.is_set()
         finally:
