@@ -140,6 +140,12 @@ def _attribute(kind: Kind, criterion: Criterion, index: int) -> AttributeMatch:
 def _patient(criterion: Criterion) -> Target:
     path = criterion.path
     keys = {t.key for t in criterion.term_codes}
+    if not (keys <= AGE_CODES or keys <= SEX_CODES):
+        raise bad(
+            f"{path}/termCodes",
+            "Patient criteria are age (LOINC 30525-0, SNOMED CT 424144002) and sex (LOINC "
+            "76689-9, 46098-0, LL2191-6, SNOMED CT 263495000), each on its own",
+        )
     if criterion.attribute_filters:
         raise bad(f"{path}/attributeFilters", "age and sex criteria take no attribute filters")
     if criterion.time_restriction is not None:
@@ -160,21 +166,15 @@ def _patient(criterion: Criterion) -> Target:
             else Range(value.low, value.high, unit)
         )
         return Target(Kind.AGE, criterion.term_codes, fixed, frozenset(), (), None, path)
-    if keys <= SEX_CODES:
-        if not isinstance(value, ConceptFilter):
-            raise bad(f"{path}/valueFilter", "a sex criterion needs a concept value filter")
-        genders = set()
-        for i, concept in enumerate(value.concepts):
-            gender = SEX_CONCEPTS.get(concept.code)
-            if gender is None:
-                raise bad(
-                    f"{path}/valueFilter/selectedConcepts/{i}",
-                    f"{concept.code!r} is not a sex code; known: {', '.join(SEX_CONCEPTS)}",
-                )
-            genders.add(gender)
-        return Target(Kind.SEX, criterion.term_codes, None, frozenset(genders), (), None, path)
-    raise bad(
-        f"{path}/termCodes",
-        "Patient criteria are age (LOINC 30525-0, SNOMED CT 424144002) and sex (LOINC "
-        "76689-9, 46098-0, LL2191-6, SNOMED CT 263495000), each on its own",
-    )
+    if not isinstance(value, ConceptFilter):
+        raise bad(f"{path}/valueFilter", "a sex criterion needs a concept value filter")
+    genders = set()
+    for i, concept in enumerate(value.concepts):
+        gender = SEX_CONCEPTS.get(concept.code)
+        if gender is None:
+            raise bad(
+                f"{path}/valueFilter/selectedConcepts/{i}",
+                f"{concept.code!r} is not a sex code; known: {', '.join(SEX_CONCEPTS)}",
+            )
+        genders.add(gender)
+    return Target(Kind.SEX, criterion.term_codes, None, frozenset(genders), (), None, path)

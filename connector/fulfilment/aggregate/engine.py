@@ -1,9 +1,11 @@
 """DuckDB, in-process, over a dataset's flattened tables (the one module that imports it).
 
-Each evaluation opens its own in-memory connection (so concurrent evaluations in worker threads
-share nothing), names each Parquet file of ``FlatViews`` as a view with its table's name, and
-runs the compiled statement. The units each table's quantities come in are read once per data
-version (the compiler converts filter values into them). Blocking: call it in a worker thread.
+One in-memory connection per data version names each Parquet file of ``FlatViews`` as a view
+with its table's name (opening a connection and binding the views costs tens of milliseconds:
+done once per version) and reads the units each table's quantities come in (the compiler
+converts filter values into them). Each evaluation runs the compiled statement on a cursor of
+its own, so evaluations in several worker threads share nothing else. Blocking: call it in a
+worker thread.
 
 DuckDB's error messages can quote data (a value that failed a conversion), so an error is
 reported by its class only, never its text.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -25,7 +28,7 @@ from connector.ports import FlatViews
 
 log = logging.getLogger(__name__)
 
-_UNITS_KEPT = 64  # data versions whose units are remembered
+_VERSIONS_KEPT = 8  # data versions whose connections are kept open
 
 
 class EvaluationError(PhemsError):
@@ -36,25 +39,24 @@ class EvaluationError(PhemsError):
 class DuckDbEngine:
     def __init__(self, *, threads: int | None = None) -> None:
         self._threads = threads
-        self._units: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+        # One connection per data version, its views created once; each evaluation runs on a
+        # cursor of its own (DuckDB's way to share a database between threads).
+        self._connections: OrderedDict[tuple[str, str], tuple[Any, dict[str, tuple[str, ...]]]]
+        self._connections = OrderedDict()
         self._lock = threading.Lock()
 
     def evaluate(self, query: AggregateQuery, views: FlatViews, reference: date) -> list[float]:
         """The layout's cells, true values, for ``query`` on ``views``."""
         import duckdb
 
-        missing = [t for t in TABLES if t not in views.tables]
-        if missing:
-            raise EvaluationError(f"the flattened views lack the tables {', '.join(missing)}")
-        con = duckdb.connect(":memory:")
         try:
-            if self._threads:
-                con.execute(f"SET threads = {int(self._threads)}")
-            for table in TABLES:
-                path = str(views.tables[table]).replace("'", "''")
-                con.execute(f"CREATE VIEW \"{table}\" AS SELECT * FROM read_parquet('{path}')")
-            statement = Compiler(reference, self._data_units(con, views)).statement(query)
-            row = con.execute(statement.text, statement.params).fetchone()
+            con, data_units = self._connection(views)
+            statement = Compiler(reference, data_units).statement(query)
+            cursor = con.cursor()
+            try:
+                row = cursor.execute(statement.text, statement.params).fetchone()
+            finally:
+                cursor.close()
         except duckdb.Error as exc:
             log.error(
                 "aggregate query %s failed in DuckDB (%s)", query.digest[:16], type(exc).__name__
@@ -62,26 +64,36 @@ class DuckDbEngine:
             raise EvaluationError(
                 f"evaluating the query failed in the analytical engine ({type(exc).__name__})"
             ) from None
-        finally:
-            con.close()
         assert row is not None and len(row) == len(query.layout)
         return [float(v or 0) for v in row]
 
-    def _data_units(self, con: Any, views: FlatViews) -> dict[str, tuple[str, ...]]:
+    def _connection(self, views: FlatViews) -> tuple[Any, dict[str, tuple[str, ...]]]:
+        import duckdb
+
         key = (str(views.directory), views.version)
         with self._lock:
-            cached = self._units.get(key)
-        if cached is not None:
-            return cached
-        found = {
-            table: _distinct(con, table, unit_column)
-            for table, (_, unit_column) in UNIT_COLUMNS.items()
-        }
-        with self._lock:
-            if len(self._units) >= _UNITS_KEPT:
-                self._units.pop(next(iter(self._units)))
-            self._units[key] = found
-        return found
+            found = self._connections.get(key)
+            if found is not None:
+                self._connections.move_to_end(key)
+                return found
+            missing = [t for t in TABLES if t not in views.tables]
+            if missing:
+                raise EvaluationError(f"the flattened views lack the tables {', '.join(missing)}")
+            con = duckdb.connect(":memory:")
+            if self._threads:
+                con.execute(f"SET threads = {int(self._threads)}")
+            for table in TABLES:
+                path = str(views.tables[table]).replace("'", "''")
+                con.execute(f"CREATE VIEW \"{table}\" AS SELECT * FROM read_parquet('{path}')")
+            data_units = {
+                table: _distinct(con, table, unit_column)
+                for table, (_, unit_column) in UNIT_COLUMNS.items()
+            }
+            self._connections[key] = (con, data_units)
+            if len(self._connections) > _VERSIONS_KEPT:
+                # Dropped, not closed: an evaluation may still run on a cursor of it.
+                self._connections.popitem(last=False)
+            return con, data_units
 
 
 def _distinct(con: Any, table: str, column: str) -> tuple[str, ...]:

@@ -162,13 +162,14 @@ class Compiler:
 
     # -- criteria -------------------------------------------------------------------------
 
-    def criterion(self, t: Target, patient: str = 'p."patient_id"') -> str:
-        """A condition on the patient (alias p)."""
+    def criterion(self, t: Target, alias: str = "p") -> str:
+        """A condition on the patient row ``alias`` (of ``patient`` or ``cohort``): never NULL,
+        since a criterion may stand under NOT (exclusion)."""
         if t.kind is Kind.AGE:
-            return self._age(t)
+            return self._age(t, alias)
         if t.kind is Kind.SEX:
-            return self._sex(t.genders)
-        return f"{patient} IN ({self.patients(t)})"
+            return self._sex(t.genders, alias)
+        return f'{alias}."patient_id" IN ({self.patients(t)})'
 
     def patients(self, t: Target) -> str:
         """The ids of the patients with a row matching ``t``."""
@@ -200,14 +201,14 @@ class Compiler:
 
     def _component_rows(self, t: Target, select: str) -> str:
         conds = [
-            'c."patient_id" IS NOT NULL',
-            self._code_columns('c."code_system"', 'c."code"', t.codes),
+            'oc."patient_id" IS NOT NULL',
+            self._code_columns('oc."code_system"', 'oc."code"', t.codes),
         ]
         if t.value is not None:
-            conds.append(self._value(t.value, "c", "observation_component"))
+            conds.append(self._value(t.value, "oc", "observation_component"))
         join = ""
         if t.attributes or t.time is not None or select != "patient_id":
-            join = ' JOIN "observation" AS x ON x."observation_id" = c."observation_id"'
+            join = ' JOIN "observation" AS x ON x."observation_id" = oc."observation_id"'
             conds.extend(
                 self._filters(
                     Target(t.kind, t.codes, None, t.genders, t.attributes, t.time, t.path),
@@ -216,7 +217,7 @@ class Compiler:
                 )
             )
         return (
-            f'SELECT c.{q(select)} FROM "observation_component" AS c{join} WHERE '
+            f'SELECT oc.{q(select)} FROM "observation_component" AS oc{join} WHERE '
             + " AND ".join(conds)
         )
 
@@ -300,8 +301,11 @@ class Compiler:
         known = [g for g in GENDERS if g != "unknown"]
         conds = []
         listed = [g for g in known if g in genders]
-        if listed:
-            conds.append(f'{alias}."gender" IN ({", ".join(s.p(g) for g in listed)})')
+        if listed:  # never NULL: a criterion may stand under NOT (exclusion)
+            missing = s.p("unknown")
+            conds.append(
+                f'COALESCE({alias}."gender", {missing}) IN ({", ".join(s.p(g) for g in listed)})'
+            )
         if "unknown" in genders:
             unknown = s.p("unknown")
             others = ", ".join(s.p(g) for g in known)
@@ -351,7 +355,7 @@ class Compiler:
                 cells.append(count(f"{column} IS NULL"))
             return cells
         assert isinstance(m, CodeStrata)
-        return [count(self.criterion(t, 'cohort."patient_id"')) for t in m.strata]
+        return [count(self.criterion(t, "cohort")) for t in m.strata]
 
     def _numeric_rows(self, m: Numeric) -> str:
         """(patient_id, t, id, v): the column's values in the wanted unit, cohort rows only."""
@@ -363,15 +367,17 @@ class Compiler:
                 'FROM cohort WHERE cohort."birth_date" IS NOT NULL'
             )
         t = m.target
-        value = self._converted(m, "c" if src.table == "observation_component" else "x", src.table)
+        value = self._converted(m, "oc" if src.table == "observation_component" else "x", src.table)
         in_cohort = 'IN (SELECT cohort."patient_id" FROM cohort)'
         if src.table == "observation_component":
             conds = [
-                f'c."patient_id" {in_cohort}',
-                self._code_columns('c."code_system"', 'c."code"', t.codes),
+                f'oc."patient_id" {in_cohort}',
+                self._code_columns('oc."code_system"', 'oc."code"', t.codes),
             ]
-            if t.value is not None:
-                conds.append(self._value(t.value, "c", "observation_component"))
+            if isinstance(t.value, ConceptFilter):  # components keep no coded values
+                conds.append(FALSE)
+            elif t.value is not None:
+                conds.append(self._value(t.value, "oc", "observation_component"))
             conds.extend(
                 self._filters(
                     Target(t.kind, t.codes, None, t.genders, t.attributes, t.time, t.path),
@@ -380,9 +386,9 @@ class Compiler:
                 )
             )
             return (
-                'SELECT c."patient_id", x."effective" AS t, c."observation_id" AS id, '
-                f'{value} AS v FROM "observation_component" AS c JOIN "observation" AS x '
-                f'ON x."observation_id" = c."observation_id" WHERE ' + " AND ".join(conds)
+                'SELECT oc."patient_id", x."effective" AS t, oc."observation_id" AS id, '
+                f'{value} AS v FROM "observation_component" AS oc JOIN "observation" AS x '
+                f'ON x."observation_id" = oc."observation_id" WHERE ' + " AND ".join(conds)
             )
         table, key = _TABLES[t.kind]
         conds = [
