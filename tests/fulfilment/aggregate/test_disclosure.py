@@ -34,10 +34,21 @@ NOW = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
 MEASURES: list[Json] = [
     {"type": "stratify", "by": "sex"},
     {"type": "stratify", "by": "ageBand", "edges": [6, 10]},
-    {"type": "stratify", "by": "code", "strata": [sex("female"), lab(WEIGHT, valueFilter=quantity("lt", 22, "kg"))]},
-    {"type": "numeric", "column": "observation.value_quantity", "criterion": lab(WEIGHT), "unit": "kg",
-     "bounds": [0, 50], "statistics": ["mean", "stddev"], "histogram": [22, 27]},
-]  # fmt: skip
+    {
+        "type": "stratify",
+        "by": "code",
+        "strata": [sex("female"), lab(WEIGHT, valueFilter=quantity("lt", 22, "kg"))],
+    },
+    {
+        "type": "numeric",
+        "column": "observation.value_quantity",
+        "criterion": lab(WEIGHT),
+        "unit": "kg",
+        "bounds": [0, 50],
+        "statistics": ["mean", "stddev"],
+        "histogram": [22, 27],
+    },
+]
 
 
 def parsed(doc: Json) -> Any:

@@ -79,46 +79,262 @@ ANYONE = query([[ASTHMA]])
         (query([[]]), "/inclusionCriteria/0", "should be non-empty"),
         (query([[{**ASTHMA, "termCodes": []}]]), "/inclusionCriteria/0/0/termCodes", "non-empty"),
         (query([[{"termCodes": ASTHMA["termCodes"]}]]), "/inclusionCriteria/0/0", "'context'"),
-        (query([[ASTHMA], [crit("Bioprobe", tc(LOINC, "x"))]]), "/inclusionCriteria/1/0/context", "Bioprobe"),
-        (query([[ASTHMA]], [[ASTHMA, crit("Einwilligung", tc(LOINC, "x"))]]), "/exclusionCriteria/0/1/context", "Einwilligung"),
-        (query([[diagnosis(ICD10, "J45", valueFilter=quantity("gt", 1))]]), "/inclusionCriteria/0/0/valueFilter", "takes no value filter"),
-        (query([[lab(WEIGHT, valueFilter={"type": "quantity-comparator", "value": 1})]]), "/inclusionCriteria/0/0/valueFilter", "'comparator'"),
-        (query([[lab(WEIGHT, valueFilter=quantity("about", 1))]]), "/inclusionCriteria/0/0/valueFilter/comparator", "'about'"),
-        (query([[lab(WEIGHT, valueFilter=qrange(5, 1, "kg"))]]), "/inclusionCriteria/0/0/valueFilter", "greater than maxValue"),
-        (query([[lab(WEIGHT, valueFilter=quantity("gt", 1, "furlong"))]]), "/inclusionCriteria/0/0/valueFilter/unit", "not a UCUM unit"),
-        (query([[lab(WEIGHT, valueFilter=quantity("gt", 1, "mmol/L"))]]), "/inclusionCriteria/0/0/valueFilter/unit", "cannot be converted to 'kg'"),
-        (query([[{**ASTHMA, "timeRestriction": {}}]]), "/inclusionCriteria/0/0/timeRestriction", "not valid under any"),
-        (query([[{**ASTHMA, "timeRestriction": when("2024-02-01", "2024-01-01")}]]), "/inclusionCriteria/0/0/timeRestriction", "later than beforeDate"),
-        (query([[{**ASTHMA, "timeRestriction": when("2024-13-01")}]]), "/inclusionCriteria/0/0/timeRestriction/afterDate", "not a date"),
-        (query([[{**ASTHMA, "timeRestriction": when("20240101")}]]), "/inclusionCriteria/0/0/timeRestriction/afterDate", "not a date"),
-        (query([[{**ASTHMA, "attributeFilters": [attribute("bodySite", tc(LOINC, "x"))]}]]), "/inclusionCriteria/0/0/attributeFilters/0/attributeCode", "'bodySite' of Condition"),
-        (query([[{**ASTHMA, "attributeFilters": [{"type": "quantity-comparator", "attributeCode": tc("", "severity"), "comparator": "gt", "value": 1}]}]]), "/inclusionCriteria/0/0/attributeFilters/0", "takes a concept filter"),
-        (query([[{**ASTHMA, "attributeFilters": [{"type": "reference", "attributeCode": tc("", "severity"), "criteria": [OTITIS]}]}]]), "/inclusionCriteria/0/0/attributeFilters/0", "reference attribute filters are not supported"),
-        (query([[age(quantity("gt", 3, "kg"))]]), "/inclusionCriteria/0/0/valueFilter/unit", "age is compared in completed"),
-        (query([[age(concept(tc("", "x")))]]), "/inclusionCriteria/0/0/valueFilter", "needs a quantity value filter"),
-        (query([[{**sex("female"), "timeRestriction": when("2020-01-01")}]]), "/inclusionCriteria/0/0/timeRestriction", "no time restriction"),
-        (query([[sex("female", "alien")]]), "/inclusionCriteria/0/0/valueFilter/selectedConcepts/1", "'alien' is not a sex code"),
-        (query([[crit("Patient", tc(LOINC, "8310-5"))]]), "/inclusionCriteria/0/0/termCodes", "Patient criteria are age"),
-        (query([[ASTHMA]], measures=[{"type": "stratify", "by": "colour"}]), "/measures/0/by", "'colour'"),
-        (query([[ASTHMA]], measures=[{"type": "stratify", "by": "sex", "edges": [1]}]), "/measures/0/edges", "only ageBand"),
-        (query([[ASTHMA]], measures=[{"type": "stratify", "by": "ageBand", "edges": [6, 2]}]), "/measures/0/edges", "must increase"),
-        (query([[ASTHMA]], measures=[{"type": "stratify", "by": "code"}]), "/measures/0", "'strata'"),
-        (query([[ASTHMA]], measures=[{"type": "stratify", "by": "code", "strata": [crit("Bioprobe", tc(LOINC, "x"))]}]), "/measures/0/strata/0/context", "Bioprobe"),
-        (query([[ASTHMA]], measures=[{"type": "numeric", "column": "patient.weight"}]), "/measures/0/column", "'patient.weight'"),
-        (query([[ASTHMA]], measures=[{"type": "numeric", "column": "patient.age", "statistics": ["mean"]}]), "/measures/0", "need bounds"),
-        (query([[ASTHMA]], measures=[{"type": "numeric", "column": "patient.age", "bounds": [5, 1], "statistics": ["mean"]}]), "/measures/0/bounds", "low bound"),
-        (query([[ASTHMA]], measures=[{"type": "numeric", "column": "observation.value_quantity"}]), "/measures/0", "needs a criterion"),
-        (query([[ASTHMA]], measures=[{"type": "numeric", "column": "observation.value_quantity", "criterion": ASTHMA}]), "/measures/0/criterion/context", "Observation criterion"),
-        (query([[ASTHMA]], measures=[{"type": "numeric", "column": "observation.value_quantity", "criterion": lab(WEIGHT), "unit": "cm"}]), "/measures/0/unit", "cannot be converted"),
-        (query([[ASTHMA]], measures=[{"type": "numeric", "column": "patient.age", "histogram": [3, 1]}]), "/measures/0/histogram", "must increase"),
-        (query([[ASTHMA]], measures=[{"type": "count", "id": "a"}, {"type": "stratify", "by": "sex", "id": "x"}, {"type": "stratify", "by": "sex", "id": "x"}]), "/measures/2/id", "used twice"),
-        (query([[ASTHMA]], measures=[{"type": "count", "extra": 1}]), "/measures/0", "'extra' was unexpected"),
+        (
+            query([[ASTHMA], [crit("Bioprobe", tc(LOINC, "x"))]]),
+            "/inclusionCriteria/1/0/context",
+            "Bioprobe",
+        ),
+        (
+            query([[ASTHMA]], [[ASTHMA, crit("Einwilligung", tc(LOINC, "x"))]]),
+            "/exclusionCriteria/0/1/context",
+            "Einwilligung",
+        ),
+        (
+            query([[diagnosis(ICD10, "J45", valueFilter=quantity("gt", 1))]]),
+            "/inclusionCriteria/0/0/valueFilter",
+            "takes no value filter",
+        ),
+        (
+            query([[lab(WEIGHT, valueFilter={"type": "quantity-comparator", "value": 1})]]),
+            "/inclusionCriteria/0/0/valueFilter",
+            "'comparator'",
+        ),
+        (
+            query([[lab(WEIGHT, valueFilter=quantity("about", 1))]]),
+            "/inclusionCriteria/0/0/valueFilter/comparator",
+            "'about'",
+        ),
+        (
+            query([[lab(WEIGHT, valueFilter=qrange(5, 1, "kg"))]]),
+            "/inclusionCriteria/0/0/valueFilter",
+            "greater than maxValue",
+        ),
+        (
+            query([[lab(WEIGHT, valueFilter=quantity("gt", 1, "furlong"))]]),
+            "/inclusionCriteria/0/0/valueFilter/unit",
+            "not a UCUM unit",
+        ),
+        (
+            query([[lab(WEIGHT, valueFilter=quantity("gt", 1, "mmol/L"))]]),
+            "/inclusionCriteria/0/0/valueFilter/unit",
+            "cannot be converted to 'kg'",
+        ),
+        (
+            query([[{**ASTHMA, "timeRestriction": {}}]]),
+            "/inclusionCriteria/0/0/timeRestriction",
+            "not valid under any",
+        ),
+        (
+            query([[{**ASTHMA, "timeRestriction": when("2024-02-01", "2024-01-01")}]]),
+            "/inclusionCriteria/0/0/timeRestriction",
+            "later than beforeDate",
+        ),
+        (
+            query([[{**ASTHMA, "timeRestriction": when("2024-13-01")}]]),
+            "/inclusionCriteria/0/0/timeRestriction/afterDate",
+            "not a date",
+        ),
+        (
+            query([[{**ASTHMA, "timeRestriction": when("20240101")}]]),
+            "/inclusionCriteria/0/0/timeRestriction/afterDate",
+            "not a date",
+        ),
+        (
+            query([[{**ASTHMA, "attributeFilters": [attribute("bodySite", tc(LOINC, "x"))]}]]),
+            "/inclusionCriteria/0/0/attributeFilters/0/attributeCode",
+            "'bodySite' of Condition",
+        ),
+        (
+            query(
+                [
+                    [
+                        {
+                            **ASTHMA,
+                            "attributeFilters": [
+                                {
+                                    "type": "quantity-comparator",
+                                    "attributeCode": tc("", "severity"),
+                                    "comparator": "gt",
+                                    "value": 1,
+                                }
+                            ],
+                        }
+                    ]
+                ]
+            ),
+            "/inclusionCriteria/0/0/attributeFilters/0",
+            "takes a concept filter",
+        ),
+        (
+            query(
+                [
+                    [
+                        {
+                            **ASTHMA,
+                            "attributeFilters": [
+                                {
+                                    "type": "reference",
+                                    "attributeCode": tc("", "severity"),
+                                    "criteria": [OTITIS],
+                                }
+                            ],
+                        }
+                    ]
+                ]
+            ),
+            "/inclusionCriteria/0/0/attributeFilters/0",
+            "reference attribute filters are not supported",
+        ),
+        (
+            query([[age(quantity("gt", 3, "kg"))]]),
+            "/inclusionCriteria/0/0/valueFilter/unit",
+            "age is compared in completed",
+        ),
+        (
+            query([[age(concept(tc("", "x")))]]),
+            "/inclusionCriteria/0/0/valueFilter",
+            "needs a quantity value filter",
+        ),
+        (
+            query([[{**sex("female"), "timeRestriction": when("2020-01-01")}]]),
+            "/inclusionCriteria/0/0/timeRestriction",
+            "no time restriction",
+        ),
+        (
+            query([[sex("female", "alien")]]),
+            "/inclusionCriteria/0/0/valueFilter/selectedConcepts/1",
+            "'alien' is not a sex code",
+        ),
+        (
+            query([[crit("Patient", tc(LOINC, "8310-5"))]]),
+            "/inclusionCriteria/0/0/termCodes",
+            "Patient criteria are age",
+        ),
+        (
+            query([[ASTHMA]], measures=[{"type": "stratify", "by": "colour"}]),
+            "/measures/0/by",
+            "'colour'",
+        ),
+        (
+            query([[ASTHMA]], measures=[{"type": "stratify", "by": "sex", "edges": [1]}]),
+            "/measures/0/edges",
+            "only ageBand",
+        ),
+        (
+            query([[ASTHMA]], measures=[{"type": "stratify", "by": "ageBand", "edges": [6, 2]}]),
+            "/measures/0/edges",
+            "must increase",
+        ),
+        (
+            query([[ASTHMA]], measures=[{"type": "stratify", "by": "code"}]),
+            "/measures/0",
+            "'strata'",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[
+                    {"type": "stratify", "by": "code", "strata": [crit("Bioprobe", tc(LOINC, "x"))]}
+                ],
+            ),
+            "/measures/0/strata/0/context",
+            "Bioprobe",
+        ),
+        (
+            query([[ASTHMA]], measures=[{"type": "numeric", "column": "patient.weight"}]),
+            "/measures/0/column",
+            "'patient.weight'",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[{"type": "numeric", "column": "patient.age", "statistics": ["mean"]}],
+            ),
+            "/measures/0",
+            "need bounds",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[
+                    {
+                        "type": "numeric",
+                        "column": "patient.age",
+                        "bounds": [5, 1],
+                        "statistics": ["mean"],
+                    }
+                ],
+            ),
+            "/measures/0/bounds",
+            "low bound",
+        ),
+        (
+            query(
+                [[ASTHMA]], measures=[{"type": "numeric", "column": "observation.value_quantity"}]
+            ),
+            "/measures/0",
+            "needs a criterion",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[
+                    {"type": "numeric", "column": "observation.value_quantity", "criterion": ASTHMA}
+                ],
+            ),
+            "/measures/0/criterion/context",
+            "Observation criterion",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[
+                    {
+                        "type": "numeric",
+                        "column": "observation.value_quantity",
+                        "criterion": lab(WEIGHT),
+                        "unit": "cm",
+                    }
+                ],
+            ),
+            "/measures/0/unit",
+            "cannot be converted",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[{"type": "numeric", "column": "patient.age", "histogram": [3, 1]}],
+            ),
+            "/measures/0/histogram",
+            "must increase",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[
+                    {"type": "count", "id": "a"},
+                    {"type": "stratify", "by": "sex", "id": "x"},
+                    {"type": "stratify", "by": "sex", "id": "x"},
+                ],
+            ),
+            "/measures/2/id",
+            "used twice",
+        ),
+        (
+            query([[ASTHMA]], measures=[{"type": "count", "extra": 1}]),
+            "/measures/0",
+            "'extra' was unexpected",
+        ),
         (query([[ASTHMA]], minCellSize=3), "/options/minCellSize", "less than the minimum of 5"),
-        (query([[ASTHMA]], epsilon=0), "/options/epsilon", "less than or equal to the minimum of 0"),
+        (
+            query([[ASTHMA]], epsilon=0),
+            "/options/epsilon",
+            "less than or equal to the minimum of 0",
+        ),
         (query([[ASTHMA]], epsilon=50), "/options/epsilon", "greater than the maximum of 5"),
         (query([[ASTHMA]], budget=1), "/options", "'budget' was unexpected"),
     ],
-)  # fmt: skip
+)
 def test_invalid_queries_are_refused_naming_the_part(doc: Json, pointer: str, words: str) -> None:
     detail = refused(doc)
     assert detail.startswith(f"{pointer}: "), detail
@@ -165,16 +381,37 @@ def test_the_digest_ignores_order_displays_duplicates_and_purpose() -> None:
         measures=[{"type": "stratify", "by": "sex"}],
         purpose="a",
     )
-    b = query([[age(quantity("lt", 10.0))], [OTITIS, ASTHMA, ASTHMA]], measures=[{"type": "stratify", "by": "sex"}], purpose="b")  # fmt: skip
+    b = query(
+        [[age(quantity("lt", 10.0))], [OTITIS, ASTHMA, ASTHMA]],
+        measures=[{"type": "stratify", "by": "sex"}],
+        purpose="b",
+    )
     b["inclusionCriteria"][1][0]["termCodes"][0]["display"] = "Otitis media"
     assert parse(a).digest == parse(b).digest
     different = [
-        query([[ASTHMA, OTITIS], [age(quantity("lt", 11))]], measures=[{"type": "stratify", "by": "sex"}]),
-        query([[ASTHMA, OTITIS], [age(quantity("lt", 10))]], measures=[{"type": "stratify", "by": "ageBand"}]),
-        query([[ASTHMA, OTITIS], [age(quantity("lt", 10))]], measures=[{"type": "stratify", "by": "sex"}], epsilon=0.4),
-        query([[ASTHMA, OTITIS], [age(quantity("lt", 10))]], measures=[{"type": "stratify", "by": "sex"}], minCellSize=11),
-        query([[ASTHMA], [OTITIS], [age(quantity("lt", 10))]], measures=[{"type": "stratify", "by": "sex"}]),
-    ]  # fmt: skip
+        query(
+            [[ASTHMA, OTITIS], [age(quantity("lt", 11))]],
+            measures=[{"type": "stratify", "by": "sex"}],
+        ),
+        query(
+            [[ASTHMA, OTITIS], [age(quantity("lt", 10))]],
+            measures=[{"type": "stratify", "by": "ageBand"}],
+        ),
+        query(
+            [[ASTHMA, OTITIS], [age(quantity("lt", 10))]],
+            measures=[{"type": "stratify", "by": "sex"}],
+            epsilon=0.4,
+        ),
+        query(
+            [[ASTHMA, OTITIS], [age(quantity("lt", 10))]],
+            measures=[{"type": "stratify", "by": "sex"}],
+            minCellSize=11,
+        ),
+        query(
+            [[ASTHMA], [OTITIS], [age(quantity("lt", 10))]],
+            measures=[{"type": "stratify", "by": "sex"}],
+        ),
+    ]
     digests = {parse(d).digest for d in different} | {parse(a).digest}
     assert len(digests) == len(different) + 1
 
@@ -220,5 +457,22 @@ def test_measures_become_typed_with_structural_strata() -> None:
         )
     )
     assert isinstance(aged.measures[0], AgeBands) and aged.measures[0].labels() == ["<2", "2+"]
-    assert parse(query([[ASTHMA]], measures=[{"type": "numeric", "column": "observation.value_quantity", "criterion": lab(WEIGHT, valueFilter=quantity("gt", 3, "kg")), "unit": "[lb_av]"}]))  # fmt: skip
-    assert parse(query([[diagnosis(ICD10, "J45")]], measures=[{"type": "stratify", "by": "code", "strata": [ASTHMA, OTITIS]}]))  # fmt: skip
+    assert parse(
+        query(
+            [[ASTHMA]],
+            measures=[
+                {
+                    "type": "numeric",
+                    "column": "observation.value_quantity",
+                    "criterion": lab(WEIGHT, valueFilter=quantity("gt", 3, "kg")),
+                    "unit": "[lb_av]",
+                }
+            ],
+        )
+    )
+    assert parse(
+        query(
+            [[diagnosis(ICD10, "J45")]],
+            measures=[{"type": "stratify", "by": "code", "strata": [ASTHMA, OTITIS]}],
+        )
+    )

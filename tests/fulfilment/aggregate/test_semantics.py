@@ -274,14 +274,64 @@ def test_stratifiers_and_numeric_measures(sample: Any, engine: DuckDbEngine) -> 
     measures = [
         {"type": "stratify", "by": "sex"},
         {"type": "stratify", "by": "ageBand", "edges": [2, 6, 12]},
-        {"type": "stratify", "by": "code", "strata": [OTITIS, lab(WEIGHT, valueFilter=quantity("gt", 30, "kg"))]},
-        {"type": "numeric", "column": "patient.age", "unit": "mo", "bounds": [0, 216], "statistics": ["mean", "stddev"], "histogram": [12, 60, 120]},
-        {"type": "numeric", "column": "observation.value_quantity", "criterion": lab(WEIGHT), "unit": "kg", "bounds": [0, 120], "statistics": ["mean", "stddev"], "histogram": [10, 20, 40]},
-        {"type": "numeric", "column": "observation.value_quantity", "criterion": lab(WEIGHT), "unit": "g", "perPatient": "first", "bounds": [0, 90000], "statistics": ["mean"]},
-        {"type": "numeric", "column": "observation.value_quantity", "criterion": lab(TEMPERATURE), "unit": "[degF]", "perPatient": "max", "histogram": [100, 102]},
-        {"type": "numeric", "column": "observation_component.value_quantity", "criterion": lab(SYSTOLIC), "unit": "kPa", "perPatient": "mean", "bounds": [5, 25], "statistics": ["stddev"]},
-        {"type": "numeric", "column": "medication_request.dose_value", "criterion": crit("MedicationRequest", tc(ATC, "N02BE01")) | {"context": tc("http://hl7.org/fhir/resource-types", "MedicationRequest")}, "unit": "mg", "perPatient": "min", "histogram": [100, 250]},
-    ]  # fmt: skip
+        {
+            "type": "stratify",
+            "by": "code",
+            "strata": [OTITIS, lab(WEIGHT, valueFilter=quantity("gt", 30, "kg"))],
+        },
+        {
+            "type": "numeric",
+            "column": "patient.age",
+            "unit": "mo",
+            "bounds": [0, 216],
+            "statistics": ["mean", "stddev"],
+            "histogram": [12, 60, 120],
+        },
+        {
+            "type": "numeric",
+            "column": "observation.value_quantity",
+            "criterion": lab(WEIGHT),
+            "unit": "kg",
+            "bounds": [0, 120],
+            "statistics": ["mean", "stddev"],
+            "histogram": [10, 20, 40],
+        },
+        {
+            "type": "numeric",
+            "column": "observation.value_quantity",
+            "criterion": lab(WEIGHT),
+            "unit": "g",
+            "perPatient": "first",
+            "bounds": [0, 90000],
+            "statistics": ["mean"],
+        },
+        {
+            "type": "numeric",
+            "column": "observation.value_quantity",
+            "criterion": lab(TEMPERATURE),
+            "unit": "[degF]",
+            "perPatient": "max",
+            "histogram": [100, 102],
+        },
+        {
+            "type": "numeric",
+            "column": "observation_component.value_quantity",
+            "criterion": lab(SYSTOLIC),
+            "unit": "kPa",
+            "perPatient": "mean",
+            "bounds": [5, 25],
+            "statistics": ["stddev"],
+        },
+        {
+            "type": "numeric",
+            "column": "medication_request.dose_value",
+            "criterion": crit("MedicationRequest", tc(ATC, "N02BE01"))
+            | {"context": tc("http://hl7.org/fhir/resource-types", "MedicationRequest")},
+            "unit": "mg",
+            "perPatient": "min",
+            "histogram": [100, 250],
+        },
+    ]
     cells = check(sample, engine, query([[ASTHMA, OTITIS]], measures=measures))
     assert all(c >= 0 for c in cells) and cells[0] > 0
 
@@ -303,7 +353,13 @@ def _pool() -> list[Json]:
         OTITIS,
         diagnosis(ICD10, "J45"),
         diagnosis(SNOMED, "57089007", timeRestriction=when("2022-01-01", "2023-12-31")),
-        diagnosis(SNOMED, "65363002", attributeFilters=[attribute("severity", tc(SNOMED, "6736007"), tc(SNOMED, "255604002"))]),
+        diagnosis(
+            SNOMED,
+            "65363002",
+            attributeFilters=[
+                attribute("severity", tc(SNOMED, "6736007"), tc(SNOMED, "255604002"))
+            ],
+        ),
         diagnosis(SNOMED, "84757009", timeRestriction=when(after="2023-01-01")),
         lab(WEIGHT, valueFilter=quantity("gt", 25, "kg")),
         lab(WEIGHT, valueFilter=qrange(30, 60, "[lb_av]")),
@@ -315,13 +371,17 @@ def _pool() -> list[Json]:
         crit("Fall", tc(ACT, "EMER")),
         crit("Fall", tc(ACT, "IMP"), timeRestriction=when(before="2022-06-30")),
         crit("Prozedur", tc(SNOMED, "29303009")),
-        crit("Medikamentenverabreichung", tc(ATC, "J01"), attributeFilters=[attribute("status", tc("", "completed"))]),
+        crit(
+            "Medikamentenverabreichung",
+            tc(ATC, "J01"),
+            attributeFilters=[attribute("status", tc("", "completed"))],
+        ),
         age(quantity("lt", 4)),
         age(qrange(6, 11)),
         age(quantity("ge", 30, "mo")),
         sex("female"),
         sex("male", "unknown"),
-    ]  # fmt: skip
+    ]
 
 
 def _random_query(rng: Random, pool: list[Json]) -> Json:
@@ -363,9 +423,23 @@ def test_queries_on_synthea_patients(synthea: Any, engine: DuckDbEngine) -> None
     measures = [
         {"type": "stratify", "by": "sex"},
         {"type": "stratify", "by": "ageBand", "edges": [18, 40, 65]},
-        {"type": "numeric", "column": "observation.value_quantity", "criterion": lab("8302-2"), "unit": "m", "bounds": [0.4, 2.2], "statistics": ["mean", "stddev"]},
-        {"type": "numeric", "column": "observation_component.value_quantity", "criterion": lab(SYSTOLIC), "unit": "mm[Hg]", "perPatient": "max", "histogram": [120, 140]},
-    ]  # fmt: skip
+        {
+            "type": "numeric",
+            "column": "observation.value_quantity",
+            "criterion": lab("8302-2"),
+            "unit": "m",
+            "bounds": [0.4, 2.2],
+            "statistics": ["mean", "stddev"],
+        },
+        {
+            "type": "numeric",
+            "column": "observation_component.value_quantity",
+            "criterion": lab(SYSTOLIC),
+            "unit": "mm[Hg]",
+            "perPatient": "max",
+            "histogram": [120, 140],
+        },
+    ]
     assert count(synthea, engine, query([[adults]], measures=measures)) > 0
     for doc in (
         query([[hypertension, prediabetes]]),
