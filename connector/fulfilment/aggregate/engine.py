@@ -54,7 +54,7 @@ class DuckDbEngine:
             statement = Compiler(reference, data_units).statement(query)
             cursor = con.cursor()
             try:
-                row = cursor.execute(statement.text, statement.params).fetchone()
+                row = cursor.execute(statement.inline()).fetchone()
             finally:
                 cursor.close()
         except duckdb.Error as exc:
