@@ -203,8 +203,9 @@ def _numeric(doc: dict[str, Any], mid: str, path: str) -> Numeric:
                 f"{path}/criterion/context",
                 f"{doc['column']} is summarised over a {column.kind} criterion, not {target.kind}",
             )
-        if unit is not None:
-            check_unit_code(unit, target.codes, f"{path}/unit")
+        if unit is None:  # values recorded in g and in kg must not be summed as numbers
+            raise bad(path, f"{doc['column']} needs a unit (UCUM) its values are converted to")
+        check_unit_code(unit, target.codes, f"{path}/unit")
     return Numeric(
         id=mid,
         column=doc["column"],

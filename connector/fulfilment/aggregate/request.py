@@ -36,7 +36,7 @@ DEFAULT_EPSILON: Final = 0.5
 MAX_BODY: Final = 256 * 1024
 MAX_DEPTH: Final = 24
 MAX_CRITERIA: Final = 200
-MEDIA_TYPES: Final = ("application/json", "application/ccdl+json")
+MEDIA_TYPE: Final = "application/json"  # or any application/*+json
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,12 @@ class AggregateQuery:
 def parse_request(
     body: bytes, *, media_type: str | None = None, policy_limits: Mapping[str, float] | None = None
 ) -> AggregateQuery:
-    if media_type is not None and media_type.split(";")[0].strip().lower() not in MEDIA_TYPES:
-        raise bad("", f"an aggregate query is JSON ({MEDIA_TYPES[0]}), not {media_type}")
+    if media_type is not None:
+        essence = media_type.split(";")[0].strip().lower()
+        if essence != MEDIA_TYPE and not (
+            essence.startswith("application/") and essence.endswith("+json")
+        ):
+            raise bad("", f"an aggregate query is JSON ({MEDIA_TYPE}), not {media_type}")
     if len(body) > MAX_BODY:
         raise bad("", f"the query is larger than {MAX_BODY // 1024} KiB")
     try:

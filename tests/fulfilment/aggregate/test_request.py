@@ -293,6 +293,20 @@ ANYONE = query([[ASTHMA]])
                         "type": "numeric",
                         "column": "observation.value_quantity",
                         "criterion": lab(WEIGHT),
+                    }
+                ],
+            ),
+            "/measures/0",
+            "needs a unit",
+        ),
+        (
+            query(
+                [[ASTHMA]],
+                measures=[
+                    {
+                        "type": "numeric",
+                        "column": "observation.value_quantity",
+                        "criterion": lab(WEIGHT),
                         "unit": "cm",
                     }
                 ],
@@ -360,6 +374,7 @@ def test_bodies_that_are_not_queries(body: bytes, words: str) -> None:
 def test_media_type() -> None:
     body = json.dumps(ANYONE).encode()
     assert parse_request(body, media_type="application/json; charset=utf-8")
+    assert parse_request(body, media_type="application/fhir+json")
     with pytest.raises(BadRequestError, match="not text/csv"):
         parse_request(body, media_type="text/csv")
 
