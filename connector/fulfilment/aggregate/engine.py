@@ -22,7 +22,7 @@ from typing import Any
 
 from connector.errors import PhemsError
 from connector.fulfilment.aggregate.request import AggregateQuery
-from connector.fulfilment.aggregate.sql import UNIT_COLUMNS, Compiler
+from connector.fulfilment.aggregate.sql import UNIT_COLUMNS, Compiler, DataProfile
 from connector.fulfilment.views import TABLES
 from connector.ports import FlatViews
 
@@ -41,7 +41,7 @@ class DuckDbEngine:
         self._threads = threads
         # One connection per data version, its views created once; each evaluation runs on a
         # cursor of its own (DuckDB's way to share a database between threads).
-        self._connections: OrderedDict[tuple[str, str], tuple[Any, dict[str, tuple[str, ...]]]]
+        self._connections: OrderedDict[tuple[str, str], tuple[Any, DataProfile]]
         self._connections = OrderedDict()
         self._lock = threading.Lock()
 
@@ -50,8 +50,8 @@ class DuckDbEngine:
         import duckdb
 
         try:
-            con, data_units = self._connection(views)
-            statement = Compiler(reference, data_units).statement(query)
+            con, profile = self._connection(views)
+            statement = Compiler(reference, profile).statement(query)
             cursor = con.cursor()
             try:
                 row = cursor.execute(statement.inline()).fetchone()
@@ -67,7 +67,7 @@ class DuckDbEngine:
         assert row is not None and len(row) == len(query.layout)
         return [float(v or 0) for v in row]
 
-    def _connection(self, views: FlatViews) -> tuple[Any, dict[str, tuple[str, ...]]]:
+    def _connection(self, views: FlatViews) -> tuple[Any, DataProfile]:
         import duckdb
 
         key = (str(views.directory), views.version)
@@ -85,15 +85,24 @@ class DuckDbEngine:
             for table in TABLES:
                 path = str(views.tables[table]).replace("'", "''")
                 con.execute(f"CREATE VIEW \"{table}\" AS SELECT * FROM read_parquet('{path}')")
-            data_units = {
-                table: _distinct(con, table, unit_column)
-                for table, (_, unit_column) in UNIT_COLUMNS.items()
-            }
-            self._connections[key] = (con, data_units)
+            profile = DataProfile(
+                units={
+                    table: _distinct(con, table, unit_column)
+                    for table, (_, unit_column) in UNIT_COLUMNS.items()
+                },
+                multi_coded=frozenset(
+                    str(row[0])
+                    for row in con.execute(
+                        'SELECT "resource_type" FROM "coding" GROUP BY "resource_type" '
+                        'HAVING COUNT(*) > COUNT(DISTINCT "resource_id")'
+                    ).fetchall()
+                ),
+            )
+            self._connections[key] = (con, profile)
             if len(self._connections) > _VERSIONS_KEPT:
                 # Dropped, not closed: an evaluation may still run on a cursor of it.
                 self._connections.popitem(last=False)
-            return con, data_units
+            return con, profile
 
 
 def _distinct(con: Any, table: str, column: str) -> tuple[str, ...]:

@@ -10,8 +10,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from connector.fulfilment.aggregate.engine import DuckDbEngine
 from connector.fulfilment.aggregate.request import parse_request
-from connector.fulfilment.aggregate.sql import Compiler, Statement
+from connector.fulfilment.aggregate.sql import Compiler, DataProfile, Statement
 from connector.fulfilment.views import TABLES
 from tests.fulfilment.aggregate.conftest import REFERENCE
 from tests.fulfilment.aggregate.queries import (
@@ -69,7 +70,9 @@ def test_parameters_and_inlined_literals_agree(sample: Any) -> None:
             [[age(quantity("lt", 3))]],
         ),
     ):
-        statement = Compiler(REFERENCE, units).statement(parse_request(json.dumps(doc).encode()))
+        statement = Compiler(REFERENCE, DataProfile(units)).statement(
+            parse_request(json.dumps(doc).encode())
+        )
         portable = con.execute(statement.text, statement.params).fetchone()
         inlined = con.execute(statement.inline()).fetchone()
         assert portable is not None and inlined is not None
@@ -92,3 +95,12 @@ def test_literals_are_quoted() -> None:
         Statement("SELECT ?", [1, 2]).inline()
     with pytest.raises(TypeError):
         Statement("SELECT ?", [None]).inline()
+
+
+def test_the_engine_reads_the_data_profile(sample: Any, engine: DuckDbEngine) -> None:
+    """Conditions carry SNOMED CT and ICD-10 codings: matched through the coding table;
+    Observations one LOINC coding each: matched on their own columns."""
+    _, views = sample
+    _, profile = engine._connection(views)
+    assert "Condition" in profile.multi_coded and "Observation" not in profile.multi_coded
+    assert {"kg", "g", "[lb_av]", "Cel", "[degF]"} <= set(profile.units["observation"])
