@@ -1,8 +1,10 @@
-"""The ``AnswerStore`` of aggregate queries on the store (SQLite or PostgreSQL)."""
+"""The ``AnswerStore`` of aggregate queries on the store (SQLite or PostgreSQL): answers are
+JSON objects, kept as text (``connector/fulfilment/aggregate/store.py`` has the contract)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -12,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.db.engine import single_statement
 from connector.db.tables import aggregate_answers as answers
-from connector.fulfilment.aggregate.release import Release
 from connector.ports import Clock
 
 
@@ -32,19 +33,24 @@ class SqlAnswerStore:
             answers.c.query_digest == digest,
         )
 
-    async def get(self, dataset_id: str, version: str, digest: str) -> Release | None:
+    async def get(self, dataset_id: str, version: str, digest: str) -> dict[str, Any] | None:
         async with self._engine.connect() as conn:
             text = await conn.scalar(
                 sa.select(answers.c.answer).where(self._key(dataset_id, version, digest))
             )
-        return None if text is None else Release.from_json(orjson.loads(text))
+        if text is None:
+            return None
+        answer: dict[str, Any] = orjson.loads(text)
+        return answer
 
-    async def keep(self, dataset_id: str, version: str, digest: str, release: Release) -> Release:
+    async def keep(
+        self, dataset_id: str, version: str, digest: str, answer: dict[str, Any]
+    ) -> dict[str, Any]:
         row = {
             "dataset_id": dataset_id,
             "data_version": version,
             "query_digest": digest,
-            "answer": orjson.dumps(release.to_json()).decode(),
+            "answer": orjson.dumps(answer).decode(),
             "created_at": self._now(),
         }
         async with single_statement(self._engine) as conn:

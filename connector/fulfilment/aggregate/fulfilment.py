@@ -104,14 +104,15 @@ class AggregateFulfilment:
         """The released answer: the kept one, or computed and kept now."""
         kept = await self._store.get(views.dataset_id, views.version, query.digest)
         if kept is not None:
-            return Answer(kept, kept=True)
+            return Answer(Release.from_json(kept), kept=True)
         now = self._clock.now()
         reference = now.astimezone(UTC).date()
         fresh = await asyncio.to_thread(self._compute, query, views, reference)
         log.info("aggregate query %s computed on %s", query.digest[:16], views.version)
-        return Answer(
-            await self._store.keep(views.dataset_id, views.version, query.digest, fresh), kept=False
+        stored = await self._store.keep(
+            views.dataset_id, views.version, query.digest, fresh.to_json()
         )
+        return Answer(Release.from_json(stored), kept=False)
 
     def _compute(self, query: AggregateQuery, views: FlatViews, reference: date) -> Release:
         true_values = self._engine.evaluate(query, views, reference)

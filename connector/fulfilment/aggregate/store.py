@@ -4,22 +4,23 @@ An answer is kept by (dataset, data version, query digest). ``FlatViews.version`
 the FHIR data, the dataset's scope and the opt-outs, so nothing computed before an opt-out is
 served after it. Only released values are kept (noisy, rounded, suppressed cells as null):
 never a true value. ``keep`` is first-writer-wins, so two replicas answering the same new query
-at once serve one answer. The SQL implementation is ``connector.db.aggregate.SqlAnswerStore``;
+at once serve one answer. Answers are JSON objects (``Release.to_json``): the store knows
+nothing of their meaning. The SQL implementation is ``connector.db.aggregate.SqlAnswerStore``;
 ``MemoryAnswerStore`` is for tests and benchmarks.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from connector.fulfilment.aggregate.release import Release
+Answer = dict[str, Any]
 
 
 class AnswerStore(Protocol):
-    async def get(self, dataset_id: str, version: str, digest: str) -> Release | None: ...
+    async def get(self, dataset_id: str, version: str, digest: str) -> Answer | None: ...
 
-    async def keep(self, dataset_id: str, version: str, digest: str, release: Release) -> Release:
-        """Store ``release`` unless an answer is kept already; return the kept one."""
+    async def keep(self, dataset_id: str, version: str, digest: str, answer: Answer) -> Answer:
+        """Store ``answer`` unless one is kept already; return the kept one."""
         ...
 
     async def forget_other_versions(self, dataset_id: str, version: str) -> int:
@@ -29,13 +30,13 @@ class AnswerStore(Protocol):
 
 class MemoryAnswerStore:
     def __init__(self) -> None:
-        self._answers: dict[tuple[str, str, str], Release] = {}
+        self._answers: dict[tuple[str, str, str], Answer] = {}
 
-    async def get(self, dataset_id: str, version: str, digest: str) -> Release | None:
+    async def get(self, dataset_id: str, version: str, digest: str) -> Answer | None:
         return self._answers.get((dataset_id, version, digest))
 
-    async def keep(self, dataset_id: str, version: str, digest: str, release: Release) -> Release:
-        return self._answers.setdefault((dataset_id, version, digest), release)
+    async def keep(self, dataset_id: str, version: str, digest: str, answer: Answer) -> Answer:
+        return self._answers.setdefault((dataset_id, version, digest), answer)
 
     async def forget_other_versions(self, dataset_id: str, version: str) -> int:
         stale = [k for k in self._answers if k[0] == dataset_id and k[1] != version]

@@ -256,7 +256,7 @@ def test_the_true_values_are_not_in_the_store(small: FlatViews) -> None:
     assert kept is not None
     counts = [
         v
-        for v, c in zip(kept.values, parsed(SEVEN_QUERIES[1]).layout.cells, strict=True)
+        for v, c in zip(kept["values"], parsed(SEVEN_QUERIES[1]).layout.cells, strict=True)
         if c.kind is CellKind.COUNT
     ]
     assert all(v is None or v % 10 == 0 for v in counts)
