@@ -8,7 +8,7 @@ Modules, one concept each:
   ``measures``: stratifiers and numeric summaries; ``request``: the request body (schema,
   options, digest); ``units``, ``ages``: UCUM conversions, completed ages;
 - ``cells``: the answer as an ordered vector of cells; ``sql``: one portable SQL statement;
-  ``engine``: DuckDB over the Parquet files;
+  ``statement``: its portable and literal forms; ``engine``: DuckDB over the Parquet files;
 - ``disclosure``: primary and secondary suppression; ``noise``: OpenDP Laplace;
   ``release``: suppression + noise + rounding; ``report``: the MeasureReport;
 - ``store``: kept answers (the SQL store is ``connector.db.aggregate``);

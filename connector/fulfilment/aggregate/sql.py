@@ -1,10 +1,11 @@
 """An aggregate query compiled to one SQL statement over the flattened tables.
 
-The statement returns one row: the layout's cells in order (``cells.py``), true values. It is
-portable SQL: common table expressions, ``IN`` subqueries, ``CASE``, ``EXTRACT``, ``COALESCE``,
-a ``ROW_NUMBER()`` window and ``NULLS LAST``; every identifier quoted, every constant a ``?``
-parameter. Tables are the ones ``connector.fulfilment.views`` describes, by their names, so a
-hospital can run the same statement on its own engine over the same tables.
+The statement (``statement.Statement``) returns one row: the layout's cells in order
+(``cells.py``), true values. It is portable SQL: common table expressions, ``IN`` subqueries,
+``CASE``, ``EXTRACT``, ``COALESCE``, a ``ROW_NUMBER()`` window and ``NULLS LAST``; every
+identifier quoted, every constant a ``?`` parameter. Tables are the ones
+``connector.fulfilment.views`` describes, by their names, so a hospital can run the same
+statement on its own engine over the same tables.
 
 Semantics (``docs/aggregate-queries.md`` has them for users):
 
@@ -23,7 +24,6 @@ Semantics (``docs/aggregate-queries.md`` has them for users):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -40,6 +40,7 @@ from connector.fulfilment.aggregate.measures import (
     SexStrata,
 )
 from connector.fulfilment.aggregate.request import AggregateQuery
+from connector.fulfilment.aggregate.statement import Statement
 from connector.fulfilment.aggregate.terminology import GENDERS, Kind, descendant_prefix
 
 #: Tables whose quantities carry a unit, and the column holding it.
@@ -76,55 +77,6 @@ FALSE = "1 = 0"
 
 def q(name: str) -> str:
     return f'"{name}"'
-
-
-@dataclass
-class Statement:
-    """SQL text with ``?`` placeholders and their values in order."""
-
-    text: str
-    params: list[Any] = field(default_factory=list)
-
-    def inline(self) -> str:
-        """The text with every parameter written as a SQL literal (strings quoted, quotes
-        doubled). DuckDB plans a statement with literals several times faster than one with
-        parameters (it pushes the constants into the Parquet scans)."""
-        values = iter(self.params)
-        out = []
-        quote: str | None = None
-        for ch in self.text:
-            if quote is not None:
-                quote = None if ch == quote else quote
-                out.append(ch)
-            elif ch in "'\"":
-                quote = ch
-                out.append(ch)
-            elif ch == "?":
-                out.append(_literal(next(values)))
-            else:
-                out.append(ch)
-        if next(values, _END) is not _END:
-            raise ValueError("more parameters than placeholders")
-        return "".join(out)
-
-
-_END = object()
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    if isinstance(value, bool) or value is None:
-        raise TypeError(f"no SQL literal for {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("a number that is not finite")
-        return repr(value)
-    if isinstance(value, datetime):
-        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
-    if isinstance(value, date):
-        return f"DATE '{value.isoformat()}'"
-    raise TypeError(f"no SQL literal for {type(value).__name__}")
 
 
 @dataclass

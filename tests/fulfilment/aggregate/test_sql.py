@@ -12,7 +12,8 @@ import pytest
 
 from connector.fulfilment.aggregate.engine import DuckDbEngine
 from connector.fulfilment.aggregate.request import parse_request
-from connector.fulfilment.aggregate.sql import Compiler, DataProfile, Statement
+from connector.fulfilment.aggregate.sql import Compiler, DataProfile
+from connector.fulfilment.aggregate.statement import Statement
 from connector.fulfilment.views import TABLES
 from tests.fulfilment.aggregate.conftest import REFERENCE
 from tests.fulfilment.aggregate.queries import (
@@ -91,6 +92,8 @@ def test_literals_are_quoted() -> None:
     assert duckdb.connect().execute(statement.inline()).fetchall()[0][0] == "it's"
     with pytest.raises(ValueError):
         Statement("SELECT ?", [float("inf")]).inline()
+    with pytest.raises(ValueError, match="fewer parameters"):
+        Statement("SELECT ?, ?", [1]).inline()
     with pytest.raises(ValueError, match="more parameters"):
         Statement("SELECT ?", [1, 2]).inline()
     with pytest.raises(TypeError):
