@@ -20,6 +20,7 @@ from connector.audit import AuditLog
 from connector.clock import SystemClock
 from connector.dataplane.calls import DataPlaneCalls
 from connector.dataplane.service import DataPlaneService, RateLimit
+from connector.db.aggregate import SqlAnswerStore
 from connector.db.agreement_store import SqlAgreementStore
 from connector.db.database import Database
 from connector.db.engine import check_store, create_engine, migrate
@@ -37,6 +38,7 @@ from connector.exchange.process import Participant
 from connector.exchange.pull import DataPuller
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
+from connector.fulfilment.aggregate.fulfilment import AggregateFulfilment
 from connector.fulfilment.cache import ViewCache
 from connector.fulfilment.registry import FulfilmentRegistry
 from connector.identity.credentials import read_credential_files
@@ -172,9 +174,9 @@ async def open_existing_store(settings: Settings) -> AsyncEngine:
     return engine
 
 
-def installed_fulfilments(settings: Settings) -> list[Fulfilment]:
+def installed_fulfilments(engine: AsyncEngine, clock: Clock) -> list[Fulfilment]:
     """The fulfilments this connector offers (one per output type)."""
-    return []
+    return [AggregateFulfilment(SqlAnswerStore(engine, clock), clock)]
 
 
 async def build_services(
@@ -292,7 +294,7 @@ async def build_services(
         version_seconds=settings.fhir_version_cache_seconds,
     )
     registry = FulfilmentRegistry(
-        installed_fulfilments(settings) if fulfilments is None else fulfilments
+        installed_fulfilments(engine, clock) if fulfilments is None else fulfilments
     )
     return Services(
         settings=settings,

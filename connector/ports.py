@@ -133,6 +133,9 @@ class FulfilmentResult:
     media_type: str
     chunks: AsyncIterator[bytes]
     audit: Mapping[str, Any] = field(default_factory=dict)
+    # The privacy budget the answer actually used, when less than the call stated (an answer
+    # released before, repeated: no new information): the rest is given back.
+    epsilon_spent: float | None = None
 
 
 class Fulfilment(Protocol):

@@ -126,12 +126,22 @@ class DataPlaneService:
         except BaseException as exc:
             await self._refund(call, exc)
             raise
+        if result.epsilon_spent is not None and result.epsilon_spent < call.facts.epsilon:
+            unused = call.facts.epsilon - result.epsilon_spent
+            async with self.stores.db.transaction() as conn:
+                await self.stores.agreements.spend(conn, call.agreement.id, uses=0, epsilon=-unused)
         await self.audit.append(
             actor=call.claims.consumer,
             event="dataplane.delivered",
             agreement_id=call.agreement.id,
             transfer_id=tid,
-            details={"mediaType": result.media_type, **dict(result.audit)},
+            details={
+                "mediaType": result.media_type,
+                "epsilonSpent": call.facts.epsilon
+                if result.epsilon_spent is None
+                else min(result.epsilon_spent, call.facts.epsilon),
+                **dict(result.audit),
+            },
         )
         return result
 

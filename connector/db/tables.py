@@ -218,3 +218,15 @@ dataplane_calls = sa.Table(
     sa.Column("called_at", _ts, nullable=False),
     sa.Index("ix_dataplane_calls_consumer", "consumer", "called_at"),
 )
+
+# Released aggregate answers (JSON: noisy, rounded values, suppressed cells null; never a true
+# value) by dataset, data version and query digest: a repeated query gets the same answer.
+aggregate_answers = sa.Table(
+    "aggregate_answers",
+    metadata,
+    sa.Column("dataset_id", sa.String(512), primary_key=True),
+    sa.Column("data_version", sa.String(255), primary_key=True),
+    sa.Column("query_digest", sa.String(64), primary_key=True),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+)

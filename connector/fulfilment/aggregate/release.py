@@ -1,0 +1,129 @@
+"""From computed cells to what may be shown: suppression, noise, rounding.
+
+``release`` (an answer computed here): suppress on the true values (``disclosure.py``), add
+Laplace noise to every cell (``noise.py``), the query's epsilon split evenly over the layout's
+noise groups, then round. ``release_totals`` (a securely aggregated answer): the totals already
+carry the hospitals' noise, so only suppression (on the noisy totals) and rounding remain.
+
+The released vector has the layout's positions: a count cell holds its noisy count rounded to
+10 (never below 0); a sum cell holds the mean and a sum-of-squares cell the standard deviation
+(of the values clamped to the bounds, computed from the noisy sums and the noisy count, three
+significant digits); a suppressed cell, or a statistic not asked for, holds None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+
+from connector.fulfilment.aggregate import noise
+from connector.fulfilment.aggregate.cells import FIXED_POINT, CellKind, Layout
+from connector.fulfilment.aggregate.disclosure import suppressed
+from connector.fulfilment.aggregate.measures import Numeric
+from connector.fulfilment.aggregate.request import AggregateQuery
+
+ROUNDING: Final = 10
+
+
+@dataclass(frozen=True)
+class Release:
+    values: tuple[float | None, ...]
+    reference: date  # the date ages were computed at
+    computed_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": list(self.values),
+            "reference": self.reference.isoformat(),
+            "computedAt": self.computed_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Release:
+        return cls(
+            tuple(doc["values"]),
+            date.fromisoformat(doc["reference"]),
+            datetime.fromisoformat(doc["computedAt"]),
+        )
+
+
+def round_count(value: float) -> int:
+    return max(0, math.floor(value / ROUNDING + 0.5) * ROUNDING)
+
+
+def significant(value: float, digits: int = 3) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def noisy(layout: Layout, values: Sequence[float], epsilon: float) -> list[float]:
+    """``values`` with Laplace noise, ``epsilon`` split evenly over the noise groups."""
+    share = epsilon / len(layout.groups)
+    out = list(values)
+    for group in layout.groups:
+        drawn = noise.laplace(
+            [values[i] for i in group.cells],
+            sensitivity=group.sensitivity,
+            epsilon=share,
+            integer=group.integer,
+        )
+        for i, v in zip(group.cells, drawn, strict=True):
+            out[i] = v
+    return out
+
+
+def release(
+    query: AggregateQuery, true_values: Sequence[float], *, reference: date, now: datetime
+) -> Release:
+    layout = query.layout
+    hidden = suppressed(layout, true_values, query.options.min_cell_size)
+    return Release(
+        _shown(query, noisy(layout, true_values, query.options.epsilon), hidden), reference, now
+    )
+
+
+def release_totals(
+    query: AggregateQuery, totals: Sequence[int], *, reference: date, now: datetime
+) -> Release:
+    """A summed secure-aggregation vector (sums in fixed point, noise already in)."""
+    layout = query.layout
+    values = [
+        t / FIXED_POINT if cell.kind is not CellKind.COUNT else float(t)
+        for t, cell in zip(totals, layout.cells, strict=True)
+    ]
+    hidden = suppressed(layout, values, query.options.min_cell_size)
+    return Release(_shown(query, values, hidden), reference, now)
+
+
+def _shown(
+    query: AggregateQuery, values: list[float], hidden: frozenset[int]
+) -> tuple[float | None, ...]:
+    layout = query.layout
+    shown: list[float | None] = [
+        None if i in hidden or cell.kind is not CellKind.COUNT else float(round_count(values[i]))
+        for i, cell in enumerate(layout.cells)
+    ]
+    bounds = {m.id: m.bounds for m in query.measures if isinstance(m, Numeric)}
+    for i, cell in enumerate(layout.cells):
+        if cell.kind is CellKind.COUNT or i in hidden:
+            continue
+        assert cell.count_cell is not None
+        lo, hi = bounds[cell.measure] or (0.0, 0.0)
+        n = max(values[cell.count_cell], 1.0)
+        mean = min(max(values[_sum_cell(layout, cell.count_cell)] / n, lo), hi)
+        if cell.kind is CellKind.SUM:
+            shown[i] = significant(mean)
+        else:
+            variance = max(values[i] / n - mean * mean, 0.0)
+            shown[i] = significant(min(math.sqrt(variance), (hi - lo) / 2))
+    return tuple(shown)
+
+
+def _sum_cell(layout: Layout, count_cell: int) -> int:
+    return next(
+        i
+        for i, cell in enumerate(layout.cells)
+        if cell.count_cell == count_cell and cell.kind is CellKind.SUM
+    )
