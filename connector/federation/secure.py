@@ -52,8 +52,10 @@ An honest-but-curious coordinator learns only the noisy sum.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +80,10 @@ MAX_LENGTH = 100_000
 MIN_PARTICIPANTS = 2
 MAX_PARTICIPANTS = 256
 _NONCE = bytes(16)  # ChaCha20 counter and nonce: the key is new for every pair and session
+# X25519 secrets of our static key with each peer's static key (the same for every session;
+# HKDF makes each session's masks from them). Kept per key object while it lives.
+_SECRETS: weakref.WeakKeyDictionary[PrivateKey, dict[str, bytes]] = weakref.WeakKeyDictionary()
+_MAX_PEERS = 4096
 
 
 class SecureAggregationError(ValueError):
@@ -114,7 +120,7 @@ class Session:
     def length(self) -> int:
         return len(self.layout)
 
-    @property
+    @functools.cached_property
     def layout_digest(self) -> str:
         return layout_digest(self.layout)
 
@@ -216,24 +222,35 @@ def mask_vector(
                 f"a cell is outside (-{bound}, {bound}): the modulus is too small for "
                 f"{len(session.participants)} participants"
             )
-    m = session.modulus
-    share = [v % m for v in values]
+    share = list(values)  # Python integers: no overflow; reduced once at the end
     for peer in session.participants:
         if peer == own_did:
             continue
         jwk = peer_keys.get(peer)
         if jwk is None:
             raise SecureAggregationError(f"participants: no key agreement key for {peer}")
+        mask = pair_mask(_shared_secret(key, jwk, peer), session, own_did, peer, query)
+        if own_did < peer:
+            share = [s + r for s, r in zip(share, mask, strict=True)]
+        else:
+            share = [s - r for s, r in zip(share, mask, strict=True)]
+    m = session.modulus
+    return [s % m for s in share]
+
+
+def _shared_secret(key: PrivateKey, jwk: Mapping[str, Any], peer: str) -> bytes:
+    known = _SECRETS.setdefault(key, {})
+    x = jwk.get("x")
+    secret = known.get(x) if isinstance(x, str) and jwk.get("crv") == "X25519" else None
+    if secret is None:
         try:
             secret = derive_shared_secret(key, dict(jwk))
         except InvalidKeyError as exc:
             raise SecureAggregationError(f"participants: key of {peer}: {exc}") from None
-        mask = pair_mask(secret, session, own_did, peer, query)
-        if own_did < peer:
-            share = [(s + r) % m for s, r in zip(share, mask, strict=True)]
-        else:
-            share = [(s - r) % m for s, r in zip(share, mask, strict=True)]
-    return share
+        if len(known) >= _MAX_PEERS:
+            known.clear()
+        known[str(x)] = secret
+    return secret
 
 
 def check_share(vector: object, session: Session) -> list[int]:
