@@ -2,7 +2,7 @@
 agreement keys from their did:web documents, and mask the hospital's noisy vector.
 
 The aggregate fulfilment calls ``answer_session`` when a query body carries
-``secureAggregation`` (``wire.read_session``), with the vector it computed for the query: the
+``secureAggregation`` (``session_of`` reads it), with the vector it computed for the query: the
 true cells plus its full noise (the same cached draw as its plain answer, before suppression
 and rounding; see ``connector.federation.secure``). Only the masked vector leaves.
 """
@@ -20,9 +20,18 @@ from connector.federation.secure import (
     mask_vector,
     query_digest,
 )
-from connector.federation.wire import MEMBER, Share
+from connector.federation.wire import MEMBER, Share, read_session
 from connector.identity.did import Relationship
 from connector.identity.signing import PrivateKey, PublicJwk
+
+
+def session_of(query: Mapping[str, Any]) -> Session | None:
+    """The secure session a query body asks for (None: plain mode); ``BadRequestError`` (400)
+    naming the bad member."""
+    try:
+        return read_session(query)
+    except SecureAggregationError as exc:
+        raise BadRequestError(str(exc)) from None
 
 
 class KeyResolver(Protocol):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from connector.errors import BadRequestError, UpstreamError
-from connector.federation.hospital import answer_session
+from connector.federation.hospital import answer_session, session_of
 from connector.federation.secure import (
     SecureAggregationError,
     Session,
@@ -117,4 +117,6 @@ def test_a_bad_session_member_is_named(member: Any, words: str) -> None:
     value = {**good, **member} if isinstance(member, dict) else member
     with pytest.raises(SecureAggregationError, match=words):
         read_session({**QUERY, "secureAggregation": value})
-    assert read_session(QUERY) is None
+    with pytest.raises(BadRequestError, match=words):  # what the hospital answers: a 400
+        session_of({**QUERY, "secureAggregation": value})
+    assert read_session(QUERY) is None and session_of(QUERY) is None

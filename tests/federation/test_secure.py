@@ -220,3 +220,75 @@ def test_digests_are_canonical() -> None:
     assert query_digest({"a": 1, "b": [1, 2]}) == query_digest({"b": [1, 2], "a": 1})
     assert query_digest({"a": 1}) == query_digest({"a": 1, "secureAggregation": {"x": 1}})
     assert layout_digest(["a"]).startswith("sha-256:")
+
+
+def test_the_wire_profile_as_documented_gives_the_same_share() -> None:
+    """docs/federated-queries.md, step by step, with cryptography and rfc8785 directly: an
+    implementer following it gets our shares."""
+    import base64
+    import hashlib
+    import struct
+
+    import rfc8785
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def digest(value: object) -> str:
+        return "sha-256:" + b64(hashlib.sha256(rfc8785.dumps(value)).digest())
+
+    raw = {
+        d: X25519PrivateKey.from_private_bytes(bytes([i + 7]) * 32)
+        for i, d in enumerate(["did:web:b.example", "did:web:a.example", "did:web:c.example"])
+    }
+    me = "did:web:b.example"
+    layout = ["patients", "sex=female", "sex=male"]
+    query = {"cohort": {"inclusionCriteria": [[{"termCodes": [{"code": "J45"}]}]]}}
+    m, session_id, x = 2**52, "urn:uuid:doc", [130, 61, -2]
+    expected = list(x)
+    for peer in sorted(raw):
+        if peer == me:
+            continue
+        peer_public = raw[peer].public_key()
+        secret = raw[me].exchange(peer_public)
+        info = rfc8785.dumps(
+            {
+                "protocol": "phems-secagg-1",
+                "session": session_id,
+                "pair": sorted([me, peer]),
+                "length": 3,
+                "modulus": str(m),
+                "layout": digest(layout),
+                "query": digest(query),
+            }
+        )
+        key = HKDF(hashes.SHA256(), 32, hashlib.sha256(session_id.encode()).digest(), info)
+        stream = Cipher(algorithms.ChaCha20(key.derive(secret), bytes(16)), None).encryptor()
+        words = struct.unpack(">3Q", stream.update(bytes(24)))
+        sign = 1 if peer.encode() > me.encode() else -1
+        expected = [e + sign * (w % m) for e, w in zip(expected, words, strict=True)]
+    expected = [e % m for e in expected]
+
+    def jwk(private: X25519PrivateKey, with_private: bool) -> dict[str, str]:
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        out = {"kty": "OKP", "crv": "X25519", "x": b64(public)}
+        if with_private:
+            out["d"] = b64(private.private_bytes_raw())
+        return out
+
+    session = Session.open(session_id, list(raw), layout, m)
+    ours = mask_vector(
+        x,
+        session,
+        own_did=me,
+        key=PrivateKey(jwk(raw[me], True)),
+        peer_keys={d: jwk(k, False) for d, k in raw.items() if d != me},
+        query=query_digest(query),
+    )
+    assert ours == expected
+    assert session.layout_digest == digest(layout)
