@@ -43,6 +43,7 @@ from connector.federation.secure import (
     unmask_sum,
 )
 from connector.federation.wire import MEMBER, read_share, with_session
+from connector.settings import Settings
 
 Mode = Literal["plain", "secure"]
 ANSWER_EXTENSION = "https://w3id.org/phems/fhir/StructureDefinition/federated-answer"
@@ -119,6 +120,17 @@ class CoordinatorConfig:
     timeout_seconds: float = 60.0
     modulus: int = DEFAULT_MODULUS
     concurrency: int = 16
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CoordinatorConfig:
+        return cls(
+            rules=CombinationRules(
+                min_total=settings.query_min_total,
+                breakdown_min_hospitals=settings.query_breakdown_min_hospitals,
+                breakdown_min_each=settings.query_breakdown_min_each,
+            ),
+            timeout_seconds=settings.query_timeout_seconds,
+        )
 
 
 class FederatedQueries:

@@ -21,6 +21,7 @@ from connector.federation.hospital import KeyResolver
 from connector.federation.ports import Hospital, HospitalReply
 from connector.federation.rules import CombinationRules
 from connector.identity.resolver import DidResolver
+from connector.settings import load_settings
 from tests.federation.fakes import FakeHospital, FakeNetwork
 from tests.identity.conftest import DidServer, new_keys
 
@@ -315,3 +316,12 @@ async def test_the_query_and_the_hospitals_are_checked_first(
     with pytest.raises(BadRequestError, match="holds no aggregate agreement"):
         await nobody.run(QUERY)
     assert all(f.asked == 0 for f in fakes)
+
+
+def test_the_rules_and_timeout_come_from_the_settings() -> None:
+    settings = load_settings(
+        query_min_total=50, query_breakdown_min_hospitals=2, query_timeout_seconds=5
+    )
+    config = CoordinatorConfig.from_settings(settings)
+    assert config.rules == CombinationRules(50, 2, 20) and config.timeout_seconds == 5
+    assert CoordinatorConfig.from_settings(load_settings()) == CoordinatorConfig()
