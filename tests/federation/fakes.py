@@ -99,7 +99,8 @@ class MemoryKeys:
 class FakeHospital:
     """A hospital with fixed true cells and a fixed ("cached") noise draw. ``behaviour``:
     ``ok``, ``down``, ``hang``, ``refuse``, ``budget``, ``no-agreement``, ``junk``,
-    ``short`` (a share one value short), ``float`` (a share with a float), ``drop-after``
+    ``short`` (a share one value short), ``float`` (a share with a float), ``range`` (a
+    value out of [0, modulus)), ``drop-after``
     (answers the first round, then is down)."""
 
     did: str
@@ -154,6 +155,8 @@ class FakeHospital:
             out["maskedVector"] = out["maskedVector"][:-1]
         if self.behaviour == "float":
             out["maskedVector"][0] = 0.5
+        if self.behaviour == "range":
+            out["maskedVector"][2] = session.modulus
         return orjson.dumps(out)
 
 

@@ -224,6 +224,7 @@ async def test_a_hospital_that_hangs_times_out_and_the_round_reruns(
         ("short", "its share: maskedVector has 2 values, the layout 3"),
         ("float", "its share: maskedVector[0] is float, not an integer"),
         ("junk", "the answer is not JSON"),
+        ("range", "its share: maskedVector[2] is outside [0, modulus)"),
     ],
 )
 async def test_a_malformed_share_excludes_its_sender(
