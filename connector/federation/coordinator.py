@@ -192,18 +192,19 @@ class FederatedQueries:
 
     async def _ask(self, outcome: HospitalOutcome, body: bytes, timeout: float) -> object | None:
         """The parsed JSON answer, or None with the outcome's failure recorded."""
-        start = self._monotonic()
-        try:
-            async with self._slots, asyncio.timeout(timeout):
-                reply = await self._channel.ask(outcome.hospital, body)
-        except TimeoutError:
-            outcome.status, outcome.detail = "timeout", f"no answer within {timeout:g} s"
-            return None
-        except HospitalFailure as exc:
-            outcome.status, outcome.detail = exc.status, exc.detail
-            return None
-        finally:
-            outcome.seconds = self._monotonic() - start
+        async with self._slots:  # waiting for a slot is not the hospital's time
+            start = self._monotonic()
+            try:
+                async with asyncio.timeout(timeout):
+                    reply = await self._channel.ask(outcome.hospital, body)
+            except TimeoutError:
+                outcome.status, outcome.detail = "timeout", f"no answer within {timeout:g} s"
+                return None
+            except HospitalFailure as exc:
+                outcome.status, outcome.detail = exc.status, exc.detail
+                return None
+            finally:
+                outcome.seconds = self._monotonic() - start
         outcome.rounds += 1
         if len(reply.body) > MAX_BODY_BYTES:
             outcome.status, outcome.detail = "malformed", "the answer is too large"

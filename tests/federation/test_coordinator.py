@@ -4,6 +4,7 @@ failures per hospital, dropout re-runs and malformed shares."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -326,3 +327,27 @@ def test_the_rules_and_timeout_come_from_the_settings() -> None:
     config = CoordinatorConfig.from_settings(settings)
     assert config.rules == CombinationRules(50, 2, 20) and config.timeout_seconds == 5
     assert CoordinatorConfig.from_settings(load_settings()) == CoordinatorConfig()
+
+
+async def test_hospitals_are_asked_at_the_same_time(
+    did_server: DidServer, resolver: DidResolver
+) -> None:
+    fakes = hospitals(did_server)
+    network = FakeNetwork(fakes, resolver)
+    everyone = asyncio.Barrier(len(fakes))
+
+    class Together:
+        """Each hospital answers only once all four have been asked."""
+
+        async def ask(self, hospital: Hospital, body: bytes) -> HospitalReply:
+            await everyone.wait()
+            return await network.ask(hospital, body)
+
+    queries = FederatedQueries(
+        directory=network,
+        channel=Together(),
+        codec=network.codec,
+        config=CoordinatorConfig(timeout_seconds=10),
+    )
+    answer = await queries.run(QUERY)
+    assert answer.status == "complete", [o.detail for o in answer.hospitals]
