@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from connector.errors import PhemsError
+from connector.federation.cli import app as query_app
 from connector.identity.authority_cli import app as authority_app
 from connector.sampledata.cli import app as sample_app
 from connector.settings import Settings, SettingsError, load_settings, unknown_variables
@@ -38,6 +39,7 @@ app.add_typer(agreements_app, name="agreements")
 app.add_typer(authority_app, name="authority")
 app.add_typer(sample_app, name="sample")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(query_app, name="query")
 
 T = TypeVar("T")
 

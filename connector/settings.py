@@ -235,6 +235,30 @@ class Settings(BaseSettings):
             "next peak cost more than keeping it)."
         ),
     )
+    query_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Federated queries: how long to wait for each hospital's answer.",
+    )
+    query_min_total: int = Field(
+        20,
+        ge=0,
+        description="Federated queries: no result when the patient count over all hospitals "
+        "is under this.",
+    )
+    query_breakdown_min_hospitals: int = Field(
+        3,
+        ge=0,
+        description="Federated queries: a per-hospital breakdown only when at least this many "
+        "hospitals each report query_breakdown_min_each patients or more.",
+    )
+    query_breakdown_min_each: int = Field(
+        20,
+        ge=0,
+        description="Federated queries: the patient count a hospital must report to count "
+        "towards query_breakdown_min_hospitals.",
+    )
 
     # -- fulfilment: the data plane, the view cache and long jobs ----------------------------
     dataplane_rate_limit: int = Field(
