@@ -80,6 +80,7 @@ def serve(
     import uvicorn
 
     from connector.api.app import create_app
+    from connector.api.server import server_config
     from connector.composition import build_services
     from connector.logs import configure_logging
 
@@ -99,18 +100,7 @@ def serve(
             await services.aclose()
 
     _run(preflight)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        # Our middleware logs every request (connector.access). uvicorn's access logger is
-        # silenced (logs.py), but it still formats its arguments (quoting the path) for each
-        # response unless switched off here.
-        access_log=False,
-        proxy_headers=True,
-        lifespan="on",
-    )
+    config = server_config(create_app(settings), settings)
     server = uvicorn.Server(config)
     _tune_gc()
     server.run()

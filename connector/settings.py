@@ -118,6 +118,67 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(
         10.0, gt=0, description="Timeout of outbound HTTP calls to other connectors."
     )
+    # What one client may make the server hold (docs/install.md, "Limits"). A body larger than
+    # its surface's limit is refused with 413 before it is read (after authentication where
+    # the surface has one); headers larger than max_header_bytes with 431.
+    management_max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="Largest request body the management API (/management) accepts, in bytes.",
+    )
+    dsp_max_body_bytes: int = Field(
+        256 << 10,
+        ge=1024,
+        description="Largest DSP message (/dsp/2025-1) accepted, in bytes; a message is a few KB.",
+    )
+    dataplane_max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description=(
+            "Largest data plane request body (/dataplane: a query, e.g. a CCDL cohort of tens "
+            "of KB) accepted, in bytes."
+        ),
+    )
+    catalog_max_body_bytes: int = Field(
+        64 << 10,
+        ge=1024,
+        description=(
+            "Largest request body of the catalog and its UI forms (/catalog) and every other "
+            "unauthenticated route, in bytes."
+        ),
+    )
+    max_header_bytes: int = Field(
+        32 << 10,
+        ge=4096,
+        description=(
+            "Largest request line plus headers accepted, in bytes (431 beyond). A DSP token "
+            "carrying several credentials is a few KB."
+        ),
+    )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A client has this long to send a request's line and headers once it connected "
+            "(or once the previous answer on the connection went out); then it is disconnected."
+        ),
+    )
+    body_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Longest wait for the next part of a request body; a client that sends nothing for "
+            "this long gets 408 and is disconnected."
+        ),
+    )
+    max_connections: int = Field(
+        1000,
+        ge=10,
+        description=(
+            "Open client connections the server keeps at once; further ones are closed at once "
+            "until some end (the header timeout ends idle ones)."
+        ),
+    )
     fhir_source: Literal["files", "rest"] = Field(
         "files", description="Where FHIR data comes from: Bulk NDJSON files or a FHIR REST server."
     )

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from connector import __version__
 from connector.api import catalog_routes, catalog_ui, health, management, wellknown
+from connector.api.limits import BodyLimits, BodySurfaces
 from connector.api.metrics import Metrics
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics = Metrics()
+    app.add_middleware(BodyLimits, limits=BodySurfaces.of(settings))
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health.router)

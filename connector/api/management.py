@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from catalog.formats import Format
-from connector.api.deps import ManagementAuth, ServicesDep
+from connector.api.deps import AuthenticatedFirst, ManagementAuth, ServicesDep
 from connector.api.remote import fetch_catalog, fetch_data_plane_token
 from connector.api.schemas import (
     AgreementOut,
@@ -43,7 +43,12 @@ from connector.errors import BadRequestError, ConflictError, NotFoundError
 from connector.identity.agreement_proof import build_proof
 from connector.identity.did import did_from_url
 
-router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
+router = APIRouter(
+    prefix="/management",
+    tags=["management"],
+    dependencies=[ManagementAuth],
+    route_class=AuthenticatedFirst,
+)
 ACTOR = "management-api"
 
 

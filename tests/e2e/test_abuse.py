@@ -1,0 +1,252 @@
+"""Abuse of a real connector process on loopback: bodies and headers too large, clients too
+slow or too many (issue 18, findings 1 and 2). Every loop is bounded in count and time.
+
+The provider runs with small limits so the tests are quick: bodies of 64 KiB (management),
+8 KiB (DSP), a 1 s header and body read timeout and 40 connections.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.e2e.conftest import Api, Authority, dataset, launch, wait_for
+from tests.e2e.test_dsp_bad_input import Peer, request_body
+from tests.processes import ConnectorProcess, stop
+
+LIMITS = {
+    "PHEMS_MANAGEMENT_MAX_BODY_BYTES": str(64 << 10),
+    "PHEMS_DSP_MAX_BODY_BYTES": str(8 << 10),
+    "PHEMS_HEADER_READ_TIMEOUT_SECONDS": "1",
+    "PHEMS_BODY_READ_TIMEOUT_SECONDS": "1",
+    "PHEMS_MAX_CONNECTIONS": "40",
+}
+HUGE = 50_000_000  # what the tester sent: 50 MB
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, authority: Authority) -> Iterator[Any]:
+    tmp: Path = tmp_path_factory.mktemp("abuse")
+    pp, pc = free_port(), free_port()
+    procs: list[ConnectorProcess] = []
+    try:
+        provider = launch(tmp, "provider", pp, [pp, pc], authority, env=LIMITS)
+        procs.append(provider)
+        credentials = {"m.jwt": authority.credential(f"did:web:127.0.0.1%3A{pc}")}
+        consumer = launch(tmp, "consumer", pc, [pp, pc], authority, credentials=credentials)
+        procs.append(consumer)
+        papi = Api(provider)
+        papi.post("/datasets", dataset(), expect=201)
+        peer = Peer(consumer, provider)
+        yield provider, papi, peer
+        papi.http.close()
+        peer.http.close()
+    finally:
+        for p in procs:
+            stop(p.proc)
+
+
+def connect(c: ConnectorProcess) -> socket.socket:
+    host, port = c.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def answer(sock: socket.socket, timeout: float = 5) -> bytes:
+    """What the server sends until it closes the connection or ``timeout`` passes."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+            if b"\r\n\r\n" in data and _complete(data):
+                break
+    except TimeoutError:
+        pass
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def _complete(data: bytes) -> bool:
+    head, _, body = data.partition(b"\r\n\r\n")
+    for line in head.lower().split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":")[1])
+    return False
+
+
+def status(data: bytes) -> int:
+    assert data.startswith(b"HTTP/1.1 "), data[:200]
+    return int(data.split(b" ")[1])
+
+
+def head(method: str, path: str, *headers: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *headers, "", ""]
+    return "\r\n".join(lines).encode()
+
+
+# -- finding 1: body and header sizes ---------------------------------------------------------
+
+
+def test_unauthenticated_body_is_refused_before_it_is_read(world: Any) -> None:
+    provider, _, _ = world
+    with connect(provider) as sock:
+        sock.sendall(
+            head(
+                "POST",
+                "/management/datasets",
+                "Content-Type: application/json",
+                f"Content-Length: {HUGE}",
+            )
+            + b"[1,"
+        )
+        data = answer(sock)
+    assert status(data) == 401  # answered without the 50 MB: the body was never awaited
+    assert b"www-authenticate" in data.lower()
+
+
+def test_authenticated_body_over_the_limit_is_413_before_it_is_read(world: Any) -> None:
+    provider, papi, _ = world
+    with connect(provider) as sock:
+        sock.sendall(
+            head(
+                "POST",
+                "/management/datasets",
+                f"X-Api-Key: {provider.api_key}",
+                "Content-Type: application/json",
+                f"Content-Length: {HUGE}",
+            )
+            + b"[1,"
+        )
+        data = answer(sock)
+    assert status(data) == 413
+    assert b"connection: close" in data.lower()
+    assert b"larger than 65536 bytes" in data
+    assert len(papi.get("/datasets")) == 1
+
+
+def test_chunked_body_over_the_limit_is_cut_short(world: Any) -> None:
+    provider, _, _ = world
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        for _ in range(200):  # 200 x 16 KiB = 3.2 MB offered; the limit is 64 KiB
+            sent += 16384
+            yield b" " * 16384
+
+    with httpx.Client(timeout=10) as client:
+        try:
+            r = client.post(
+                provider.url + "/management/datasets",
+                content=chunks(),
+                headers={"X-Api-Key": provider.api_key, "Content-Type": "application/json"},
+            )
+            assert r.status_code == 413, r.text
+        except httpx.WriteError:
+            pass  # the server answered and closed while we were still sending
+    assert sent < 200 * 16384
+
+
+def test_dsp_member_cannot_send_a_huge_message(world: Any) -> None:
+    provider, _, peer = world
+    with connect(provider) as sock:
+        sock.sendall(
+            head(
+                "POST",
+                "/dsp/2025-1/negotiations/request",
+                f"Authorization: Bearer {peer.token()}",
+                "Content-Type: application/json",
+                f"Content-Length: {HUGE}",
+            )
+            + b"{"
+        )
+        data = answer(sock)
+    assert status(data) == 413
+    assert b"ContractNegotiationError" in data
+    # A message within the limit still works.
+    assert peer.post("/negotiations/request", request_body(peer)).status_code == 201
+
+
+def test_oversized_headers_are_431(world: Any) -> None:
+    provider, _, _ = world
+    with connect(provider) as sock:
+        sock.sendall(head("GET", "/healthz", "X-Padding: " + "a" * 40_000))
+        data = answer(sock)
+    assert status(data) == 431
+    assert httpx.get(provider.url + "/healthz", headers={"X-Fine": "a" * 8000}).status_code == 200
+
+
+# -- finding 2: slow clients --------------------------------------------------------------------
+
+
+def test_slow_and_surplus_connections_are_dropped(world: Any) -> None:
+    provider, _, _ = world
+    socks = [connect(provider) for _ in range(60)]  # 20 over the cap of 40
+    try:
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        deadline = time.monotonic() + 10
+        open_ = list(socks)
+        while open_ and time.monotonic() < deadline:
+            still = []
+            for s in open_:
+                s.settimeout(0.05)
+                try:
+                    if s.recv(1024) == b"":
+                        continue
+                except TimeoutError:
+                    still.append(s)
+                    continue
+                except ConnectionResetError:
+                    continue
+            open_ = still
+        assert not open_, f"{len(open_)} slow connections still held after 10 s"
+    finally:
+        for s in socks:
+            s.close()
+    assert httpx.get(provider.url + "/healthz", timeout=5).status_code == 200
+    log = provider.log()
+    assert "over the cap of 40 open connections" in log
+    assert "no complete request headers within 1 s" in log
+
+
+def test_slow_body_is_408_in_one_log_line(world: Any) -> None:
+    provider, _, _ = world
+    with connect(provider) as sock:
+        sock.sendall(
+            head(
+                "POST",
+                "/catalog/signin",
+                "Content-Type: application/x-www-form-urlencoded",
+                "Content-Length: 100",
+            )
+            + b"api_key=ab"
+        )
+        data = answer(sock)
+    assert status(data) == 408
+    assert b"connection: close" in data.lower()
+    wait_for(provider.log, lambda text: "request body too slow" in text, timeout=5)
+    assert "Traceback" not in provider.log()
+
+
+def test_aborted_upload_is_one_log_line(world: Any) -> None:
+    provider, _, peer = world
+    dsp = "/dsp/2025-1/negotiations/request"
+    for path, auth, kind in (
+        ("/catalog/signin", "X-Nothing: 1", "application/x-www-form-urlencoded"),
+        (dsp, f"Authorization: Bearer {peer.token()}", "application/json"),
+    ):
+        with connect(provider) as sock:
+            sock.sendall(
+                head("POST", path, auth, f"Content-Type: {kind}", "Content-Length: 500") + b"{"
+            )
+        wait_for(provider.log, lambda text, p=path: f"POST {p} went away" in text, timeout=5)
+    assert "Traceback" not in provider.log()
