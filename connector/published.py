@@ -27,7 +27,7 @@ from connector.datasets import DatasetRecord, DatasetStore
 from connector.db.tables import datasets as datasets_table
 from connector.dsp.store import DspStore
 from connector.errors import PhemsError
-from connector.policy import Policy, validate_policy
+from connector.policy import Policy, names_recipients, validate_policy
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ class Snapshot:
     entries: tuple[Entry, ...]
     catalog: Catalog
     by_id: dict[str, Entry] = field(default_factory=dict)
+    # What the public /catalog pages show: datasets with an offer not limited to named
+    # recipients, with only such offers (connector.policy.audience).
+    public: Catalog | None = None
+    public_by_id: dict[str, Dataset] = field(default_factory=dict)
 
     @property
     def datasets(self) -> tuple[Dataset, ...]:
@@ -115,4 +119,23 @@ class PublishedCatalog:
                 continue
             entries.append(Entry(record, ds, offers))
         catalog = to_catalog([e.dataset for e in entries], self.publisher)
-        return Snapshot(fingerprint, tuple(entries), catalog, {e.record.id: e for e in entries})
+        public = {e.record.id: view for e in entries if (view := _public(e)) is not None}
+        return Snapshot(
+            fingerprint,
+            tuple(entries),
+            catalog,
+            {e.record.id: e for e in entries},
+            to_catalog(list(public.values()), self.publisher),
+            public,
+        )
+
+
+def _public(entry: Entry) -> Dataset | None:
+    offers = [offer for offer, policy in entry.offers if not names_recipients(policy)]
+    if not offers:
+        return None
+    if len(offers) == len(entry.offers):
+        return entry.dataset
+    return entry.dataset.model_copy(
+        update={"policies": tuple({k: v for k, v in o.items() if k != "target"} for o in offers)}
+    )

@@ -67,7 +67,7 @@ def _dataset_url(services: Services, item: Dataset | HarvestedDataset) -> str:
 
 async def _everything(services: Services) -> tuple[list[Dataset], dict[int, str]]:
     """Own and harvested datasets, and each one's page URL (keyed by object id)."""
-    own = list((await services.published.snapshot()).datasets)
+    own = list((await services.published.snapshot()).public_by_id.values())
     harvested = await services.harvest.index()
     urls = {id(d): _dataset_url(services, d) for d in own}
     urls |= {id(h.dataset): _dataset_url(services, h) for h in harvested}
@@ -96,15 +96,16 @@ async def catalog(
             )  # fmt: skip
         )
     snap = await services.published.snapshot()
+    public = snap.public or snap.catalog
     number = page or 1
-    if number > page_count(len(snap.datasets), DEFAULT_PAGE_SIZE):
+    if number > page_count(len(public.datasets), DEFAULT_PAGE_SIZE):
         raise NotFoundError(f"no catalog page {number}")
-    base = snap.catalog.iri
-    key = (f"{base}?page={number}&v={snap.version}", snap.catalog.modified, media)
+    base = public.iri
+    key = (f"{base}?page={number}&v={snap.version}&public", public.modified, media)
     body = services.published.cache.get_or_render(
         key,
         lambda: serialize(
-            catalog_page(snap.catalog, snap.datasets, page=number, page_url_base=base), media
+            catalog_page(public, public.datasets, page=number, page_url_base=base), media
         ),
     )
     return _rdf(body, media)
@@ -145,10 +146,9 @@ async def dataset(
             raise BadRequestError("harvested datasets are served as HTML only; ask their owner")
         item = await _harvested(services, provider, dataset_id)
         return _html(_dataset_html(request, services, item.dataset, provider))
-    entry = (await services.published.snapshot()).by_id.get(dataset_id)
-    if entry is None:
+    ds = (await services.published.snapshot()).public_by_id.get(dataset_id)
+    if ds is None:  # unknown, or offered only to named recipients: not public metadata
         raise NotFoundError(f"no dataset {dataset_id}")
-    ds = entry.dataset
     if media == HTML:
         return _html(_dataset_html(request, services, ds, services.did))
     body = services.published.cache.get_or_render(

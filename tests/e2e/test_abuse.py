@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.conftest import Api, Authority, dataset, launch, wait_for
+from tests.e2e.conftest import RESEARCH_OFFER, Api, Authority, dataset, launch, wait_for
 from tests.e2e.test_dsp_bad_input import Peer, request_body
 from tests.processes import ConnectorProcess, stop
 
@@ -250,3 +250,70 @@ def test_aborted_upload_is_one_log_line(world: Any) -> None:
             )
         wait_for(provider.log, lambda text, p=path: f"POST {p} went away" in text, timeout=5)
     assert "Traceback" not in provider.log()
+
+
+# -- finding 3: datasets offered only to named recipients ---------------------------------------
+
+PARTNER = "did:web:partner.example"
+
+
+def _recipient_offer(id_: str) -> dict[str, Any]:
+    return {
+        "@id": id_,
+        "@type": "Offer",
+        "permission": [
+            {
+                "action": "use",
+                "constraint": [
+                    {"leftOperand": "recipient", "operator": "eq", "rightOperand": PARTNER}
+                ],
+            }
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def restricted(world: Any) -> Any:
+    provider, papi, peer = world
+    papi.post("/datasets", dataset("for-one", [_recipient_offer("offer-partner")]), expect=201)
+    mixed = [RESEARCH_OFFER, _recipient_offer("offer-partner-too")]
+    papi.post("/datasets", dataset("mixed", mixed), expect=201)
+    return provider, peer
+
+
+@pytest.mark.parametrize("accept", ["text/turtle", "application/ld+json", "text/html"])
+def test_public_pages_leave_out_what_is_offered_to_named_recipients(
+    restricted: Any, accept: str
+) -> None:
+    provider, _ = restricted
+    with httpx.Client(base_url=provider.url, headers={"Accept": accept}, timeout=10) as client:
+        listing = client.get("/catalog")
+        assert listing.status_code == 200
+        assert "paediatric-asthma" in listing.text and "mixed" in listing.text
+        assert "for-one" not in listing.text
+        assert "partner.example" not in listing.text
+        hidden, missing = (
+            client.get("/catalog/datasets/for-one"),
+            client.get("/catalog/datasets/none"),
+        )
+        assert hidden.status_code == missing.status_code == 404
+        page = client.get("/catalog/datasets/mixed")
+        assert page.status_code == 200
+        assert "offer-research" in page.text or accept == "text/html"
+        assert "partner" not in page.text
+
+
+def test_dsp_answers_hidden_and_missing_alike(restricted: Any) -> None:
+    _, peer = restricted
+
+    def refusal(dataset_id: str, offer_id: str) -> str:
+        offer = {**RESEARCH_OFFER, "@id": offer_id, "target": dataset_id}
+        r = peer.post("/negotiations/request", request_body(peer, offer=offer))
+        assert r.status_code == 400, r.text
+        return " ".join(r.json()["reason"]).replace(dataset_id, "X").replace(offer_id, "Y")
+
+    assert refusal("for-one", "offer-partner") == refusal("no-such", "offer-partner")
+    assert refusal("mixed", "offer-partner-too") == refusal("mixed", "no-such-offer")
+    assert "partner" not in refusal("for-one", "offer-partner")
+    r = peer.get("/catalog/datasets/for-one")
+    assert (r.status_code, r.json()["reason"]) == (404, ["no dataset for-one"])
