@@ -139,3 +139,22 @@ def _public(entry: Entry) -> Dataset | None:
     return entry.dataset.model_copy(
         update={"policies": tuple({k: v for k, v in o.items() if k != "target"} for o in offers)}
     )
+
+
+def public_view(dataset: Dataset) -> Dataset | None:
+    """A harvested dataset as anyone may see it: without the offers its provider made to
+    named recipients (us), or None when it has no other. An offer our policy engine cannot
+    read is kept: nothing says it is not public."""
+
+    def named(offer: dict[str, Any]) -> bool:
+        try:
+            return names_recipients(validate_policy(offer))
+        except PhemsError:
+            return False
+
+    offers = tuple(o for o in dataset.policies if not named(o))
+    if not offers:
+        return None
+    if len(offers) == len(dataset.policies):
+        return dataset
+    return dataset.model_copy(update={"policies": offers})

@@ -12,6 +12,7 @@ with free-text search and filters (`catalog.search`); a harvested dataset's page
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated
@@ -33,6 +34,8 @@ from connector.api.ui_session import CSP, csrf_token, session_nonce
 from connector.composition import Services
 from connector.errors import BadRequestError, NotFoundError
 from connector.harvest import HarvestedDataset
+from connector.identity.tokens import bearer_token
+from connector.published import public_view
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 SITE_TITLE = "Health data catalogue"
@@ -65,10 +68,23 @@ def _dataset_url(services: Services, item: Dataset | HarvestedDataset) -> str:
     return f"/catalog/datasets/{item.identifier}"
 
 
-async def _everything(services: Services) -> tuple[list[Dataset], dict[int, str]]:
+async def _harvested_index(request: Request, services: Services) -> list[HarvestedDataset]:
+    """The harvested datasets; for anyone but the signed-in operator without the offers
+    made to us by name (they are between the provider and us)."""
+    index = await services.harvest.index()
+    if session_nonce(request, services.management_api_key) is not None:
+        return index
+    return [
+        dataclasses.replace(h, dataset=view)
+        for h in index
+        if (view := public_view(h.dataset)) is not None
+    ]
+
+
+async def _everything(request: Request, services: Services) -> tuple[list[Dataset], dict[int, str]]:
     """Own and harvested datasets, and each one's page URL (keyed by object id)."""
     own = list((await services.published.snapshot()).public_by_id.values())
-    harvested = await services.harvest.index()
+    harvested = await _harvested_index(request, services)
     urls = {id(d): _dataset_url(services, d) for d in own}
     urls |= {id(h.dataset): _dataset_url(services, h) for h in harvested}
     return own + [h.dataset for h in harvested], urls
@@ -82,7 +98,7 @@ async def catalog(
     if isinstance(media, Response):
         return media
     if media == HTML:
-        everything, urls = await _everything(services)
+        everything, urls = await _everything(request, services)
         query = SearchQuery.from_params(request.query_params.multi_items())
         found = search(everything, query)
         url_of: Callable[[Dataset], str] = lambda ds: urls[id(ds)]  # noqa: E731
@@ -111,8 +127,10 @@ async def catalog(
     return _rdf(body, media)
 
 
-async def _harvested(services: Services, provider: str, dataset_id: str) -> HarvestedDataset:
-    for item in await services.harvest.index():
+async def _harvested(
+    request: Request, services: Services, provider: str, dataset_id: str
+) -> HarvestedDataset:
+    for item in await _harvested_index(request, services):
         if item.provider_did == provider and item.dataset.identifier == dataset_id:
             return item
     raise NotFoundError(f"no harvested dataset {dataset_id} of {provider}")
@@ -144,9 +162,15 @@ async def dataset(
     if provider and provider != services.did:
         if media != HTML:
             raise BadRequestError("harvested datasets are served as HTML only; ask their owner")
-        item = await _harvested(services, provider, dataset_id)
+        item = await _harvested(request, services, provider, dataset_id)
         return _html(_dataset_html(request, services, item.dataset, provider))
     ds = (await services.published.snapshot()).public_by_id.get(dataset_id)
+    if ds is None and media != HTML and "authorization" in request.headers:
+        # A dataset offered only to named recipients: described to them (a harvester sends
+        # its connector's DSP token), with the offers they may use.
+        caller = await services.verifier.verify(bearer_token(request.headers["authorization"]))
+        view = await services.catalog.visible(caller, dataset_id)
+        return _rdf(serialize(to_graph(view), media), media)
     if ds is None:  # unknown, or offered only to named recipients: not public metadata
         raise NotFoundError(f"no dataset {dataset_id}")
     if media == HTML:

@@ -317,3 +317,27 @@ def test_dsp_answers_hidden_and_missing_alike(restricted: Any) -> None:
     assert "partner" not in refusal("for-one", "offer-partner")
     r = peer.get("/catalog/datasets/for-one")
     assert (r.status_code, r.json()["reason"]) == (404, ["no dataset for-one"])
+
+
+def test_harvested_offers_made_to_us_are_shown_only_to_the_operator(
+    world: Any, restricted: Any
+) -> None:
+    provider, papi, peer = world
+    consumer = peer.me
+    only_us = _recipient_offer("offer-for-us")
+    only_us["permission"][0]["constraint"][0]["rightOperand"] = consumer.did
+    papi.post("/datasets", dataset("for-us", [only_us]), expect=201)
+    capi = Api(consumer)
+    try:
+        run = capi.post("/harvest", {"targets": [provider.url + "/dsp/2025-1"]}, expect=200)
+        assert run["targets"][0]["state"] == "ok", run
+        html = {"Accept": "text/html"}
+        with httpx.Client(base_url=consumer.url, headers=html, timeout=10) as anyone:
+            assert "for-us" not in anyone.get("/catalog").text
+            page = anyone.get("/catalog/datasets/for-us", params={"provider": provider.did})
+            assert page.status_code == 404
+            signin = {"api_key": consumer.api_key, "next": "/catalog"}
+            assert anyone.post("/catalog/signin", data=signin).status_code == 303
+            assert "for-us" in anyone.get("/catalog").text  # the operator sees it
+    finally:
+        capi.http.close()
