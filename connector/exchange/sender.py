@@ -254,7 +254,10 @@ class OutboxSender:
             # sender would then send the same message concurrently).
             async with asyncio.timeout(self.policy.lease_seconds - 3):
                 response = await self._post(url, item)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except Exception as exc:
+            # Any error while sending is an attempt (aiohttp raises ValueError or
+            # UnicodeError for some URLs): a message that can never be sent fails after
+            # max_attempts instead of being claimed again forever.
             await self._retry_or_fail(item, f"{type(exc).__name__}: {exc} ({url})")
             return
         log.info("sent %s to %s: HTTP %d", item.message_type, url, response.status)
