@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.fhir_factory import build_fhir_source
 from connector.api.oidc import OidcVerifier
 from connector.audit import AuditLog
+from connector.audit_anchor import FILE_NAME as CHECKPOINTS_FILE
+from connector.audit_anchor import AuditAnchor
 from connector.catalog_bridge import Publisher
 from connector.clock import SystemClock
 from connector.datasets import DatasetStore
@@ -103,6 +105,10 @@ def management_api_key(settings: Settings) -> str:
         raise ConfigurationError(f"PHEMS_DATA_DIR: cannot use {settings.data_dir}: {exc}") from exc
 
 
+def audit_anchor(settings: Settings, did: str, keys: ConnectorKeys) -> AuditAnchor:
+    return AuditAnchor(settings.data_dir / CHECKPOINTS_FILE, did, keys)
+
+
 async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     try:
@@ -135,7 +141,12 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     replay = SqlReplayGuard(engine, clock)
     public_url = settings.effective_public_url
     dsp_base = public_url + DSP_PATH
-    audit = AuditLog(engine, clock)
+    audit = AuditLog(
+        engine,
+        clock,
+        anchor=audit_anchor(settings, did, keys),
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+    )
     tokens = TokenIssuer(
         did,
         keys,

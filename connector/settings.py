@@ -179,6 +179,15 @@ class Settings(BaseSettings):
             "until some end (the header timeout ends idle ones)."
         ),
     )
+    audit_checkpoint_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How often the audit chain's head is signed and written to "
+            "<data_dir>/audit-checkpoints.jsonl while it moves (entries newer than the last "
+            "checkpoint are not anchored yet)."
+        ),
+    )
     fhir_source: Literal["files", "rest"] = Field(
         "files", description="Where FHIR data comes from: Bulk NDJSON files or a FHIR REST server."
     )

@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             # Best effort: what is left pending is chained by the next start or `audit verify`.
             with contextlib.suppress(Exception):
                 await services.audit.flush()
+                await services.audit.checkpoint()
             await services.aclose()
 
     app = FastAPI(
