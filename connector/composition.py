@@ -22,6 +22,7 @@ from connector.datasets import DatasetStore
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
 from connector.dsp.store import DspStore
+from connector.egress import EgressPolicy, guarded_client
 from connector.errors import ConfigurationError
 from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
@@ -48,7 +49,8 @@ class Services:
     keys: ConnectorKeys
     did: str
     did_document: dict[str, object]
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # for addresses the operator configured
+    peer_http: httpx.AsyncClient  # for addresses peers give us (connector.egress)
     resolver: DidResolver
     audit: AuditLog
     tokens: TokenIssuer
@@ -76,6 +78,7 @@ class Services:
     async def aclose(self) -> None:
         await self.fhir.aclose()
         await self.http.aclose()
+        await self.peer_http.aclose()
         await self.sender.aclose()
         await self.engine.dispose()
 
@@ -131,9 +134,15 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         raise
     did = did_from_url(settings.effective_public_url)
     http = httpx.AsyncClient(timeout=settings.http_timeout_seconds, follow_redirects=False)
+    egress = EgressPolicy(
+        insecure_hosts=settings.insecure_did_hosts, networks=settings.peer_networks
+    )
+    peer_http = guarded_client(egress, timeout=settings.http_timeout_seconds)
     resolver = DidResolver(
-        http,
+        peer_http,
         clock,
+        egress=egress,
+        fetches_per_minute=settings.did_resolutions_per_minute,
         insecure_hosts=settings.insecure_did_hosts,
         cache_seconds=settings.did_cache_seconds,
         timeout_seconds=settings.http_timeout_seconds,
@@ -165,6 +174,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         audit=audit,
         poll_seconds=settings.outbox_poll_seconds,
         policy=SendPolicy(batch=settings.outbox_concurrency),
+        socket_factory=egress.socket_factory,
     )
     store.on_enqueued = sender.wake
     published = PublishedCatalog(
@@ -180,6 +190,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         did=did,
         did_document=build_did_document(did, keys, dsp_base),
         http=http,
+        peer_http=peer_http,
         resolver=resolver,
         audit=audit,
         tokens=tokens,

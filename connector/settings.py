@@ -6,6 +6,7 @@ the optional YAML or TOML file named by ``PHEMS_CONFIG_FILE``, then the defaults
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -80,6 +81,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated host:port values for which did:web may use plain http.",
     )
+    peer_networks: CommaList = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated CIDR networks (e.g. 10.20.0.0/16) where other participants may "
+            "be reached besides public addresses: a data space inside a private network. "
+            "Peers' DID documents, callbacks and endpoints are never fetched from other "
+            "internal addresses (loopback, link-local, private)."
+        ),
+    )
     harvest_targets: CommaList = Field(
         default_factory=list,
         description=(
@@ -114,6 +124,16 @@ class Settings(BaseSettings):
     )
     did_cache_seconds: int = Field(
         300, ge=0, description="How long resolved did:web documents are cached."
+    )
+    did_resolutions_per_minute: int = Field(
+        60,
+        ge=1,
+        description=(
+            "New did:web documents one client address may make this connector fetch in a "
+            "minute (a token naming an unknown DID is resolved before its signature can be "
+            "checked). Behind a proxy, let the server see client addresses "
+            "(FORWARDED_ALLOW_IPS)."
+        ),
     )
     http_timeout_seconds: float = Field(
         10.0, gt=0, description="Timeout of outbound HTTP calls to other connectors."
@@ -275,11 +295,23 @@ class Settings(BaseSettings):
                 raise SettingsError(f"PHEMS_CONFIG_FILE: expected .yaml, .yml or .toml: {path}")
         return tuple(sources)
 
-    @field_validator("trusted_issuers", "insecure_did_hosts", "harvest_targets", mode="before")
+    @field_validator(
+        "trusted_issuers", "insecure_did_hosts", "harvest_targets", "peer_networks", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("peer_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not a CIDR network: {item!r}") from None
         return value
 
     @field_validator("database_url")

@@ -569,7 +569,7 @@ async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, A
     provider checks its policy again). The transfer's DataAddress then carries it."""
     t, endpoint = await services.transfers.refresh_endpoint(tid)
     token, expires_in = await fetch_data_plane_token(
-        services.http, services.tokens, endpoint, t.counterparty_did
+        services.peer_http, services.tokens, endpoint, t.counterparty_did
     )
     return transfer_json(await services.transfers.record_token(tid, token, expires_in))
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Collection
+import socket
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -91,8 +93,11 @@ class OutboxSender:
         audit: AuditLog,
         poll_seconds: float,
         policy: SendPolicy | None = None,
+        socket_factory: Callable[[Any], socket.socket] | None = None,
     ) -> None:
         self.store = store
+        # connector.egress: only addresses peers may make us reach.
+        self.socket_factory = socket_factory
         self.tokens = tokens
         self.timeout_seconds = timeout_seconds
         self._http: aiohttp.ClientSession | None = None
@@ -121,6 +126,7 @@ class OutboxSender:
                 # DSP has no cookies: none kept from one peer's answer, none sent to another
                 # (and no jar to update and filter on every message).
                 cookie_jar=aiohttp.DummyCookieJar(),
+                connector=aiohttp.TCPConnector(socket_factory=self.socket_factory),
             )
         return self._http
 

@@ -7,6 +7,8 @@ The provider runs with small limits so the tests are quick: bodies of 64 KiB (ma
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ LIMITS = {
     "PHEMS_HEADER_READ_TIMEOUT_SECONDS": "1",
     "PHEMS_BODY_READ_TIMEOUT_SECONDS": "1",
     "PHEMS_MAX_CONNECTIONS": "40",
+    "PHEMS_DID_RESOLUTIONS_PER_MINUTE": "30",
 }
 HUGE = 50_000_000  # what the tester sent: 50 MB
 
@@ -341,3 +344,59 @@ def test_harvested_offers_made_to_us_are_shown_only_to_the_operator(
             assert "for-us" in anyone.get("/catalog").text  # the operator sees it
     finally:
         capi.http.close()
+
+
+# -- finding 7: did:web resolution before the signature check -----------------------------------
+
+
+def _forged(provider: ConnectorProcess, iss: str) -> str:
+    """A token naming ``iss``: the provider must resolve its DID before it can check the
+    signature (which is garbage)."""
+    now = int(time.time())
+    header = {"alg": "EdDSA", "kid": f"{iss}#key-1", "typ": "JWT"}
+    claims = {"iss": iss, "sub": iss, "aud": provider.did, "iat": now, "exp": now + 60}
+    claims["jti"] = f"j-{time.monotonic_ns()}"
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.c2ln"
+
+
+def test_did_web_resolution_cannot_reach_internal_addresses(world: Any) -> None:
+    provider, _, _ = world
+    with socket.socket() as listener:  # an internal service that must never hear from us
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        for host in (f"127.0.0.1%3A{port}", f"localhost%3A{port}", f"2130706433%3A{port}"):
+            iss = f"did:web:{host}:management:datasets"
+            r = httpx.post(
+                provider.url + "/dsp/2025-1/catalog/request",
+                json={},
+                headers={"Authorization": f"Bearer {_forged(provider, iss)}"},
+            )
+            assert r.status_code == 401, r.text
+            assert "internal address" in " ".join(r.json()["reason"])
+        listener.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected
+    log = provider.log()
+    assert f"refused to connect to 127.0.0.1:{port}" in log
+    assert '"level": "ERROR"' not in log and "Traceback" not in log
+
+
+def test_unknown_dids_from_one_client_are_rate_limited(world: Any) -> None:
+    provider, _, _ = world
+    answers = []
+    for i in range(35):  # the limit is 30 new DIDs a minute for one client
+        iss = f"did:web:127.0.0.1%3A9:made-up-{i}-{time.monotonic_ns()}"
+        r = httpx.post(
+            provider.url + "/dsp/2025-1/catalog/request",
+            json={},
+            headers={"Authorization": f"Bearer {_forged(provider, iss)}"},
+        )
+        answers.append(" ".join(r.json()["reason"]))
+    limited = [a for a in answers if "too many unknown DIDs" in a]
+    assert len(limited) >= 5
+    assert provider.log().count("more than 30 new DIDs a minute") == 1
