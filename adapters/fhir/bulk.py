@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from connector.errors import FhirSourceError
 from connector.ports import FhirResource
 
 log = logging.getLogger(__name__)
+RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")  # fullmatch
 
 ExportLevel = Literal["system", "patient", "group"]
 DEFAULT_POLL_SECONDS = 2.0
@@ -110,9 +112,15 @@ class BulkExporter:
         directory.mkdir(parents=True, exist_ok=True)
         files: list[Path] = []
         counts: dict[str, int] = {}
+        root = directory.resolve()
         for item in manifest.output:
             number = sum(1 for f in files if f.name.startswith(f"{item.type}."))
             target = directory / f"{item.type}.{number:03d}.ndjson"
+            if target.resolve().parent != root:  # the manifest's type was checked; twice is cheap
+                raise FhirSourceError(
+                    f"$export file of type {item.type!r} would be written outside {directory}",
+                    url=self._http.base_url,
+                )
             partial = target.with_name(target.name + ".part")
             lines = 0
             # Written under .part and renamed at the end: a file with the final name is complete.
@@ -209,6 +217,13 @@ def _manifest(doc: Any, what: str, base_url: str) -> ExportManifest:
         for entry in doc.get(key) or []:
             if not isinstance(entry, dict) or "url" not in entry:
                 raise FhirSourceError(f"{what}: malformed manifest {key} entry", url=base_url)
+            # The type names the files we write: a resource type, never a path.
+            if not RESOURCE_TYPE.fullmatch(str(entry.get("type", ""))):
+                raise FhirSourceError(
+                    f"{what}: manifest {key} entry has no resource type "
+                    f"({str(entry.get('type'))[:80]!r})",
+                    url=base_url,
+                )
             count = entry.get("count")
             out.append(
                 ExportFile(
