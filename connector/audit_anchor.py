@@ -19,7 +19,6 @@ earlier export still anchors the entries it holds).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import AuthenticationError
+from connector.files import open_private
 from connector.identity.did import SIGNING_FRAGMENT
 from connector.identity.keys import ConnectorKeys
 from connector.identity.signing import sign_jws, verify_jws
@@ -67,8 +67,7 @@ class AuditAnchor:
             f"{self.did}#{SIGNING_FRAGMENT}",
             extra_header={"typ": TYP},
         )
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a") as out:
+        with open_private(self.path, "a") as out:
             out.write(token + "\n")
         return token
 

@@ -28,6 +28,7 @@ from connector.exchange.catalog_service import CatalogService
 from connector.exchange.negotiations import NegotiationService
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
+from connector.files import narrow, open_private, private_dir
 from connector.harvest import HarvestService
 from connector.identity.credentials import read_credential_files
 from connector.identity.did import build_did_document, did_from_url
@@ -98,11 +99,12 @@ def management_api_key(settings: Settings) -> str:
     path = settings.data_dir / "management-api-key"
     try:
         if path.exists():
+            narrow(path)
             return path.read_text().strip()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         key = secrets.token_urlsafe(32)
-        path.write_text(key + "\n")
-        path.chmod(0o600)
+        with open_private(path, exclusive=True) as out:
+            out.write(key + "\n")
         return key
     except OSError as exc:
         raise ConfigurationError(f"PHEMS_DATA_DIR: cannot use {settings.data_dir}: {exc}") from exc
@@ -115,7 +117,7 @@ def audit_anchor(settings: Settings, did: str, keys: ConnectorKeys) -> AuditAnch
 async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     except OSError as exc:
         raise ConfigurationError(
             f"PHEMS_DATA_DIR: cannot create {settings.data_dir}: {exc}"

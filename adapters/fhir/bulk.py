@@ -29,6 +29,7 @@ import orjson
 from adapters.fhir.http import FhirHttp
 from adapters.fhir.retry import parse_retry_after
 from connector.errors import FhirSourceError
+from connector.files import DIR_MODE, open_private
 from connector.ports import FhirResource
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class BulkExporter:
     async def to_directory(self, request: ExportRequest, directory: Path) -> ExportResult:
         """Write ``Type.000.ndjson``, ``Type.001.ndjson`` ... as the manifest lists them."""
         status_url, manifest = await self.run(request)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         files: list[Path] = []
         counts: dict[str, int] = {}
         root = directory.resolve()
@@ -124,7 +125,7 @@ class BulkExporter:
             partial = target.with_name(target.name + ".part")
             lines = 0
             # Written under .part and renamed at the end: a file with the final name is complete.
-            with partial.open("wb") as out:
+            with open_private(partial, "wb") as out:
                 async for line in self._lines(item, manifest):
                     out.write(line.rstrip(b"\r"))
                     out.write(b"\n")
