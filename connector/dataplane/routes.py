@@ -29,9 +29,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from connector.api.deps import ServicesDep
-from connector.dataplane.tokens import seconds_left, verify_access_token
-from connector.dsp.states import TransferState
-from connector.errors import AuthenticationError, ForbiddenError, NotFoundError, PhemsError
+from connector.dataplane.tokens import seconds_left
+from connector.errors import PhemsError
 from connector.identity.tokens import bearer_token
 
 router = APIRouter(prefix="/dataplane", tags=["data plane"])
@@ -39,8 +38,8 @@ router = APIRouter(prefix="/dataplane", tags=["data plane"])
 
 _PULL_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {
-        "description": "Missing, expired or forged data plane token, or one for another "
-        "transfer or consumer"
+        "description": "Missing, expired or forged data plane token, one for another "
+        "transfer or consumer, or one replaced since (by a refresh or a restart)"
     },
     403: {"description": "The transfer is not STARTED"},
     501: {"description": "Authorised, but no fulfilment for the transfer's format is installed"},
@@ -60,23 +59,8 @@ class NotImplementedYet(PhemsError):
 async def pull(tid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """The data of a STARTED transfer, with the DataAddress's bearer token (bound to the
     agreement and the transfer). Answers 501 after its checks until fulfilment is installed."""
-    claims = verify_access_token(
-        bearer_token(request.headers.get("authorization")),
-        did=services.did,
-        keys=services.keys,
-        now=services.clock.now(),
-    )
-    if claims.transfer_id != tid:
-        raise AuthenticationError("data plane token is for another transfer")
-    async with services.dsp_store.transaction() as conn:
-        transfer = await services.dsp_store.get_transfer(conn, tid)
-        agreement = await services.dsp_store.get_agreement(conn, claims.agreement_id)
-    if transfer is None or agreement is None or transfer.agreement_id != agreement.id:
-        raise NotFoundError(f"no transfer {tid}")
-    if agreement.consumer_did != claims.consumer:
-        raise AuthenticationError("data plane token is not for this agreement's consumer")
-    if transfer.state is not TransferState.STARTED:
-        raise ForbiddenError(f"transfer {tid} is {transfer.state}, not STARTED")
+    token = bearer_token(request.headers.get("authorization"))
+    transfer = await services.transfers.authorize_pull(token, tid)
     raise NotImplementedYet(
         f"transfer {tid} is authorised, but no fulfilment for {transfer.format} is installed"
     )

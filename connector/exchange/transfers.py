@@ -21,12 +21,14 @@ from connector.audit import AuditLog
 from connector.dataplane.tokens import (
     REFRESH_ENDPOINT,
     TOKEN_LIFETIME,
+    is_current,
     issue_access_token,
     seconds_left,
+    verify_access_token,
+    with_token,
 )
 from connector.datasets import DatasetStore
 from connector.dsp.messages import (
-    EndpointProperty,
     TransferCompletionMessage,
     TransferRequestMessage,
     TransferStartMessage,
@@ -39,6 +41,7 @@ from connector.dsp.store import AgreementRecord, DspStore
 from connector.dsp.transfer import Transfer, apply, is_repeat
 from connector.dsp.urls import join_url
 from connector.errors import (
+    AuthenticationError,
     ConflictError,
     ForbiddenError,
     InvalidMessageError,
@@ -310,9 +313,36 @@ class TransferService:
             else:
                 expires = self._token_end(policy, context)
                 token = self._access_token(t, expires)
+                if t.data_address is not None:  # the new token replaces the one it had
+                    left = seconds_left(expires, self.clock.now())
+                    t = replace(t, data_address=with_token(t.data_address, token, left))
+                    await self.store.update_transfer(conn, t)
                 await self._audit(conn, t, "transfer.token-issued")
                 return token, expires
         raise PolicyViolationError(decision.reason)  # after the commit: the refusal is audited
+
+    async def authorize_pull(self, token: str, id: str) -> Transfer:
+        """The STARTED transfer ``id`` we provide, if ``token`` is its current data plane
+        token (``connector.dataplane.tokens``): signed by us, for this transfer, its
+        agreement and its consumer, and not replaced since by a refresh or a restart."""
+        claims = verify_access_token(token, did=self.did, keys=self.keys, now=self.clock.now())
+        if claims.transfer_id != id:
+            raise AuthenticationError("data plane token is for another transfer")
+        async with self.store.transaction() as conn:
+            t = await self.store.get_transfer(conn, id)
+            agreement = await self.store.get_agreement(conn, claims.agreement_id)
+        if t is None or agreement is None or t.agreement_id != agreement.id:
+            raise NotFoundError(f"no transfer {id}")
+        if agreement.consumer_did != claims.consumer:
+            raise AuthenticationError("data plane token is not for this agreement's consumer")
+        if t.state is not TransferState.STARTED:
+            raise ForbiddenError(f"transfer {id} is {t.state}, not STARTED")
+        if not is_current(token, t.data_address):
+            raise AuthenticationError(
+                "data plane token was replaced (by a refresh, or when the transfer was "
+                "suspended and started again); use the newest one"
+            )
+        return t
 
     async def refresh_endpoint(self, id: str) -> tuple[Transfer, str]:
         """A STARTED transfer we consume and the ``refreshEndpoint`` its DataAddress names,
@@ -345,13 +375,7 @@ class TransferService:
             t = await self.store.get_transfer(conn, id, lock=True)
             if t is None or t.data_address is None or t.state is not TransferState.STARTED:
                 raise ConflictError(f"transfer {id} is no longer STARTED")
-            fresh = {"authorization": token}
-            if expires_in is not None:
-                fresh["expiresIn"] = str(expires_in)
-            props = [p for p in t.data_address.endpoint_properties or () if p.name not in fresh] + [
-                EndpointProperty(name=k, value=v) for k, v in fresh.items()
-            ]
-            address = t.data_address.model_copy(update={"endpoint_properties": props})
+            address = with_token(t.data_address, token, expires_in)
             t = replace(t, data_address=address, updated_at=self.clock.now())
             await self.store.update_transfer(conn, t)
             await self._audit(conn, t, "transfer.token-refreshed")
