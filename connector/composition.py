@@ -21,6 +21,7 @@ from connector.clock import SystemClock
 from connector.datasets import DatasetStore
 from connector.db.engine import create_engine, migrate
 from connector.db.replay import SqlReplayGuard
+from connector.db.signouts import SignOuts
 from connector.dsp.store import DspStore
 from connector.egress import EgressPolicy, guarded_client
 from connector.errors import ConfigurationError
@@ -67,6 +68,7 @@ class Services:
     fhir: FhirSource
     harvest: HarvestService
     oidc: OidcVerifier | None
+    signouts: SignOuts
 
     @property
     def public_url(self) -> str:
@@ -242,6 +244,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         if settings.management_oidc_issuer
         else None,
         published=published,
+        signouts=SignOuts(engine),
         fhir=build_fhir_source(settings),
         harvest=HarvestService(
             store=store,

@@ -30,7 +30,7 @@ from catalog.serialize import HTML, TURTLE, NotAcceptable, best_media_type, seri
 from connector.api.deps import ServicesDep
 from connector.api.plain_words import plain_policy
 from connector.api.problems import problem
-from connector.api.ui_session import CSP, csrf_token, session_nonce
+from connector.api.ui_session import CSP, csrf_token, signed_in
 from connector.composition import Services
 from connector.errors import BadRequestError, NotFoundError
 from connector.harvest import HarvestedDataset
@@ -72,7 +72,7 @@ async def _harvested_index(request: Request, services: Services) -> list[Harvest
     """The harvested datasets; for anyone but the signed-in operator without the offers
     made to us by name (they are between the provider and us)."""
     index = await services.harvest.index()
-    if session_nonce(request, services.management_api_key) is not None:
+    if await signed_in(request, services.management_api_key, services.signouts) is not None:
         return index
     return [
         dataclasses.replace(h, dataset=view)
@@ -102,6 +102,7 @@ async def catalog(
         query = SearchQuery.from_params(request.query_params.multi_items())
         found = search(everything, query)
         url_of: Callable[[Dataset], str] = lambda ds: urls[id(ds)]  # noqa: E731
+        nonce = await signed_in(request, services.management_api_key, services.signouts)
         return _html(
             render_catalog_page(
                 found,
@@ -109,6 +110,7 @@ async def catalog(
                 all_datasets=everything,
                 dataset_url=url_of,
                 site_title=SITE_TITLE,
+                sign_out_csrf=csrf_token(nonce, services.management_api_key) if nonce else None,
             )  # fmt: skip
         )
     snap = await services.published.snapshot()
@@ -136,12 +138,13 @@ async def _harvested(
     raise NotFoundError(f"no harvested dataset {dataset_id} of {provider}")
 
 
-def _dataset_html(request: Request, services: Services, ds: Dataset, provider: str) -> str:
+async def _dataset_html(request: Request, services: Services, ds: Dataset, provider: str) -> str:
     own = provider == services.did
-    nonce = session_nonce(request, services.management_api_key)
+    nonce = await signed_in(request, services.management_api_key, services.signouts)
     hidden = {"provider": provider}
-    if nonce:
-        hidden["csrf"] = csrf_token(nonce, services.management_api_key)
+    csrf = csrf_token(nonce, services.management_api_key) if nonce else None
+    if csrf:
+        hidden["csrf"] = csrf
     return render_dataset_page(
         ds,
         describe_policy=plain_policy,
@@ -149,6 +152,7 @@ def _dataset_html(request: Request, services: Services, ds: Dataset, provider: s
         hidden_fields=hidden,
         site_title=SITE_TITLE,
         can_request=not own,
+        sign_out_csrf=csrf,
     )
 
 
@@ -163,7 +167,7 @@ async def dataset(
         if media != HTML:
             raise BadRequestError("harvested datasets are served as HTML only; ask their owner")
         item = await _harvested(request, services, provider, dataset_id)
-        return _html(_dataset_html(request, services, item.dataset, provider))
+        return _html(await _dataset_html(request, services, item.dataset, provider))
     ds = (await services.published.snapshot()).public_by_id.get(dataset_id)
     if ds is None and media != HTML and "authorization" in request.headers:
         # A dataset offered only to named recipients: described to them (a harvester sends
@@ -174,7 +178,7 @@ async def dataset(
     if ds is None:  # unknown, or offered only to named recipients: not public metadata
         raise NotFoundError(f"no dataset {dataset_id}")
     if media == HTML:
-        return _html(_dataset_html(request, services, ds, services.did))
+        return _html(await _dataset_html(request, services, ds, services.did))
     body = services.published.cache.get_or_render(
         (ds.iri, ds.modified, media), partial(lambda d: serialize(to_graph(d), media), ds)
     )

@@ -166,3 +166,11 @@ harvested_datasets = sa.Table(
     sa.Column("document", sa.Text, nullable=False),  # JSON: HealthDCAT-AP model + visible offers
     sa.Column("harvested_at", _ts, nullable=False),
 )
+
+# Catalog UI sessions signed out before they expired (kept until then).
+ui_signouts = sa.Table(
+    "ui_signouts",
+    metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", _ts, nullable=False),
+)
