@@ -129,10 +129,10 @@ class Settings(BaseSettings):
         60,
         ge=1,
         description=(
-            "New did:web documents one client address may make this connector fetch in a "
-            "minute (a token naming an unknown DID is resolved before its signature can be "
-            "checked). Behind a proxy, let the server see client addresses "
-            "(FORWARDED_ALLOW_IPS)."
+            "New did:web documents on one host one client address may make this connector "
+            "fetch in a minute, and ten times that on all hosts (a token naming an unknown DID "
+            "is resolved before its signature can be checked). Behind a proxy, let the server "
+            "see client addresses (FORWARDED_ALLOW_IPS)."
         ),
     )
     http_timeout_seconds: float = Field(

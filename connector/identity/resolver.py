@@ -64,7 +64,7 @@ class DidResolver:
         self._limit = fetches_per_minute
         # What peers may make us reach (``http`` enforces it; callbacks are checked with it).
         self.egress = egress
-        self._fetches: dict[str, list[datetime]] = {}  # caller address -> recent fetches
+        self._fetches: dict[tuple[str, str], list[datetime]] = {}  # (client, host) -> fetches
 
     async def resolve(self, did: str) -> dict[str, Any]:
         """The DID document of ``did`` (did:web or did:key)."""
@@ -107,27 +107,33 @@ class DidResolver:
         return find_key(await self.resolve(did), did_url_or_kid, relationship)
 
     def _admit(self, now: datetime, did: str) -> None:
-        """At most ``fetches_per_minute`` fetches for the client of one request: anyone may
-        present tokens naming made-up did:web hosts, each of which we would otherwise fetch."""
+        """Bounds the fetches one request's client may cause: anyone may present tokens naming
+        made-up did:web DIDs, each of which we would otherwise fetch. At most
+        ``fetches_per_minute`` for DIDs on one host, and ten times that over all hosts (behind
+        a proxy that hides client addresses, the second bound is shared by every client, the
+        first still by those naming that host only)."""
         caller = client_var.get()
         if not caller:  # not serving a request (a credential issuer, the sender)
             return
+        host = did.removeprefix("did:web:").split(":", 1)[0]
         window = now - timedelta(minutes=1)
-        recent = [t for t in self._fetches.get(caller, []) if t > window]
-        if len(recent) >= self._limit:
-            if len(recent) == self._limit:  # one line per caller and window
-                log.warning(
-                    "refused to resolve %s for %s: more than %d new DIDs a minute",
-                    did,
-                    caller,
-                    self._limit,
-                )
-                recent.append(now)
-                self._fetches[caller] = recent
-            raise UpstreamError(f"too many unknown DIDs from {caller}; try again in a minute")
-        if len(self._fetches) >= self.max_entries and caller not in self._fetches:
-            self._fetches.clear()
-        self._fetches[caller] = [*recent, now]
+        for key, limit in (((caller, host), self._limit), ((caller, ""), self._limit * 10)):
+            recent = [t for t in self._fetches.get(key, []) if t > window]
+            if len(recent) >= limit:
+                if len(recent) == limit:  # one line per bound and window
+                    log.warning(
+                        "refused to resolve %s for %s: more than %d new DIDs a minute%s",
+                        did,
+                        caller,
+                        limit,
+                        f" on {host}" if key[1] else "",
+                    )
+                    self._fetches[key] = [*recent, now]
+                raise UpstreamError(f"too many unknown DIDs from {caller}; try again in a minute")
+        for key in ((caller, host), (caller, "")):
+            if len(self._fetches) >= self.max_entries and key not in self._fetches:
+                self._fetches.clear()
+            self._fetches[key] = [*(t for t in self._fetches.get(key, []) if t > window), now]
 
     def _store(self, did: str, now: datetime, document: dict[str, Any]) -> None:
         if len(self._cache) >= self.max_entries:
