@@ -19,7 +19,8 @@ A transfer may run longer than a token, or be resumed after a pause.
 ``POST /dataplane/transfers/{tid}/token`` (the DataAddress's ``refreshEndpoint``) gives the
 transfer's consumer a fresh one, authenticated like any DSP call by its self-issued token
 (DESIGN.md §3), while the transfer is STARTED and the policy still permits it (else 403 with
-the failed constraints named).
+the failed constraints named). The fresh token replaces the one the consumer had: a transfer
+has one valid token at a time (``connector.dataplane.tokens``).
 """
 
 from __future__ import annotations
