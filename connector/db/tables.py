@@ -230,3 +230,11 @@ aggregate_answers = sa.Table(
     sa.Column("answer", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+# Catalog UI sessions signed out before they expired (kept until then).
+ui_signouts = sa.Table(
+    "ui_signouts",
+    metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", _ts, nullable=False),
+)
