@@ -1,0 +1,1 @@
+"""Synthetic FHIR bundles (DESIGN.md §4, issue 21)."""
