@@ -11,8 +11,12 @@ PhemsError (500)
 ├── ForbiddenError (403)           authenticated, but a policy / credential check failed
 │   └── PolicyViolationError       names the failed constraint
 ├── ConflictError (409)            state on our side forbids the operation
-└── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
-    └── FhirSourceError            the FHIR source failed after retries
+├── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
+│   └── FhirSourceError            the FHIR source failed after retries
+└── UnavailableError (503)         not possible yet or not now; ``retry_after`` seconds (or None)
+    ├── ModelNotReadyError         no synthesizer fitted for this data version yet (a fit runs)
+    └── ModelRejectedError         the fitted synthesizer misses the hospital's minimum quality
+                                   or privacy levels, so it is not served (no retry time)
 """
 
 from __future__ import annotations
@@ -96,3 +100,25 @@ class UpstreamError(PhemsError):
 class FhirSourceError(UpstreamError):
     code = "fhir-source-error"
     title = "FHIR source failed"
+
+
+class UnavailableError(PhemsError):
+    """Answer with 503 and, when ``retry_after`` is set, a ``Retry-After`` header (seconds)."""
+
+    status = 503
+    code = "unavailable"
+    title = "Not available yet"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ModelNotReadyError(UnavailableError):
+    code = "synthetic-model-not-ready"
+    title = "Synthetic data model not fitted yet"
+
+
+class ModelRejectedError(UnavailableError):
+    code = "synthetic-model-rejected"
+    title = "Synthetic data model below the minimum quality or privacy"

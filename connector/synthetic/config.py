@@ -29,8 +29,9 @@ class Backend(StrEnum):
 class SyntheticConfig:
     """How a dataset's synthesizer is fitted and when it is good enough to serve.
 
-    ``backend`` the synthesizer; ``epochs`` training epochs of CTGAN / TVAE; ``holdout`` the share of patients kept
-    out of the fit to measure distance to closest record against (0 turns that check off);
+    ``backend`` the synthesizer; ``epochs`` training epochs of CTGAN / TVAE; ``holdout`` the
+    share of patients kept out of the fit to measure distance to closest record against (0
+    turns that check off);
     ``min_code_patients`` codes (diagnoses, procedures, observations, medications) recorded
     for fewer patients are left out of the fit, since rare codes identify people;
     ``min_quality`` the lowest SDMetrics overall quality score (0..1) served;

@@ -46,6 +46,19 @@ def bundle_ref(rtype: str, rid: str) -> str:
     return f"urn:uuid:{rid}"
 
 
+def resource_refs(resource: Any) -> Iterator[str]:
+    """Every ``reference`` inside a resource (for checks that references resolve)."""
+    if isinstance(resource, dict):
+        for key, value in resource.items():
+            if key == "reference" and isinstance(value, str):
+                yield value
+            else:
+                yield from resource_refs(value)
+    elif isinstance(resource, list):
+        for item in resource:
+            yield from resource_refs(item)
+
+
 def _present(value: Any) -> bool:
     if value is None or value is pd.NaT:
         return False
@@ -228,21 +241,58 @@ def _medication_request(row: dict[str, Any], ref: Ref) -> FhirResource:
 BUNDLE_TYPES = ("collection", "transaction")
 
 
+def bundle_head(*, bundle_type: str, bundle_id: str, timestamp: str) -> bytes:
+    """The start of a Bundle up to its first entry; entries follow from :func:`bundle_entry`
+    (comma-separated), then :data:`BUNDLE_TAIL`. So a Bundle streams, never held whole."""
+    head = {"resourceType": "Bundle", "id": bundle_id, "meta": {"tag": [SYNTH_TAG]},
+            "type": bundle_type, "timestamp": timestamp}  # fmt: skip
+    return orjson.dumps(head)[:-1] + b',"entry":['
+
+
+def bundle_entry(resource: FhirResource, *, bundle_type: str) -> bytes:
+    entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
+    if bundle_type == "transaction":
+        entry["request"] = {"method": "POST", "url": resource["resourceType"]}
+    return orjson.dumps(entry)
+
+
+BUNDLE_TAIL = b"]}"
+
+
 def bundle_chunks(
     items: Iterable[FhirResource], *, bundle_type: str, bundle_id: str, timestamp: str
 ) -> Iterator[bytes]:
-    """A Bundle as JSON, one chunk per entry, never held whole in memory."""
-    head = {"resourceType": "Bundle", "id": bundle_id, "meta": {"tag": [SYNTH_TAG]},
-            "type": bundle_type, "timestamp": timestamp}  # fmt: skip
-    yield orjson.dumps(head)[:-1] + b',"entry":['
-    first = True
-    for resource in items:
-        entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
-        if bundle_type == "transaction":
-            entry["request"] = {"method": "POST", "url": resource["resourceType"]}
-        yield (b"" if first else b",") + orjson.dumps(entry)
-        first = False
-    yield b"]}"
+    """A whole Bundle as chunks (one per entry)."""
+    yield bundle_head(bundle_type=bundle_type, bundle_id=bundle_id, timestamp=timestamp)
+    for n, resource in enumerate(items):
+        yield (b"," if n else b"") + bundle_entry(resource, bundle_type=bundle_type)
+    yield BUNDLE_TAIL
+
+
+def report_document(report: bytes, page: bytes, *, document_id: str, date: str) -> FhirResource:
+    """The model's report as a DocumentReference (JSON and the HTML page as attachments),
+    the last entry of a synthetic Bundle."""
+    import base64
+
+    def attachment(content_type: str, title: str, data: bytes) -> dict[str, Any]:
+        encoded = base64.b64encode(data).decode()
+        return {"attachment": {"contentType": content_type, "title": title, "data": encoded}}
+
+    return {
+        "resourceType": "DocumentReference",
+        "id": document_id,
+        "meta": {"tag": [dict(SYNTH_TAG)]},
+        "status": "current",
+        "type": {"text": "Synthetic data quality, privacy and utility report"},
+        "date": date,
+        "description": "How faithful and how private the synthetic patients of this Bundle "
+        "are, computed at the hospital (SDMetrics quality report, exact copies, distance to "
+        "closest record, disclosure protection, cohort questions).",
+        "content": [
+            attachment("application/json", "report.json", report),
+            attachment("text/html", "report.html", page),
+        ],
+    }
 
 
 def ndjson_chunks(items: Iterable[FhirResource]) -> Iterator[bytes]:
