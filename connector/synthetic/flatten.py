@@ -17,9 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.fhir_factory import build_fhir_source
 from adapters.sof import compile_view
 from connector.fulfilment.views import CODING_VIEWS, VIEWS
 from connector.ports import FhirResource, FhirSource, FlatViews
+from connector.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,11 +35,25 @@ async def flat_views_from_source(
     """The dataset's flattened tables from the whole FHIR source (no scope, no opt-outs: the
     seam adds those), written under ``directory/<version>`` unless already there."""
     version = hashlib.sha256(f"{dataset_id}\0{await source.version()}".encode()).hexdigest()[:16]
+    if (directory / version / "patient.parquet").exists():
+        return _existing(directory / version, dataset_id=dataset_id, version=version)
     types = {v["resource"] for v in (*VIEWS.values(), *CODING_VIEWS.values())}
     resources: dict[str, list[FhirResource]] = {}
     for rtype in sorted(types):
         resources[rtype] = [r async for r in source.search(rtype)]
     return write_flat_views(resources, directory / version, dataset_id=dataset_id, version=version)
+
+
+def _existing(directory: Path, *, dataset_id: str, version: str) -> FlatViews:
+    import duckdb
+
+    tables = {p.stem: p for p in sorted(directory.glob("*.parquet"))}
+    patients = (
+        duckdb.connect()
+        .execute("SELECT count(*) FROM read_parquet(?)", [str(tables["patient"])])
+        .fetchone()
+    )
+    return FlatViews(dataset_id, version, directory, tables, int(patients[0]) if patients else 0)
 
 
 def write_flat_views(
@@ -118,3 +134,13 @@ def _pad(value: str) -> str:
     if len(value) == 7:
         return f"{value}-01"
     return value
+
+
+async def flat_views_for(settings: Settings, dataset_id: str, directory: Path) -> FlatViews:
+    """The dataset's flat views from the configured FHIR source (the CLI's entry; the
+    coordinator replaces it with the view cache)."""
+    source = build_fhir_source(settings)
+    try:
+        return await flat_views_from_source(source, directory, dataset_id=dataset_id)
+    finally:
+        await source.aclose()
