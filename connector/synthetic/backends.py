@@ -74,7 +74,12 @@ class SingleTables:
             return CTGANSynthesizer(metadata, epochs=self.config.epochs, verbose=False)
         if backend is Backend.TVAE:
             return TVAESynthesizer(metadata, epochs=self.config.epochs)
-        return GaussianCopulaSynthesizer(metadata, default_distribution="beta")
+        columns = metadata.tables["table"].columns
+        # value_z is a residual standardised against its code's age trend: close to normal
+        normal = {"value_z": "norm"} if "value_z" in columns else None
+        return GaussianCopulaSynthesizer(
+            metadata, default_distribution="beta", numerical_distributions=normal
+        )
 
     def fit(self, tables: Frames, report: Report) -> None:
         _seed_everything(self.config.seed)
@@ -143,7 +148,7 @@ class Hierarchical:
 
     def sample(self, patients: int, rows_per_patient: dict[str, float], seed: int) -> Frames:
         with quiet():
-            self.model._numpy_seed = seed  # SDV's own seed of the hierarchical sampler
+            self.model._numpy_seed = seed % 2**32  # SDV's own seed of the hierarchical sampler
             for index, model in enumerate(self.model._table_synthesizers.values()):
                 _reseed_single(model, seed + index)
             sampled: Frames = self.model.sample(scale=patients / max(1, self.patients))
@@ -153,7 +158,8 @@ class Hierarchical:
 def _reseed_single(model: Any, seed: int) -> None:
     """A fresh, repeatable random state for one sampling call (SDV otherwise replays the
     state it had after fitting, so two requests would get the same patients)."""
-    model._set_random_state(seed)
+    model.reset_sampling()  # RDT's transformers back to their state after fitting
+    model._set_random_state(seed % 2**32)
 
 
 def _seed_everything(seed: int) -> None:

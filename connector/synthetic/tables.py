@@ -102,6 +102,8 @@ CHILDREN: tuple[ChildSpec, ...] = (
 CHILD_TABLES = tuple(s.table for s in CHILDREN)
 SPECS = {s.table: s for s in CHILDREN}
 
+SEX_MODEL_ROWS = 100  # rows of one code and sex needed for a sex-specific value trend
+
 # Categorical columns of each training table (the rest are numeric, patient_id the key).
 ENCOUNTER_CATEGORIES = ("class", "service_type", "status", "discharge")
 
@@ -132,15 +134,14 @@ class ValueModel:
         log = bool((values > 0).all())
         y = np.log(values) if log else values.astype(float)
         order = np.argsort(ages)
-        ages, y = ages[order], y[order]
-        bins = max(1, min(12, len(y) // 40))
-        centers, medians, scales = [], [], []
-        for part_age, part_y in zip(
-            np.array_split(ages, bins), np.array_split(y, bins), strict=True
-        ):
-            q1, q2, q3 = np.quantile(part_y, [0.25, 0.5, 0.75])
-            centers.append(float(part_age.mean()))
-            medians.append(float(q2))
+        x, y = _axis(ages[order]), y[order]
+        bins = max(1, min(24, len(y) // 25))
+        parts = list(zip(np.array_split(x, bins), np.array_split(y, bins), strict=True))
+        centers = [float(part_x.mean()) for part_x, _ in parts]
+        medians = [float(np.median(part_y)) for _, part_y in parts]
+        scales = []
+        for part_x, part_y in parts:  # spread around the trend, not around the bin's median
+            q1, q3 = np.quantile(part_y - np.interp(part_x, centers, medians), [0.25, 0.75])
             scales.append(float(q3 - q1) / 1.349)
         floor = max(1e-6, float(np.std(y)) / 10)
         scales = [max(s, floor) for s in scales]
@@ -149,25 +150,31 @@ class ValueModel:
         model = cls(log, centers, medians, scales, 0.0, 0.0, _decimals(values),
                     float(low), float(high), float(age_low), float(age_high))  # fmt: skip
         z = model.residual(ages, values)
-        low, high = np.quantile(z, [0.01, 0.99])
-        model.z_low, model.z_high = float(low), float(high)
+        z_low, z_high = np.quantile(z, [0.01, 0.99])
+        model.z_low, model.z_high = float(z_low), float(z_high)
         return model
 
     def residual(self, ages: np.ndarray, values: np.ndarray) -> np.ndarray:
         y = np.log(values) if self.log else values
-        med = np.interp(ages, self.centers, self.medians)
-        return np.asarray((y - med) / np.interp(ages, self.centers, self.scales), dtype=float)
+        x = _axis(ages)
+        med = np.interp(x, self.centers, self.medians)
+        return np.asarray((y - med) / np.interp(x, self.centers, self.scales), dtype=float)
 
     def value(self, ages: np.ndarray, z: np.ndarray) -> np.ndarray:
         z = np.clip(np.nan_to_num(z, nan=0.0), self.z_low, self.z_high)
-        y = np.interp(ages, self.centers, self.medians) + z * np.interp(
-            ages, self.centers, self.scales
-        )
+        x = _axis(ages)
+        y = np.interp(x, self.centers, self.medians) + z * np.interp(x, self.centers, self.scales)
         value = np.clip(np.exp(y) if self.log else y, self.low, self.high)
         return np.asarray(np.round(value, self.decimals), dtype=float)
 
     def plausible_age(self, ages: np.ndarray) -> np.ndarray:
         return np.asarray((ages >= self.age_low) & (ages <= self.age_high))
+
+
+def _axis(ages: np.ndarray) -> np.ndarray:
+    """Age on the axis the trend is interpolated along: log(1 + months), on which growth in
+    infancy (fast) and in later childhood (slow) are both close to straight lines."""
+    return np.asarray(np.log1p(np.clip(ages, 0, None) / 30.44), dtype=float)
 
 
 def _decimals(values: np.ndarray) -> int:
@@ -373,10 +380,19 @@ def _encode_child(
             display = have[spec.unit_display].mode() if spec.unit_display else pd.Series([])
             units[str(key)] = [str(unit), str(display.iloc[0]) if len(display) else str(unit)]
             ages = days(have[spec.when], have["patient_id"].map(birth)).to_numpy()
-            model = ValueModel.fit(ages, have[spec.value].to_numpy(dtype=float))
-            models[str(key)] = model
-            position = rows.index.get_indexer(have.index)
-            out.loc[position, "value_z"] = model.residual(ages, have[spec.value].to_numpy(float))
+            values = have[spec.value].to_numpy(dtype=float)
+            models[str(key)] = ValueModel.fit(ages, values)
+            sexes = have["patient_id"].map(gender).to_numpy()
+            for sex in np.unique(sexes):  # growth differs by sex: its own trend where data allow
+                if (sexes == sex).sum() >= SEX_MODEL_ROWS:
+                    mine = sexes == sex
+                    models[f"{key}#{sex}"] = ValueModel.fit(ages[mine], values[mine])
+            chosen = np.array([f"{key}#{s}" if f"{key}#{s}" in models else str(key) for s in sexes])
+            z = np.empty(len(have))
+            for name in np.unique(chosen):
+                at = chosen == name
+                z[at] = models[name].residual(ages[at], values[at])
+            out.loc[rows.index.get_indexer(have.index), "value_z"] = z
         encoding.units[spec.table] = units
         encoding.values[spec.table] = models
     return out[out["age_days"] >= 0].reset_index(drop=True)
@@ -597,15 +613,26 @@ def _decode_child(
         values = np.full(len(rows), np.nan)
         unit = np.full(len(rows), None, dtype=object)
         unit_display = np.full(len(rows), None, dtype=object)
-        z = rows["value_z"].to_numpy(float)
+        z = rows["value_z"].to_numpy(float, copy=True)
+        # A copula learns one share of missing values for the whole column, not per code: a
+        # code that has a value model gets a residual where the sample has none.
+        missing = np.isnan(z)
+        z[missing] = rng.standard_normal(int(missing.sum()))
         keys = rows["code"].astype(str).to_numpy()
+        sexes = enc["patient_id"].map(patient.set_index("patient_id")["gender"]).to_numpy()
+        models = encoding.values.get(spec.table, {})
+        chosen = np.array(
+            [f"{k}#{x}" if f"{k}#{x}" in models else k for k, x in zip(keys, sexes, strict=True)]
+        )
         implausible = np.zeros(len(rows), dtype=bool)
-        for key, model in encoding.values.get(spec.table, {}).items():
-            at = np.flatnonzero((keys == key) & ~np.isnan(z))
-            if at.size:
-                values[at] = model.value(age[at], z[at])
-                unit[at], unit_display[at] = encoding.units[spec.table][key]
-                implausible[at] = ~model.plausible_age(age[at])
+        for name in np.unique(chosen):
+            model = models.get(name)
+            if model is None:
+                continue
+            at = np.flatnonzero(chosen == name)
+            values[at] = model.value(age[at], z[at])
+            unit[at], unit_display[at] = encoding.units[spec.table][name.split("#", 1)[0]]
+            implausible[at] = ~model.plausible_age(age[at])
         out[spec.value] = values
         out[spec.unit] = unit
         if spec.unit_display:
