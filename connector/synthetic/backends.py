@@ -151,7 +151,7 @@ class Hierarchical:
             self.model._numpy_seed = seed % 2**32  # SDV's own seed of the hierarchical sampler
             for index, model in enumerate(self.model._table_synthesizers.values()):
                 _reseed_single(model, seed + index)
-            sampled: Frames = self.model.sample(scale=patients / max(1, self.patients))
+            sampled: Frames = self.model.sample(num_rows=patients, main_table_name="patient")
         return sampled
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -201,7 +202,7 @@ def sample_command(
             else:
                 now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 sink.write(
-                    bundle_head(bundle_type=bundle_type, bundle_id=record.key, timestamp=now)
+                    bundle_head(bundle_type=bundle_type, bundle_id=str(uuid.uuid4()), timestamp=now)
                 )
                 for batch in generator.sample(record, patients, seed=seed):
                     for resource in batch:
