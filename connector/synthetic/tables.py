@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -238,13 +237,13 @@ def _key(system: pd.Series, code: pd.Series) -> pd.Series:
 
 
 def _split(key: pd.Series) -> tuple[pd.Series, pd.Series]:
-    parts = key.fillna(NONE).astype(str).str.split("|", n=1, expand=True)
-    if parts.shape[1] == 1:
-        empty = pd.Series([None] * len(key), index=key.index, dtype=object)
-        return empty, empty
-    system = parts[0].where(key != NONE, None)
-    code = parts[1].where(key != NONE, None)
-    return system, code
+    """``system|code`` keys back to system and code columns (None where absent); through the
+    few distinct keys, not a string split per row."""
+    distinct = key.fillna(NONE).astype(str)
+    parts = {k: k.split("|", 1) if k != NONE else [None, None] for k in distinct.unique()}
+    system = distinct.map({k: v[0] if len(v) == 2 else None for k, v in parts.items()})
+    code = distinct.map({k: v[-1] for k, v in parts.items()})
+    return system.astype(object), code.astype(object)
 
 
 def _cat(series: pd.Series) -> pd.Series:
@@ -438,8 +437,15 @@ def decode(sampled: Frames, encoding: Encoding, rng: np.random.Generator) -> Fra
 
 
 def _fresh_ids(n: int, rng: np.random.Generator) -> list[str]:
-    raw = rng.bytes(16 * n)
-    return [str(uuid.UUID(bytes=raw[i * 16 : (i + 1) * 16], version=4)) for i in range(n)]
+    """``n`` random (version 4) UUIDs, formatted without a UUID object each."""
+    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    text = raw.tobytes().hex()
+    return [
+        f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        for h in (text[i * 32 : (i + 1) * 32] for i in range(n))
+    ]
 
 
 def _owners_by_id(rows: pd.DataFrame, source_ids: np.ndarray | None) -> np.ndarray | None:
