@@ -1,5 +1,5 @@
 """The synthesizers behind the pipeline, one interface: fit on the training tables, sample a
-number of patients. The only module that imports SDV (lazily).
+number of patients. The only module that imports SDV (lazily); ``aim`` imports mbi.
 
 - ``gaussian_copula`` / ``ctgan`` / ``tvae``: one SDV single-table synthesizer per table; child
   rows are sampled in the source's rows-per-patient ratio and linked to patients by
@@ -7,6 +7,7 @@ number of patients. The only module that imports SDV (lazily).
 - ``hma``: SDV's hierarchical model over a star schema, every child table a child of the
   patient table (SDV's open edition learns a star, not a chain), so it samples each patient's
   own children.
+- ``aim``: ``connector.synthetic.aim`` (differentially private; mbi and OpenDP, no SDV).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from connector.synthetic.config import Backend, SyntheticConfig
 from connector.synthetic.tables import Frames
+
+if TYPE_CHECKING:
+    from connector.synthetic.aim import AimTables
 
 Report = Callable[[float], None]  # fraction of the fit done, 0..1
 
@@ -110,12 +114,19 @@ class SingleTables:
         return out
 
 
+HMA_TABLES = 5  # SDV's open edition refuses a schema of more tables
+
+
 class Hierarchical:
-    """SDV HMA over the star schema patient <- (encounter, condition, observation, ...)."""
+    """SDV HMA over the star schema patient <- (encounter, condition, observation, ...). SDV
+    models at most five tables this way: the smallest clinical tables beyond that get a
+    Gaussian copula each (``rest``) and are linked by ``tables.decode`` like the copula
+    backend's."""
 
     def __init__(self, config: SyntheticConfig) -> None:
         self.config = config
         self.model: Any = None
+        self.rest = SingleTables(config)
         self.patients = 0
 
     def fit(self, tables: Frames, report: Report) -> None:
@@ -123,7 +134,11 @@ class Hierarchical:
         from sdv.multi_table import HMASynthesizer
 
         _seed_everything(self.config.seed)
-        data = {name: t.copy() for name, t in tables.items()}
+        children = sorted((n for n in tables if n != "patient"), key=lambda n: -len(tables[n]))
+        apart = children[HMA_TABLES - 1 :]
+        if apart:
+            self.rest.fit({n: tables[n] for n in apart}, lambda _: None)
+        data = {name: t.copy() for name, t in tables.items() if name not in apart}
         data["patient"]["patient_id"] = data["patient"]["patient_id"].astype(str)
         spec: dict[str, Any] = {"tables": {}, "relationships": []}
         for name, table in data.items():
@@ -152,6 +167,8 @@ class Hierarchical:
             for index, model in enumerate(self.model._table_synthesizers.values()):
                 _reseed_single(model, seed + index)
             sampled: Frames = self.model.sample(num_rows=patients, main_table_name="patient")
+        if self.rest.models:
+            sampled |= self.rest.sample(patients, rows_per_patient, seed + 101)
         return sampled
 
 
@@ -169,7 +186,11 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def new_backend(config: SyntheticConfig) -> SingleTables | Hierarchical:
+def new_backend(config: SyntheticConfig) -> SingleTables | Hierarchical | AimTables:
     if config.backend is Backend.HMA:
         return Hierarchical(config)
+    if config.backend is Backend.AIM:
+        from connector.synthetic.aim import AimTables
+
+        return AimTables(config)
     return SingleTables(config)

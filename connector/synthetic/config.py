@@ -17,19 +17,23 @@ from connector.errors import BadRequestError
 
 class Backend(StrEnum):
     """The synthesizer behind a model. Sizes each handles on a 2-core machine:
-    docs/synthetic.md. (A differentially private backend is not here yet: see there.)"""
+    docs/synthetic.md."""
 
     GAUSSIAN_COPULA = "gaussian_copula"  # SDV, one copula per table (fast default)
     HMA = "hma"  # SDV hierarchical model: a star schema around the patient table
     CTGAN = "ctgan"  # SDV CTGAN (a GAN per table)
     TVAE = "tvae"  # SDV TVAE (a variational autoencoder per table)
+    AIM = "aim"  # AIM, differentially private (mbi + OpenDP; open licences, no SDV)
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     """How a dataset's synthesizer is fitted and when it is good enough to serve.
 
-    ``backend`` the synthesizer; ``epochs`` training epochs of CTGAN / TVAE; ``holdout`` the
+    ``backend`` the synthesizer; ``epochs`` training epochs of CTGAN / TVAE; ``epsilon`` and
+    ``delta`` the AIM backend's patient-level (epsilon, delta)-DP guarantee, with at most
+    ``max_rows_per_patient`` rows of one patient in a table (see connector/synthetic/aim.py
+    for what the guarantee covers); ``holdout`` the
     share of patients kept out of the fit to measure distance to closest record against (0
     turns that check off);
     ``min_code_patients`` codes (diagnoses, procedures, observations, medications) recorded
@@ -45,6 +49,9 @@ class SyntheticConfig:
 
     backend: Backend = Backend.GAUSSIAN_COPULA
     epochs: int = 100
+    epsilon: float = 3.0
+    delta: float = 1e-6
+    max_rows_per_patient: int = 20
     holdout: float = 0.2
     min_code_patients: int = 5
     min_quality: float = 0.0
@@ -63,6 +70,12 @@ class SyntheticConfig:
                 problems.append(f"{name} must be in [0, 1], got {value}")
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if self.epsilon <= 0 or not 0 < self.delta < 1:
+            problems.append(
+                f"epsilon must be > 0 and delta in (0, 1), got {self.epsilon}, {self.delta}"
+            )
+        if self.max_rows_per_patient < 1:
+            problems.append("max_rows_per_patient must be at least 1")
         if self.min_code_patients < 1:
             problems.append(f"min_code_patients must be at least 1, got {self.min_code_patients}")
         if problems:

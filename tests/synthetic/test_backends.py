@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,13 @@ from connector.synthetic.generator import SdvGenerator
 from tests.synthetic.flatviews import generated_views
 
 
-@pytest.mark.parametrize("backend", [Backend.HMA, Backend.CTGAN, Backend.TVAE])
+@pytest.mark.parametrize("backend", [Backend.HMA, Backend.CTGAN, Backend.TVAE, Backend.AIM])
 def test_backend_fits_and_samples_valid_fhir(backend: Backend, tmp_path: Path) -> None:
+    """Three tables (patients, encounters, conditions) keep each fit to seconds of work."""
     views, _ = generated_views(tmp_path, patients=40, seed=4)
-    config = SyntheticConfig(backend=backend, epochs=2, min_code_patients=2, holdout=0.0)
+    kept = {name: views.tables[name] for name in ("patient", "encounter", "condition")}
+    views = replace(views, tables=kept)
+    config = SyntheticConfig(backend=backend, epochs=1, min_code_patients=2, holdout=0.0)
     generator = SdvGenerator(config, tmp_path / "models")
     record = generator.fit(views, lambda *_: None)
     assert record.backend == backend.value and record.accepted
@@ -38,3 +42,19 @@ def test_settings_name_what_is_wrong() -> None:
     ):
         with pytest.raises(BadRequestError, match=words):
             SyntheticConfig.from_mapping(bad)
+
+
+def test_aim_spends_exactly_its_budget(tmp_path: Path) -> None:
+    """The zCDP budget of (epsilon, delta), split over the tables and divided by k^2 for a
+    table with up to k rows of one patient, adds up to the whole budget (OpenDP's maps)."""
+    from connector.synthetic.aim import AimTables, zcdp_rho
+    from connector.synthetic.tables import encode, read_views
+
+    views, _ = generated_views(tmp_path, patients=30, seed=6)
+    tables, _ = encode(read_views(views), min_code_patients=2)
+    tables = {name: tables[name] for name in ("patient", "condition")}
+    config = SyntheticConfig(backend=Backend.AIM, epsilon=1.0, delta=1e-6, max_rows_per_patient=3)
+    aim = AimTables(config)
+    aim.fit(tables, lambda _: None)
+    assert aim.rho_spent == pytest.approx(zcdp_rho(1.0, 1e-6), rel=1e-6)
+    assert zcdp_rho(1.0, 1e-6) < 1.0**2 / 2  # zCDP implies (epsilon, delta)-DP, not the reverse
