@@ -28,6 +28,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -91,6 +92,12 @@ class SyntheticFulfilment:
                 "one is being fitted, retry later",
                 retry_after=self._retry_after,
             )
+        if not Path(record.directory, "model.pkl").exists():  # the data directory was reset
+            raise ModelNotReadyError(
+                f"dataset {dataset_id}: the synthetic data model's files are missing; "
+                "it is being fitted again, retry later",
+                retry_after=self._retry_after,
+            )
         if not record.accepted:
             raise ModelRejectedError(
                 f"dataset {dataset_id}: the synthetic data model is not served: {record.reason}"
@@ -112,7 +119,8 @@ class SyntheticFulfilment:
             "format": ask["format"],
         }
         if ask["part"] == "report":
-            body = json.dumps(generator.report(record), indent=2).encode()
+            whole = await asyncio.to_thread(generator.report, record)
+            body = json.dumps(whole, indent=2).encode()
             return FulfilmentResult("application/json", _once(body), audit)
         if ask["part"] == "report.html":
             page = await asyncio.to_thread(_page, generator, record)
@@ -122,7 +130,7 @@ class SyntheticFulfilment:
         if ask["format"] == "ndjson":
             return FulfilmentResult(FHIR_NDJSON, _ndjson(batches), audit)
         now = self._clock.now().isoformat().replace("+00:00", "Z")
-        report = json.dumps(generator.report(record)).encode()
+        report = json.dumps(await asyncio.to_thread(generator.report, record)).encode()
         page = await asyncio.to_thread(_page, generator, record)
         chunks = _bundle(batches, ask["bundle_type"], now, report, page)
         return FulfilmentResult(FHIR_JSON, chunks, audit)

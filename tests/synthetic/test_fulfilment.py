@@ -197,3 +197,6 @@ async def test_a_model_below_the_minimum_quality_is_not_served(
     fulfilment = SyntheticFulfilment(lambda _: strict, store, FixedClock())
     with pytest.raises(ModelRejectedError, match="below the minimum"):
         await fulfilment.model("ds", views)
+    (Path(record.directory) / "model.pkl").unlink()  # a data directory that was reset
+    with pytest.raises(ModelNotReadyError, match="files are missing"):
+        await fulfilment.model("ds", views)
