@@ -236,3 +236,7 @@ class SyntheticGenerator(Protocol):
     def report(self, record: SyntheticModelRecord) -> Mapping[str, Any]:
         """The model's quality, privacy and utility report (JSON-able)."""
         ...
+
+    def report_page(self, record: SyntheticModelRecord) -> bytes:
+        """The same report as one self-contained HTML page (plots embedded)."""
+        ...

@@ -123,7 +123,7 @@ class SyntheticFulfilment:
             body = json.dumps(whole, indent=2).encode()
             return FulfilmentResult("application/json", _once(body), audit)
         if ask["part"] == "report.html":
-            page = await asyncio.to_thread(_page, generator, record)
+            page = await asyncio.to_thread(generator.report_page, record)
             return FulfilmentResult("text/html; charset=utf-8", _once(page), audit)
         seed = ask["seed"] if ask["seed"] is not None else secrets.randbelow(2**31)
         batches = generator.sample(record, facts.patients, seed=seed)
@@ -131,17 +131,9 @@ class SyntheticFulfilment:
             return FulfilmentResult(FHIR_NDJSON, _ndjson(batches), audit)
         now = self._clock.now().isoformat().replace("+00:00", "Z")
         report = json.dumps(await asyncio.to_thread(generator.report, record)).encode()
-        page = await asyncio.to_thread(_page, generator, record)
+        page = await asyncio.to_thread(generator.report_page, record)
         chunks = _bundle(batches, ask["bundle_type"], now, report, page)
         return FulfilmentResult(FHIR_JSON, chunks, audit)
-
-
-def _page(generator: SyntheticGenerator, record: SyntheticModelRecord) -> bytes:
-    page = getattr(generator, "report_page", None)
-    if page is not None:
-        data: bytes = page(record)
-        return data
-    return b""
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:

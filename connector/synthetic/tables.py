@@ -682,7 +682,3 @@ def keep_patients(frames: Frames, keep: set[str]) -> Frames:
         name: frame[frame["patient_id"].isin(keep)].reset_index(drop=True)
         for name, frame in frames.items()
     }
-
-
-def ceil_div(a: int, b: float) -> int:
-    return int(math.ceil(a / b)) if b > 0 else 0
