@@ -21,6 +21,7 @@ from connector.federation.cli import app as query_app
 from connector.identity.authority_cli import app as authority_app
 from connector.sampledata.cli import app as sample_app
 from connector.settings import Settings, SettingsError, load_settings, unknown_variables
+from connector.synthetic.cli import app as synthetic_app
 
 app = typer.Typer(
     name="phems-connector",
@@ -40,6 +41,7 @@ app.add_typer(authority_app, name="authority")
 app.add_typer(sample_app, name="sample")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(query_app, name="query")
+app.add_typer(synthetic_app, name="synthetic")
 
 T = TypeVar("T")
 
