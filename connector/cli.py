@@ -42,6 +42,14 @@ app.add_typer(sample_app, name="sample")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(query_app, name="query")
 app.add_typer(synthetic_app, name="synthetic")
+optout_app = typer.Typer(
+    help="Patients who opted out of secondary use (the hospital's list).", no_args_is_help=True
+)
+jobs_app = typer.Typer(
+    help="Long jobs: flattened tables, statistics, synthesizer fits.", no_args_is_help=True
+)
+app.add_typer(optout_app, name="optout")
+app.add_typer(jobs_app, name="jobs")
 
 T = TypeVar("T")
 
@@ -437,6 +445,147 @@ def agreements_verify(
         f"agreement {result.agreement_id} valid: signed by provider {result.provider} "
         f"and consumer {result.consumer}"
     )
+
+
+# -- opt-outs and jobs: on the store of a connector that has run here ------------------------
+
+Patients = Annotated[list[str], typer.Argument(help="FHIR Patient ids (`Patient/` optional).")]
+
+
+async def _optouts(settings: Settings) -> Any:
+    from connector.clock import SystemClock
+    from connector.optouts import OptOutService
+
+    engine = await _existing_store(settings)
+    return engine, OptOutService(engine, _audit_log(settings, engine), SystemClock())
+
+
+def _optout_change(action: str, patients: list[str]) -> None:
+    settings = _settings()
+    actor = f"cli:{os.environ.get('USER') or 'operator'}"
+
+    async def go() -> tuple[list[str], int]:
+        engine, service = await _optouts(settings)
+        try:
+            method = service.add if action == "add" else service.remove
+            changed = await method(patients, actor=actor)
+            return changed, len(await service.ids())
+        finally:
+            await engine.dispose()
+
+    changed, total = _run(go)
+    done = "added" if action == "add" else "removed"
+    unchanged = "already listed" if action == "add" else "not listed"
+    typer.echo(f"{done}: {len(changed)} ({', '.join(changed) or 'none'}); {total} on the list")
+    skipped = [p for p in patients if p.removeprefix("Patient/") not in changed]
+    if skipped:
+        typer.echo(f"{unchanged}: {', '.join(skipped)}", err=True)
+
+
+@optout_app.command("add")
+def optout_add(patients: Patients) -> None:
+    """Record opt-outs: from the next data plane call on, no fulfilment sees these patients
+    (the flattened tables are rebuilt; answers and models made before are not served)."""
+    _optout_change("add", patients)
+
+
+@optout_app.command("remove")
+def optout_remove(patients: Patients) -> None:
+    """Withdraw opt-outs (the patients consent to secondary use again)."""
+    _optout_change("remove", patients)
+
+
+@optout_app.command("list")
+def optout_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The patients on the list, with when and by whom each was added."""
+    settings = _settings()
+
+    async def go() -> list[Any]:
+        engine, service = await _optouts(settings)
+        try:
+            return list(await service.listed())
+        finally:
+            await engine.dispose()
+
+    listed = _run(go)
+    if as_json:
+        typer.echo(json.dumps([o.as_json() for o in listed], indent=2))
+        return
+    for o in listed:
+        typer.echo(f"{o.patient_id}\t{o.added_at.isoformat()}\t{o.added_by}")
+    typer.echo(f"{len(listed)} patients opted out", err=True)
+
+
+async def _jobs(settings: Settings) -> Any:
+    from connector.jobs import SqlJobStore
+
+    engine = await _existing_store(settings)
+    return engine, SqlJobStore(engine)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The newest jobs with their state, stage and percentage."""
+    settings = _settings()
+
+    async def go() -> list[Any]:
+        engine, store = await _jobs(settings)
+        try:
+            return list(await store.recent(limit=limit))
+        finally:
+            await engine.dispose()
+
+    jobs = _run(go)
+    if as_json:
+        typer.echo(json.dumps([j.as_json() for j in jobs], indent=2))
+        return
+    for j in jobs:
+        line = f"{j.id}  {j.kind:<20} {j.state.value:<8} {j.percent:5.1f}%  {j.stage}"
+        typer.echo(line + (f"  ({j.error})" if j.error else ""))
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: Annotated[str, typer.Argument(help="The job's id (`jobs list`).")],
+    poll: Annotated[float, typer.Option(min=0.1, help="Seconds between looks.")] = 1.0,
+) -> None:
+    """Follow one job with a progress bar until it ends; exit 1 if it failed."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    settings = _settings()
+
+    async def go() -> Any:
+        engine, store = await _jobs(settings)
+        try:
+            job = await store.get(job_id)
+            if job is None:
+                raise CliError(f"no job {job_id}")
+            with Progress(
+                TextColumn("{task.description:<30}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+            ) as bar:
+                task = bar.add_task(job.stage, total=100)
+                while not job.state.finished:
+                    bar.update(task, completed=job.percent, description=job.stage[:30])
+                    await asyncio.sleep(poll)
+                    job = await store.get(job_id) or job
+                bar.update(task, completed=job.percent, description=job.stage[:30])
+            return job
+        finally:
+            await engine.dispose()
+
+    job = _run(go)
+    if job.error and job.state.value == "failed":
+        typer.echo(f"job {job.id} ({job.kind}) failed: {job.error}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"job {job.id} ({job.kind}) {job.state.value}")
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ from connector.identity.oidc import OidcVerifier
 from connector.identity.resolver import DidResolver
 from connector.identity.tokens import TokenIssuer, TokenVerifier
 from connector.jobs import JobRunner, SqlJobStore
+from connector.jobs.gauges import JobGauges
 from connector.metrics import Metrics
 from connector.optouts import OptOutService
 from connector.ports import Clock, FhirSource, Fulfilment
@@ -293,6 +294,7 @@ async def build_services(
     )
     outbox.on_enqueued = sender.wake
     metrics.add_source(StoreGauges(engine, clock))
+    metrics.add_source(JobGauges(engine, clock))
     published = PublishedCatalog(
         store=db,
         datasets=dataset_store,
@@ -398,6 +400,7 @@ async def build_services(
                 timedelta(seconds=settings.dataplane_rate_window_seconds),
             ),
             wait_seconds=settings.dataplane_wait_seconds,
+            metrics=metrics,
         ),
         puller=DataPuller(
             transfers=transfers,

@@ -52,6 +52,7 @@ from connector.fulfilment.cache import ViewCache
 from connector.fulfilment.registry import FulfilmentRegistry
 from connector.fulfilment.scope import DatasetScope
 from connector.identity.keys import ConnectorKeys
+from connector.metrics import Metrics
 from connector.policy import EvaluationContext, Policy, Scope, evaluate, policy_limits
 from connector.policy import validate_policy as parse_policy
 from connector.ports import Clock, Fulfilment, FulfilmentRequest, FulfilmentResult, RequestFacts
@@ -93,6 +94,7 @@ class DataPlaneService:
         trusted_issuers: list[str],
         rate_limit: RateLimit,
         wait_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self.stores = stores
         self.datasets = datasets
@@ -106,6 +108,23 @@ class DataPlaneService:
         self.trusted_issuers = frozenset(trusted_issuers)
         self.rate_limit = rate_limit
         self.wait_seconds = wait_seconds
+        metrics = metrics or Metrics()
+        self._calls = metrics.counter(
+            "phems_dataplane_calls_total",
+            "Data plane calls let through (their use and epsilon spent), by output type.",
+            ("output_type",),
+        )
+        self._refusals = metrics.counter(
+            "phems_dataplane_refusals_total",
+            "Data plane calls refused by the policy (403), a budget or the rate limit (429), "
+            "by output type and status.",
+            ("output_type", "status"),
+        )
+        self._failures = metrics.counter(
+            "phems_dataplane_failures_total",
+            "Data plane calls whose fulfilment failed (use and epsilon given back).",
+            ("output_type",),
+        )
 
     async def pull(
         self,
@@ -264,6 +283,7 @@ class DataPlaneService:
         )
 
     async def _refused(self, call: _Call, refusal: PhemsError) -> None:
+        self._refusals.labels(call.facts.output_type.value, str(refusal.status)).inc()
         await self.audit.append(
             actor=call.claims.consumer,
             event="dataplane.refused",
@@ -320,10 +340,12 @@ class DataPlaneService:
         if refusal is not None:
             await self._refused(call, refusal)
             raise refusal
+        self._calls.labels(call.facts.output_type.value).inc()
 
     async def _refund(self, call: _Call, exc: BaseException) -> None:
         """The fulfilment failed before delivering anything: the use and epsilon were not
         used, so they are given back."""
+        self._failures.labels(call.facts.output_type.value).inc()
         async with self.stores.db.transaction() as conn:
             await self.stores.agreements.spend(
                 conn, call.agreement.id, uses=-1, epsilon=-call.facts.epsilon

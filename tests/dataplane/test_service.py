@@ -437,6 +437,12 @@ async def test_over_http_statuses_and_headers(tmp_path: Path, sample_files: Path
             spent = await client.post(url, json={}, headers=auth)
             assert spent.status_code == 429 and "count" in spent.json()["detail"]
             assert (await client.post(url, json={})).status_code == 401
+            metrics = (await client.get("/metrics")).text
+            assert 'phems_dataplane_calls_total{output_type="aggregate"} 1.0' in metrics
+            refused = 'phems_dataplane_refusals_total{output_type="aggregate",status="429"} 1.0'
+            assert refused in metrics
+            assert 'phems_jobs{kind="view-cache",state="done"} 1.0' in metrics
+            assert "phems_jobs_oldest_queued_seconds 0.0" in metrics
     assert len(fake.calls) == 1
 
 
