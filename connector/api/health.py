@@ -18,8 +18,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready to serve once the store answers (200). Work still under way in the background
+    is listed, not waited for: the connector serves meanwhile (``preparing``: statistics and
+    flattened tables being computed, with their stage and percentage)."""
     if await ping(services.engine):
-        return JSONResponse({"status": "ready", "store": "ok"})
+        preparing = [
+            {"job": j.id, "kind": j.kind, "stage": j.stage, "percent": round(j.percent, 1)}
+            | ({"dataset": str(j.params["dataset"])} if "dataset" in j.params else {})
+            for j in await services.jobs.store.recent(limit=50)
+            if not j.state.finished
+        ]
+        return JSONResponse({"status": "ready", "store": "ok", "preparing": preparing})
     return JSONResponse(
         {
             "type": "about:blank",

@@ -35,6 +35,7 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["store"] == "ok"
+    assert ready.json()["preparing"] == []
 
 
 async def test_dspace_version(client: httpx.AsyncClient) -> None:

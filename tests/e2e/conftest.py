@@ -47,6 +47,35 @@ class Authority:
 
 
 @pytest.fixture(scope="session")
+def hospital_fhir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small hospital's FHIR data (Bulk NDJSON) for the providers that answer queries."""
+    from connector.sampledata import generate
+
+    out = tmp_path_factory.mktemp("hospital-fhir")
+    generate(out, patients=120, seed=11, profile="general")
+    return out
+
+
+# An aggregate query (docs/aggregate-queries.md): children with an asthma diagnosis, by sex.
+ASTHMA_QUERY: dict[str, Any] = {
+    "version": "2",
+    "display": "Children with asthma",
+    "inclusionCriteria": [
+        [
+            {
+                "context": {"system": "fdpg.mii.cds", "code": "Diagnose", "display": "Diagnose"},
+                "termCodes": [
+                    {"system": "http://hl7.org/fhir/sid/icd-10", "code": "J45", "display": "Asthma"}
+                ],
+            }
+        ]
+    ],
+    "measures": [{"type": "stratify", "by": "sex", "id": "sex"}],
+    "options": {"purpose": "research"},
+}
+
+
+@pytest.fixture(scope="session")
 def authority() -> Authority:
     key = generate_key("Ed25519")
     return Authority(key, did_key_from_public_jwk(key.public_jwk()))
@@ -190,12 +219,21 @@ def launched_pair(
 
 
 @pytest.fixture
-def pair(tmp_path: Path, authority: Authority, pg_db_factory: Callable[[], str]) -> Iterator[Pair]:
-    """A provider on PostgreSQL and a consumer (member of the data space) on SQLite."""
+def pair(
+    tmp_path: Path,
+    authority: Authority,
+    pg_db_factory: Callable[[], str],
+    hospital_fhir: Path,
+) -> Iterator[Pair]:
+    """A provider on PostgreSQL with a small hospital's FHIR data, and a consumer (member of
+    the data space) on SQLite."""
     with launched_pair(
         tmp_path,
         authority,
-        provider_env={"PHEMS_DATABASE_URL": pg_db_factory()},
+        provider_env={
+            "PHEMS_DATABASE_URL": pg_db_factory(),
+            "PHEMS_FHIR_FILES_DIR": str(hospital_fhir),
+        },
         member=True,
     ) as p:
         yield p

@@ -104,7 +104,7 @@ def test_the_negotiation_guide_runs_as_written_and_again(tmp_path: Path) -> None
             f"valid: signed by provider did:web:127.0.0.1%3A{hp} and consumer "
             f"did:web:127.0.0.1%3A{rp}",
             "transfer STARTED",
-            "pull: 501",
+            "MeasureReport complete",
             '"offer-with-approval"',
             "approved negotiation FINALIZED",
             "audit log intact",

@@ -12,7 +12,7 @@ from connector.identity.keys import load_or_create_keys
 from connector.identity.signing import decode_jws_unverified
 from connector.identity.tokens import TokenIssuer
 from tests.catalog.dsp_schema import wire_problems
-from tests.e2e.conftest import Pair, dataset, wait_for
+from tests.e2e.conftest import ASTHMA_QUERY, Pair, dataset, wait_for
 from tests.processes import ConnectorProcess
 
 
@@ -81,11 +81,21 @@ def test_catalog_negotiation_transfer(pair: Pair) -> None:
     assert address["endpointType"] == "https://w3id.org/idsa/v4.1/HTTP"
     props = {p["name"]: p["value"] for p in address["endpointProperties"]}
     assert props["authType"] == "bearer"
-    # The data plane checks the token; fulfilment itself comes with the fulfilment modules.
-    r = httpx.get(
-        address["endpoint"], headers={"Authorization": f"Bearer {props['authorization']}"}
+    # An aggregate query with the DataAddress's token: a MeasureReport, suppressed and noisy.
+    r = httpx.post(
+        address["endpoint"],
+        json=ASTHMA_QUERY,
+        headers={"Authorization": f"Bearer {props['authorization']}"},
+        timeout=60,
     )
-    assert r.status_code == 501, r.text
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    report = r.json()
+    assert report["resourceType"] == "MeasureReport" and report["status"] == "complete"
+    # The same through the consumer's own connector, which holds the token.
+    via = pair.capi.http.post(f"/management/transfers/{t['id']}/data", json=ASTHMA_QUERY)
+    assert via.status_code == 200, via.text
+    assert via.json() == report  # the same query on the same data: the same answer
     forged = props["authorization"][:-4] + (
         "AAAA" if not props["authorization"].endswith("AAAA") else "BBBB"
     )
@@ -104,8 +114,9 @@ def test_catalog_negotiation_transfer(pair: Pair) -> None:
     new = fresh.json()
     assert new["authType"] == "bearer" and new["expiresIn"] == 900
     assert new["authorization"] != props["authorization"]
-    r = httpx.get(address["endpoint"], headers={"Authorization": f"Bearer {new['authorization']}"})
-    assert r.status_code == 501, r.text  # authorised (fulfilment comes later)
+    r = httpx.post(address["endpoint"], headers={"Authorization": f"Bearer {new['authorization']}"})
+    # Authorised: the empty body is the only fault.
+    assert r.status_code == 400 and "not JSON" in r.json()["detail"], r.text
     # The refresh retired the token it replaced (one valid token a transfer).
     old = httpx.get(
         address["endpoint"], headers={"Authorization": f"Bearer {props['authorization']}"}
@@ -118,10 +129,10 @@ def test_catalog_negotiation_transfer(pair: Pair) -> None:
     assert kept_props["authorization"] not in (props["authorization"], new["authorization"])
     assert kept_props["expiresIn"] == "900" and kept_props["refreshEndpoint"] == refresh
     assert pair.capi.get(f"/transfers/{t['id']}")["dataAddress"] == kept["dataAddress"]
-    r = httpx.get(
+    r = httpx.post(
         address["endpoint"], headers={"Authorization": f"Bearer {kept_props['authorization']}"}
     )
-    assert r.status_code == 501, r.text
+    assert r.status_code == 400 and "not JSON" in r.json()["detail"], r.text
     # It is the consumer's to ask: the provider's management API has no token to fetch.
     pt = pair.papi.get("/transfers")[0]
     assert pair.papi.http.post(f"/management/transfers/{pt['id']}/token").status_code == 409
