@@ -24,8 +24,7 @@ import gzip
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +68,10 @@ _SQL_TYPES = {
     "unsignedInt": "BIGINT",
     "integer64": "BIGINT",
 }
+_SPILL = "duckdb.tmp"
 _MACROS = (
     "SET TimeZone = 'UTC'",
+    "SET enable_progress_bar = false",
     # FHIR partial dates take the start of their period; timestamps end up UTC, without a zone.
     "CREATE MACRO fhir_pad(x) AS CASE WHEN length(x) = 4 THEN x || '-01-01' "
     "WHEN length(x) = 7 THEN x || '-01' ELSE x END",
@@ -99,7 +100,9 @@ def build_flat_views(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, mode=0o700)
     try:
-        con = duckdb.connect(str(work / "build.duckdb"))
+        # In memory, spilling to the (owner-only) work directory beyond DuckDB's memory limit:
+        # the intermediate tables are written once and read once, never worth a database file.
+        con = duckdb.connect(config={"temp_directory": str(work / _SPILL)})
         try:
             for statement in _MACROS:
                 con.execute(statement)
@@ -108,9 +111,7 @@ def build_flat_views(
             counts = _scoped(con, scope, optouts, dt.datetime.fromisoformat(now_iso), work)
         finally:
             con.close()
-        (work / "build.duckdb").unlink()
-        with suppress(FileNotFoundError):
-            (work / "build.duckdb.wal").unlink()
+        shutil.rmtree(work / _SPILL, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(work, target)
     except BaseException:
@@ -137,21 +138,35 @@ def _flatten(
     scope: DatasetScope,
     progress: Progress,
 ) -> None:
-    views = _all_views(scope)
+    paths = {rtype: [Path(p) for p in ps] for rtype, ps in files.items()}
+    flatten_views(con, runner, _all_views(scope), paths, progress)
+
+
+def flatten_views(
+    con: duckdb.DuckDBPyConnection,
+    runner: ViewRunner,
+    views: Mapping[str, ViewDefinition],
+    files: Mapping[str, list[Path]],
+    progress: Progress,
+) -> None:
+    """Create a table ``raw_<name>`` for each view and fill it from the NDJSON files of the
+    view's resource type (``files``: type -> paths): with the views' SQL form where the runner
+    has one (``ViewSql``), else with the runner. Strings stay text; decimals are DOUBLE,
+    integers BIGINT, booleans BOOLEAN. The view cache's first step; the views benchmark
+    (``bench/bench_views.py``) measures it."""
     tables: dict[str, _Raw] = {}
     by_type: dict[str, list[str]] = {}
     for name, view in views.items():
         columns, process = runner.compile(view)
-        tables[name] = _Raw(
-            name, [(c, _SQL_TYPES.get(t or "", "VARCHAR")) for c, t in columns], process
-        )
+        raw = [(c, _SQL_TYPES.get(t or "", "VARCHAR")) for c, t in columns]
+        tables[name] = _Raw(name, raw, process)
         con.execute(
             f'CREATE TABLE "raw_{name}" ('
-            + ", ".join(f'"{c}" {sql_type}' for c, sql_type in tables[name].columns)
+            + ", ".join(f'"{c}" {sql_type}' for c, sql_type in raw)
             + ")"
         )
         by_type.setdefault(view["resource"], []).append(name)
-    paths = {rtype: [Path(p) for p in files.get(rtype, [])] for rtype in by_type}
+    paths = {rtype: list(files.get(rtype, [])) for rtype in by_type}
     total = sum(p.stat().st_size for ps in paths.values() for p in ps) or 1
     done = 0
     for rtype, names in by_type.items():
@@ -185,7 +200,7 @@ def _with_sql(
     con: duckdb.DuckDBPyConnection,
     compiler: ViewSql,
     rtype: str,
-    views: dict[str, ViewDefinition],
+    views: Mapping[str, ViewDefinition],
     paths: list[Path],
 ) -> list[str]:
     """Fill the raw tables of the views that compile to SQL, in one transaction; the names of
