@@ -3,7 +3,8 @@
 Two steps:
 
 1. **Flatten.** The views (``views.VIEWS``, ``views.CODING_VIEWS`` and the scope views) turn
-   the resources into rows of raw tables in an embedded DuckDB database. When the runner also
+   the resources into rows of raw tables in an in-memory DuckDB database (at most
+   ``BUILD_MEMORY`` in memory, the rest spilled to the build's directory). When the runner also
    compiles views to SQL (``ViewSql``; the SQL-on-FHIR adapter does), DuckDB runs each view's
    query straight over the NDJSON files, on all cores. The views that do not compile, and all
    views of a resource type whose files a query failed on (data the SQL cannot represent
@@ -14,7 +15,7 @@ Two steps:
    use), converts the columns to their SQL types, and writes one Parquet file per table.
 
 The output goes to a temporary directory that is renamed into place only when complete, so a
-build killed half-way leaves nothing that looks like a cache.
+build killed half-way leaves nothing that looks like a cache (nor anything it spilled).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ _SQL_TYPES = {
     "integer64": "BIGINT",
 }
 _SPILL = "duckdb.tmp"
+BUILD_MEMORY = "1GB"  # what the build's DuckDB keeps in memory at most
 _MACROS = (
     "SET TimeZone = 'UTC'",
     "SET enable_progress_bar = false",
@@ -100,9 +102,15 @@ def build_flat_views(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, mode=0o700)
     try:
-        # In memory, spilling to the (owner-only) work directory beyond DuckDB's memory limit:
-        # the intermediate tables are written once and read once, never worth a database file.
-        con = duckdb.connect(config={"temp_directory": str(work / _SPILL)})
+        # In memory up to BUILD_MEMORY, spilling the rest to the (owner-only) work directory:
+        # the intermediate tables are written once and read once, not worth a database file
+        # (30,000 patients: 15.6 -> 7.6 s; peak RSS 540 MiB in a file, 1.2 GiB unbounded,
+        # 1.06 GiB at 1 GB).
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "temp_directory": str(work / _SPILL),
+            "memory_limit": BUILD_MEMORY,
+        }
+        con = duckdb.connect(config=config)
         try:
             for statement in _MACROS:
                 con.execute(statement)
