@@ -31,10 +31,9 @@ sys.path.insert(0, str(REPO))
 
 from connector.sampledata import generate  # noqa: E402
 from connector.synthetic.fhir import bundle_chunks, bundle_ref, resources  # noqa: E402
-from connector.synthetic.flatten import write_flat_views  # noqa: E402
 from connector.synthetic.model import LoadedModel, fit  # noqa: E402
 from connector.synthetic.tables import encode, read_views  # noqa: E402
-from tests.synthetic.flatviews import read_ndjson  # noqa: E402
+from tests.synthetic.flatviews import views_of  # noqa: E402
 
 
 def raw_sdv(tables: dict[str, object], rows: dict[str, int]) -> float:
@@ -61,8 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root / "fhir", patients=args.patients, seed=1, profile="general")
-        views = write_flat_views(read_ndjson(root / "fhir"), root / "views", dataset_id="bench",
-                                 version="b1")  # fmt: skip
+        views = views_of(root / "fhir", root / "views", dataset_id="bench", version="b1")
         tables, encoding = encode(read_views(views), min_code_patients=5)
         per_patient = {"patient": 1.0, **encoding.rows_per_patient}
         rows = {n: round(args.sample * per_patient.get(n, 0)) for n in tables}

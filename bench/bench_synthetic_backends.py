@@ -22,9 +22,8 @@ sys.path.insert(0, str(REPO))
 from connector.sampledata import generate  # noqa: E402
 from connector.synthetic.backends import new_backend  # noqa: E402
 from connector.synthetic.config import SyntheticConfig  # noqa: E402
-from connector.synthetic.flatten import write_flat_views  # noqa: E402
 from connector.synthetic.tables import encode, read_views  # noqa: E402
-from tests.synthetic.flatviews import read_ndjson  # noqa: E402
+from tests.synthetic.flatviews import views_of  # noqa: E402
 
 
 def main() -> None:
@@ -34,8 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root / "fhir", patients=patients, seed=1, profile="general")
-        views = write_flat_views(read_ndjson(root / "fhir"), root / "views", dataset_id="b",
-                                 version="b")  # fmt: skip
+        views = views_of(root / "fhir", root / "views", dataset_id="b", version="b")
         tables, encoding = encode(read_views(views), min_code_patients=5)
     model = new_backend(SyntheticConfig.from_mapping({"backend": backend, "epochs": epochs}))
     started = time.perf_counter()

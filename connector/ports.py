@@ -6,7 +6,7 @@ implementation in. Each port has one contract test suite run against every imple
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -172,6 +172,27 @@ class ViewRunner(Protocol):
         rows (tuples in column order) one resource contributes; ``ViewDefinitionError`` (400)
         if the view is invalid, ``ViewEvaluationError`` from the function for data the view
         cannot represent."""
+        ...
+
+
+@runtime_checkable
+class ViewSql(Protocol):
+    """A ``ViewRunner`` that also compiles ViewDefinitions to SQL over Bulk NDJSON files, run
+    by DuckDB (implemented by ``adapters.sof``). The view cache runs those queries, which read
+    the files on all cores without a Python object per resource, and the runner's ``compile``
+    for the views that do not compile (and for files a query fails on).
+
+    Contract: a query's rows are the ones ``compile``'s function gives for the resources of
+    the files (same columns in the same order, same values; strings, decimals as DOUBLE,
+    integers as BIGINT, booleans), or the query fails with a DuckDB error whose message holds
+    no value from the data. It fails on any line that is not a JSON object of the view's
+    resource type, and on data it cannot represent exactly; the caller then runs ``compile``
+    over the files, which gives its rows or its own error."""
+
+    def view_sql(self, view: Mapping[str, Any], files: Sequence[str]) -> str | None:
+        """A DuckDB ``SELECT`` giving ``view``'s rows over ``files`` (NDJSON, optionally
+        gzipped), or None if the view's shape is not compiled; ``ViewDefinitionError`` (400)
+        if the view is invalid."""
         ...
 
 
