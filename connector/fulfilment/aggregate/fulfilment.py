@@ -23,6 +23,7 @@ noise away. Epsilon is spent as for a plain query: by the call that draws, not b
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -237,7 +238,7 @@ class AggregateFulfilment:
             return answer.drawn, answer.kept
         # An answer kept without its draw (by a version before secure aggregation): a draw
         # of its own, kept beside it.
-        key = f"{query.digest}/{_DRAW}"
+        key = hashlib.sha256(f"{query.digest}/{_DRAW}".encode()).hexdigest()  # 64 characters
         kept = await self._store.get(views.dataset_id, views.version, key)
         if kept is not None:
             return list(kept[_DRAW]), True

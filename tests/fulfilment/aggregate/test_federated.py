@@ -24,15 +24,16 @@ from connector.fulfilment.aggregate.codec import AggregateCodec
 from connector.fulfilment.aggregate.fulfilment import AggregateFulfilment, SecureParty
 from connector.fulfilment.aggregate.request import parse_request
 from connector.fulfilment.aggregate.secure import cell_names, share_vector
-from connector.fulfilment.aggregate.store import MemoryAnswerStore
+from connector.fulfilment.aggregate.store import AnswerStore, MemoryAnswerStore
 from connector.identity.resolver import DidResolver
 from connector.ports import FlatViews, FulfilmentRequest, FulfilmentResult
 from tests.fulfilment.aggregate.queries import ASTHMA, OTITIS, WEIGHT, lab, query
+from tests.fulfilment.aggregate.test_fulfilment import sql_store
 from tests.fulfilment.aggregate.test_secure import _split
 from tests.fulfilment.flat_views import build_flat_views
 from tests.identity.conftest import DidServer, clock, did_server, http, new_keys, resolver
 
-__all__ = ["clock", "did_server", "http", "resolver"]
+__all__ = ["clock", "did_server", "http", "resolver", "sql_store"]
 
 NOW = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
 DOC = query(
@@ -212,6 +213,27 @@ async def test_a_session_that_does_not_fit_is_refused_before_any_data(
     bystander = AggregateFulfilment(MemoryAnswerStore(), FixedClock(NOW))
     with pytest.raises(NotInstalledError, match="does not take part"):
         facts(with_session(DOC, _session(sites)), bystander)
+
+
+async def test_an_answer_kept_without_its_draw_gets_a_draw_of_its_own(
+    sites: list[Site], sql_store: AnswerStore
+) -> None:
+    """An answer kept by a version before secure aggregation (no draw beside it): the first
+    share draws and keeps one (spending epsilon), the next re-masks it."""
+    q = parse_request(json.dumps(DOC).encode())
+    site = sites[0]
+    released = {"values": [None] * len(q.layout), "reference": "2024-03-15",
+                "computedAt": NOW.isoformat()}  # fmt: skip
+    await sql_store.keep(site.views.dataset_id, site.views.version, q.digest, released)
+    assert site.fulfilment._party is not None
+    site.fulfilment = AggregateFulfilment(sql_store, FixedClock(NOW), party=site.fulfilment._party)
+    session = _session(sites)
+    first = await _share(site, session)
+    assert await _share(site, session) == first
+    assert [r.epsilon_spent for r in site.results] == [None, 0.0]
+    drawn, kept = await site.fulfilment.drawn(q, site.views)
+    assert kept and len(drawn) == len(q.layout)
+    assert (await site.fulfilment.answer(q, site.views)).release.values == tuple(released["values"])
 
 
 # -- the codec --------------------------------------------------------------------------------
