@@ -89,9 +89,8 @@ class AggregateFulfilment:
         self._clock = clock
         self._engine = engine or DuckDbEngine()
         self._party = party
-        self._parsed: OrderedDict[tuple[bytes, str | None, tuple[tuple[str, float], ...]], Read] = (
-            OrderedDict()
-        )
+        self._parsed: OrderedDict[_Key, Read] = OrderedDict()
+        self._queries: OrderedDict[_Key, AggregateQuery] = OrderedDict()
 
     @property
     def output_type(self) -> OutputType:
@@ -113,12 +112,22 @@ class AggregateFulfilment:
                 self._parsed.popitem(last=False)
         return found
 
-    def _read(self, request: FulfilmentRequest) -> Read:
-        limits = request.policy_limits
-        if f'"{MEMBER}"'.encode() not in request.body:
-            return Read(
-                parse_request(request.body, media_type=request.media_type, policy_limits=limits)
+    def _parse(self, body: bytes, request: FulfilmentRequest) -> AggregateQuery:
+        """``body`` parsed, once for every session of the secure rounds asking it."""
+        key = (body, request.media_type, _limits_key(request.policy_limits))
+        found = self._queries.get(key)
+        if found is None:
+            found = parse_request(
+                body, media_type=request.media_type, policy_limits=request.policy_limits
             )
+            self._queries[key] = found
+            if len(self._queries) > _PARSED_KEPT:
+                self._queries.popitem(last=False)
+        return found
+
+    def _read(self, request: FulfilmentRequest) -> Read:
+        if f'"{MEMBER}"'.encode() not in request.body:
+            return Read(self._parse(request.body, request))
         if len(request.body) > _MAX_SECURE_BODY:
             raise BadRequestError(f"the query is larger than {_MAX_SECURE_BODY // 1024} KiB")
         try:
@@ -128,8 +137,7 @@ class AggregateFulfilment:
         if not isinstance(doc, dict):
             raise BadRequestError("the body is not a JSON object")
         session = session_of(doc)
-        rest = orjson.dumps({k: v for k, v in doc.items() if k != MEMBER})
-        query = parse_request(rest, media_type=request.media_type, policy_limits=limits)
+        query = self._parse(orjson.dumps({k: v for k, v in doc.items() if k != MEMBER}), request)
         if session is None:
             return Read(query)
         if self._party is None:
@@ -280,6 +288,9 @@ def _drawn(kept: Mapping[str, Any]) -> list[float] | None:
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
     yield body
+
+
+_Key = tuple[bytes, str | None, tuple[tuple[str, float], ...]]
 
 
 def _limits_key(limits: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
