@@ -226,7 +226,8 @@ def test_plain_and_secure_give_the_same_totals_up_to_the_noise(space: DataSpace)
     assert abs(secure["total"] - sum(space.truth)) <= 80, (secure["total"], space.truth)
     _, female, male = _counts(secure["measureReport"])
     assert female is not None and male is not None
-    assert abs(female + male - secure["total"]) <= 40
+    # the strata add up to the cohort but for twelve noise draws (sd 20) and the rounding
+    assert abs(female + male - secure["total"]) <= 140
     # plain mode shows each hospital's own answer (each reports 20 or more)
     assert {b["did"] for b in plain["breakdown"]} == {h.did for h in space.hospitals}
     extension = secure["measureReport"]["extension"][-1]

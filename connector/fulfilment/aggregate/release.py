@@ -131,7 +131,9 @@ def _shown(
         if cell.kind is CellKind.SUM:
             shown[i] = significant(mean)
         else:
-            variance = max(values[i] / n - mean * mean, 0.0)
+            variance = values[i] / n - mean * mean
+            # below what sums in fixed point resolve (secure aggregation): none
+            variance = variance if variance * n >= 1 / FIXED_POINT else 0.0
             shown[i] = significant(min(math.sqrt(variance), (hi - lo) / 2))
     return tuple(shown)
 
