@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from connector.errors import BadRequestError
 from connector.fulfilment.aggregate.cells import FIXED_POINT, CellKind
 from connector.fulfilment.aggregate.measures import Numeric
 from connector.fulfilment.aggregate.report import EXT
@@ -46,7 +47,10 @@ class AggregateCodec:
 
     def parse(self, query: Mapping[str, Any]) -> AggregateQuery:
         """``query`` parsed and validated (``BadRequestError`` naming the bad part)."""
-        body = orjson.dumps(dict(query))
+        try:
+            body = orjson.dumps(dict(query))
+        except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, a lone surrogate
+            raise BadRequestError(f"query: not a query a hospital can read ({exc})") from None
         found = self._parsed.get(body)
         if found is None:
             found = parse_request(body)

@@ -267,6 +267,8 @@ async def test_the_codec_reads_a_hospitals_report_back_into_its_cells(sites: lis
         codec.cells(DOC, broken)
     with pytest.raises(BadRequestError, match="^/measures/0"):
         codec.layout({**DOC, "measures": [{"type": "stratify", "by": "shoe size"}]})
+    with pytest.raises(BadRequestError, match="^query: not a query a hospital can read"):
+        codec.layout({**DOC, "x": [-156937090479506358272]})  # found by the API fuzz test
 
 
 def test_the_codec_suppresses_and_rounds_the_totals() -> None:
