@@ -77,8 +77,10 @@ def render_catalog_page(
     catalog_url: str = "/catalog",
     dataset_url: Callable[[Dataset], str] | None = None,
     site_title: str = "Health data catalogue",
+    sign_out_csrf: str | None = None,
 ) -> str:
     """The list page: search box, filters and the (already searched) `datasets`.
+    `sign_out_csrf`: a signed-in operator's CSRF token for the sign-out button.
 
     `all_datasets` (default: `datasets`) provides the filter choices and the total.
     `dataset_url` maps a dataset to its page (default `{catalog_url}/datasets/{identifier}`).
@@ -103,6 +105,7 @@ def render_catalog_page(
             facets=facets(universe),
             selected=selected,
             dataset_url=dataset_url or (lambda ds: f"{catalog_url}/datasets/{ds.identifier}"),
+            sign_out_csrf=sign_out_csrf,
         )
     )
 
@@ -116,6 +119,7 @@ def render_dataset_page(
     hidden_fields: Mapping[str, str] | None = None,
     site_title: str = "Health data catalogue",
     can_request: bool = True,
+    sign_out_csrf: str | None = None,
 ) -> str:
     """A dataset's page: all metadata in plain words, variables, offers and the request form.
 
@@ -136,6 +140,7 @@ def render_dataset_page(
             site_title=site_title,
             catalog_url=catalog_url,
             ds=ds,
+            sign_out_csrf=sign_out_csrf,
             period=_period(ds),
             policies=policies,
             request_access_url=request_access_url,

@@ -13,6 +13,10 @@ Writing and chaining are separate, so audited transactions do not wait on one an
   and moves the head, in one transaction. The head lock serialises chainers of replicas sharing
   one PostgreSQL; only they ever wait for it.
 
+The chain is anchored outside the database by signed checkpoints of its head
+(``connector.audit_anchor``), which ``verify`` checks too: without them, whoever can write the
+database could cut the newest entries or rewrite the chain from an edited entry on.
+
 The trade-off: an entry is durable when its business transaction commits, and tamper-evident
 once chained (normally within half a second; at the latest at the next poll, or when the next
 process starts and flushes). A row edited or deleted while still pending is not detected.
@@ -29,14 +33,18 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from connector.audit_anchor import EXTENSION as CHECKPOINT_EXTENSION
+from connector.audit_anchor import AuditAnchor, Checkpoint, check_chain
 from connector.canonical import canonical_json
 from connector.db import deferred
 from connector.db.tables import audit_head, audit_log, audit_pending
+from connector.errors import PhemsError
 from connector.ports import Clock
 
 GENESIS = "0" * 64
@@ -105,6 +113,7 @@ class VerifyResult:
     ok: bool
     entries: int
     problems: list[str]
+    anchored: int = 0  # the newest entry a signed checkpoint vouches for
 
 
 def _iso(value: datetime) -> str:
@@ -122,10 +131,20 @@ class AuditLog:
     # (0.1 s cost the provider about 5% of its CPU at 50 negotiations/s: bench/README.md.)
     GATHER_SECONDS = 0.5
 
-    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        anchor: AuditAnchor | None = None,
+        checkpoint_seconds: float = 300.0,
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._wake = asyncio.Event()
+        self.anchor = anchor
+        self.checkpoint_seconds = checkpoint_seconds
+        self._checkpointed: tuple[int, datetime | None] = (-1, None)  # (seq, when)
 
     async def append(
         self,
@@ -263,6 +282,7 @@ class AuditLog:
             self._wake.clear()  # an append from now on wakes the next round
             try:
                 await self.flush()
+                await self.checkpoint(due_only=True)
             except Exception:
                 log.exception("audit chaining failed; retrying in %s s", poll_seconds)
                 await asyncio.sleep(poll_seconds)
@@ -273,14 +293,35 @@ class AuditLog:
                 continue
             await asyncio.sleep(self.GATHER_SECONDS)
 
-    async def entries(self, batch: int = 1000) -> AsyncIterator[AuditEntry]:
-        """The chained entries in seq order (call ``flush`` first to include pending ones)."""
+    async def checkpoint(self, *, due_only: bool = False) -> bool:
+        """Sign and keep the head outside the database (``connector.audit_anchor``) if it
+        moved since the last checkpoint (and, ``due_only``, ``checkpoint_seconds`` passed)."""
+        if self.anchor is None:
+            return False
+        now = self._clock.now()
+        last_seq, last_at = self._checkpointed
+        if due_only and last_at is not None:
+            if (now - last_at).total_seconds() < self.checkpoint_seconds:
+                return False
+        async with self._engine.connect() as conn:
+            head = (await conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash))).first()
+        if head is None or head.seq == 0 or head.seq == last_seq:
+            return False
+        await asyncio.to_thread(self.anchor.write, head.seq, head.hash, now)
+        self._checkpointed = (head.seq, now)
+        return True
+
+    async def _rows(self, batch: int = 1000) -> AsyncIterator[Any]:
+        """The rows of ``audit_log`` in seq order, the timestamp as stored (text on SQLite:
+        a row edited by hand must not stop the reading)."""
+        columns = [c for c in audit_log.c if c.name != "recorded_at"]
+        recorded = sa.type_coerce(audit_log.c.recorded_at, sa.String).label("recorded_at")
         last = 0
         while True:
             async with self._engine.connect() as conn:
                 rows = (
                     await conn.execute(
-                        sa.select(audit_log)
+                        sa.select(*columns, recorded)
                         .where(audit_log.c.seq > last)
                         .order_by(audit_log.c.seq)
                         .limit(batch)
@@ -290,34 +331,36 @@ class AuditLog:
                 return
             for row in rows:
                 last = row.seq
-                yield AuditEntry(
-                    seq=row.seq,
-                    recorded_at=row.recorded_at,
-                    actor=row.actor,
-                    event=row.event,
-                    negotiation_id=row.negotiation_id,
-                    agreement_id=row.agreement_id,
-                    transfer_id=row.transfer_id,
-                    purpose=row.purpose,
-                    details=json.loads(row.details),
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                )
+                yield row
 
-    async def verify(self) -> VerifyResult:
-        """Chain what is pending, then recompute the whole chain and compare it with the head."""
+    async def entries(self, batch: int = 1000) -> AsyncIterator[AuditEntry]:
+        """The chained entries in seq order (call ``flush`` first to include pending ones);
+        ``DamagedEntry`` naming the first row that cannot be read."""
+        async for row in self._rows(batch):
+            yield _entry(row)
+
+    async def verify(self, extra_checkpoints: Sequence[Path] = ()) -> VerifyResult:
+        """Chain what is pending, then recompute the whole chain and compare it with the head
+        and with every signed checkpoint (ours, and those in ``extra_checkpoints``)."""
         await self.flush()
         problems: list[str] = []
         expected_seq, prev, count = 1, GENESIS, 0
-        async for entry in self.entries():
+        hashes: dict[int, str] = {}
+        async for row in self._rows():
             count += 1
-            if entry.seq != expected_seq:
-                problems.append(f"entry {expected_seq} is missing (next is {entry.seq})")
-            if entry.prev_hash != prev:
-                problems.append(f"entry {entry.seq}: chain broken (previous hash differs)")
-            if entry.compute_hash() != entry.hash:
-                problems.append(f"entry {entry.seq}: content was changed (hash mismatch)")
-            expected_seq, prev = entry.seq + 1, entry.hash
+            if row.seq != expected_seq:
+                problems.append(f"entry {expected_seq} is missing (next is {row.seq})")
+            if row.prev_hash != prev:
+                problems.append(f"entry {row.seq}: chain broken (previous hash differs)")
+            try:
+                entry = _entry(row)
+            except DamagedEntry as exc:
+                problems.append(exc.detail)
+            else:
+                if entry.compute_hash() != entry.hash:
+                    problems.append(f"entry {row.seq}: content was changed (hash mismatch)")
+            expected_seq, prev = row.seq + 1, row.hash
+            hashes[row.seq] = row.hash
         async with self._engine.connect() as conn:
             head = (await conn.execute(sa.select(audit_head))).first()
         if head is None:
@@ -327,11 +370,56 @@ class AuditLog:
                 f"newest entries were deleted: head says entry {head.seq}, "
                 f"log ends at {expected_seq - 1}"
             )
-        return VerifyResult(ok=not problems, entries=count, problems=problems)
+        anchored = 0
+        if self.anchor is not None:
+            found = [c for p in (None, *extra_checkpoints) for c in self.anchor.read(p)]
+            problems += check_chain(found, hashes, expected_seq - 1)
+            anchored = max((c.seq for c in found if isinstance(c, Checkpoint)), default=0)
+        return VerifyResult(ok=not problems, entries=count, problems=problems, anchored=anchored)
 
 
-def to_fhir_audit_event(entry: AuditEntry, observer_did: str) -> dict[str, Any]:
-    """FHIR R4 ``AuditEvent`` for one entry (for `phems-connector audit export`)."""
+class DamagedEntry(PhemsError):
+    """An ``audit_log`` row that cannot be read (edited outside the connector)."""
+
+    code = "audit-damaged"
+    title = "Audit log damaged"
+
+
+def _entry(row: Any) -> AuditEntry:
+    try:
+        recorded_at = row.recorded_at
+        if not isinstance(recorded_at, datetime):
+            recorded_at = datetime.fromisoformat(str(recorded_at))
+    except ValueError:
+        raise DamagedEntry(
+            f"entry {row.seq}: unreadable timestamp {str(row.recorded_at)[:40]!r}"
+        ) from None
+    try:
+        details = json.loads(row.details)
+        if not isinstance(details, dict):
+            raise ValueError("not an object")
+    except (ValueError, TypeError) as exc:
+        raise DamagedEntry(f"entry {row.seq}: unreadable details ({exc})") from None
+    return AuditEntry(
+        seq=row.seq,
+        recorded_at=recorded_at,
+        actor=row.actor,
+        event=row.event,
+        negotiation_id=row.negotiation_id,
+        agreement_id=row.agreement_id,
+        transfer_id=row.transfer_id,
+        purpose=row.purpose,
+        details=details,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def to_fhir_audit_event(
+    entry: AuditEntry, observer_did: str, checkpoint: str | None = None
+) -> dict[str, Any]:
+    """FHIR R4 ``AuditEvent`` for one entry (for `phems-connector audit export`), with the
+    signed checkpoint that vouches for it, if one does (``connector.audit_anchor``)."""
     entities: list[dict[str, Any]] = []
     for kind, value in (
         ("negotiation", entry.negotiation_id),
@@ -376,6 +464,8 @@ def to_fhir_audit_event(entry: AuditEntry, observer_did: str) -> dict[str, Any]:
             {"url": "https://w3id.org/phems/ns/audit-prev-hash", "valueString": entry.prev_hash},
         ],
     }
+    if checkpoint is not None:
+        event["extension"].append({"url": CHECKPOINT_EXTENSION, "valueString": checkpoint})
     if entities:
         event["entity"] = entities
     if entry.purpose:

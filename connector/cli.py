@@ -21,6 +21,7 @@ from connector.federation.cli import app as query_app
 from connector.identity.authority_cli import app as authority_app
 from connector.sampledata.cli import app as sample_app
 from connector.settings import Settings, SettingsError, load_settings, unknown_variables
+from connector.synthetic.cli import app as synthetic_app
 
 app = typer.Typer(
     name="phems-connector",
@@ -40,6 +41,7 @@ app.add_typer(authority_app, name="authority")
 app.add_typer(sample_app, name="sample")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(query_app, name="query")
+app.add_typer(synthetic_app, name="synthetic")
 
 T = TypeVar("T")
 
@@ -102,6 +104,7 @@ def serve(
     import uvicorn
 
     from connector.api.app import create_app
+    from connector.api.server import server_config
     from connector.composition import build_services
     from connector.logs import configure_logging
 
@@ -122,18 +125,7 @@ def serve(
 
     _run(preflight)
     _log_warnings(settings)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        # Our middleware logs every request (connector.access). uvicorn's access logger is
-        # silenced (logs.py), but it still formats its arguments (quoting the path) for each
-        # response unless switched off here.
-        access_log=False,
-        proxy_headers=True,
-        lifespan="on",
-    )
+    config = server_config(create_app(settings), settings)
     server = uvicorn.Server(config)
     _tune_gc()
     server.run()
@@ -219,24 +211,51 @@ async def _existing_store(settings: Settings) -> Any:
     return await open_existing_store(settings)
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; exit 1 if any entry was edited, inserted or deleted."""
+def _audit_log(settings: Settings, engine: Any) -> Any:
+    """The audit log with its signed checkpoints (the connector's keys and DID)."""
     from connector.audit import AuditLog
     from connector.clock import SystemClock
+    from connector.composition import audit_anchor, load_keys
+    from connector.identity.did import did_from_url
+
+    did = did_from_url(settings.effective_public_url)
+    return AuditLog(engine, SystemClock(), anchor=audit_anchor(settings, did, load_keys(settings)))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoints",
+            help="Also check the signed checkpoints in this file: a copy of "
+            "audit-checkpoints.jsonl or an earlier `audit export` (repeatable).",
+        ),
+    ] = None,
+) -> None:
+    """Check the hash chain and its signed checkpoints; exit 1 if any entry was edited,
+    inserted or deleted."""
 
     settings = _settings()
+    for path in checkpoints or []:
+        if not path.is_file():
+            raise CliError(f"--checkpoints: no such file: {path}")
 
     async def go() -> Any:
         engine = await _existing_store(settings)
         try:
-            return await AuditLog(engine, SystemClock()).verify()
+            return await _audit_log(settings, engine).verify(checkpoints or [])
         finally:
             await engine.dispose()
 
     result = _run(go)
     if result.ok:
-        typer.echo(f"audit log intact: {result.entries} entries")
+        anchored = (
+            f"; signed checkpoints vouch for entries 1-{result.anchored}"
+            if result.anchored
+            else "; no signed checkpoint yet"
+        )
+        typer.echo(f"audit log intact: {result.entries} entries{anchored}")
         return
     for problem in result.problems:
         typer.echo(f"audit log damaged: {problem}", err=True)
@@ -249,9 +268,10 @@ def audit_export(
         Path | None, typer.Option("--out", "-o", help="NDJSON file to write (default: stdout).")
     ] = None,
 ) -> None:
-    """Write the audit log as FHIR R4 AuditEvent NDJSON."""
-    from connector.audit import AuditLog, to_fhir_audit_event
-    from connector.clock import SystemClock
+    """Write the audit log as FHIR R4 AuditEvent NDJSON, each signed checkpoint on the event
+    it vouches for."""
+    from connector.audit import to_fhir_audit_event
+    from connector.audit_anchor import Checkpoint
     from connector.identity.did import did_from_url
 
     settings = _settings()
@@ -268,10 +288,12 @@ def audit_export(
         stream = open(out, "w") if out else sys.stdout
         count = 0
         try:
-            audit = AuditLog(engine, SystemClock())
+            audit = _audit_log(settings, engine)
             await audit.flush()
+            signed = {c.seq: c.token for c in audit.anchor.read() if isinstance(c, Checkpoint)}
             async for entry in audit.entries():
-                stream.write(json.dumps(to_fhir_audit_event(entry, observer)) + "\n")
+                event = to_fhir_audit_event(entry, observer, signed.get(entry.seq))
+                stream.write(json.dumps(event) + "\n")
                 count += 1
         finally:
             if out:

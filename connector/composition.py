@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.fhir_factory import build_fhir_source
 from adapters.sof.port import SqlOnFhirRunner
 from connector.audit import AuditLog
+from connector.audit_anchor import FILE_NAME as CHECKPOINTS_FILE
+from connector.audit_anchor import AuditAnchor
 from connector.clock import SystemClock
 from connector.dataplane.calls import DataPlaneCalls
 from connector.dataplane.service import DataPlaneService, RateLimit
@@ -28,7 +30,9 @@ from connector.db.gauges import StoreGauges
 from connector.db.negotiation_store import SqlNegotiationStore
 from connector.db.outbox_store import SqlOutbox
 from connector.db.replay import SqlReplayGuard
+from connector.db.signouts import SignOuts
 from connector.db.transfer_store import SqlTransferStore
+from connector.egress import EgressPolicy, guarded_client
 from connector.errors import ConfigurationError
 from connector.exchange.agreements import AgreementService
 from connector.exchange.catalog_service import CatalogService
@@ -43,6 +47,7 @@ from connector.federation.channel import DataPlaneChannel
 from connector.federation.coordinator import CoordinatorConfig, FederatedQueries
 from connector.federation.directory import AgreementDirectory
 from connector.federation.service import QueryService
+from connector.files import narrow, open_private, private_dir
 from connector.fulfilment.aggregate.codec import AggregateCodec
 from connector.fulfilment.aggregate.fulfilment import AggregateFulfilment, SecureParty
 from connector.fulfilment.cache import ViewCache
@@ -75,7 +80,8 @@ class Services:
     keys: ConnectorKeys
     did: str
     did_document: dict[str, object]
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # for addresses the operator configured
+    peer_http: httpx.AsyncClient  # for addresses peers give us (connector.egress)
     resolver: DidResolver
     audit: AuditLog
     tokens: TokenIssuer
@@ -102,6 +108,7 @@ class Services:
     puller: DataPuller
     queries: QueryService
     metrics: Metrics
+    signouts: SignOuts
 
     @property
     def public_url(self) -> str:
@@ -115,6 +122,7 @@ class Services:
         await self.jobs.aclose()
         await self.fhir.aclose()
         await self.http.aclose()
+        await self.peer_http.aclose()
         await self.sender.aclose()
         await self.engine.dispose()
 
@@ -139,6 +147,7 @@ def management_api_key(settings: Settings) -> str:
     path = management_api_key_file(settings)
     try:
         if path.exists():
+            narrow(path)
             key = path.read_text().strip()
             if not key:
                 raise ConfigurationError(
@@ -146,10 +155,10 @@ def management_api_key(settings: Settings) -> str:
                     "write a key into it, or delete it to have a new one generated at start"
                 )
             return key
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         key = secrets.token_urlsafe(32)
-        path.write_text(key + "\n")
-        path.chmod(0o600)
+        with open_private(path, exclusive=True) as out:
+            out.write(key + "\n")
         return key
     except OSError as exc:
         raise ConfigurationError(f"PHEMS_DATA_DIR: cannot use {settings.data_dir}: {exc}") from exc
@@ -181,6 +190,10 @@ async def open_existing_store(settings: Settings) -> AsyncEngine:
     return engine
 
 
+def audit_anchor(settings: Settings, did: str, keys: ConnectorKeys) -> AuditAnchor:
+    return AuditAnchor(settings.data_dir / CHECKPOINTS_FILE, did, keys)
+
+
 def installed_fulfilments(
     engine: AsyncEngine, clock: Clock, *, did: str, keys: ConnectorKeys, resolver: DidResolver
 ) -> list[Fulfilment]:
@@ -204,7 +217,7 @@ async def build_services(
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     except OSError as exc:
         raise ConfigurationError(
             f"PHEMS_DATA_DIR: cannot create {settings.data_dir}: {exc}"
@@ -223,9 +236,15 @@ async def build_services(
         raise
     did = did_from_url(settings.effective_public_url)
     http = httpx.AsyncClient(timeout=settings.http_timeout_seconds, follow_redirects=False)
+    egress = EgressPolicy(
+        insecure_hosts=settings.insecure_did_hosts, networks=settings.peer_networks
+    )
+    peer_http = guarded_client(egress, timeout=settings.http_timeout_seconds)
     resolver = DidResolver(
-        http,
+        peer_http,
         clock,
+        egress=egress,
+        fetches_per_minute=settings.did_resolutions_per_minute,
         insecure_hosts=settings.insecure_did_hosts,
         cache_seconds=settings.did_cache_seconds,
         timeout_seconds=settings.http_timeout_seconds,
@@ -233,7 +252,12 @@ async def build_services(
     replay = SqlReplayGuard(engine, clock)
     public_url = settings.effective_public_url
     dsp_base = public_url + DSP_PATH
-    audit = AuditLog(engine, clock)
+    audit = AuditLog(
+        engine,
+        clock,
+        anchor=audit_anchor(settings, did, keys),
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+    )
     tokens = TokenIssuer(
         did,
         keys,
@@ -277,6 +301,7 @@ async def build_services(
         poll_seconds=settings.outbox_poll_seconds,
         policy=SendPolicy(batch=settings.outbox_concurrency),
         steps={"negotiation": negotiations.take_step, "transfer": transfers.take_step},
+        socket_factory=egress.socket_factory,
     )
     outbox.on_enqueued = sender.wake
     metrics.add_source(StoreGauges(engine, clock))
@@ -315,7 +340,7 @@ async def build_services(
     )
     puller = DataPuller(
         transfers=transfers,
-        http=http,
+        http=peer_http,
         tokens=tokens,
         clock=clock,
         timeout=httpx.Timeout(
@@ -341,6 +366,7 @@ async def build_services(
         did=did,
         did_document=did_document,
         http=http,
+        peer_http=peer_http,
         resolver=resolver,
         audit=audit,
         tokens=tokens,
@@ -378,6 +404,7 @@ async def build_services(
         if settings.management_oidc_issuer
         else None,
         published=published,
+        signouts=SignOuts(engine),
         fhir=fhir,
         harvest=HarvestService(
             store=db,

@@ -14,9 +14,13 @@ PhemsError (500)
 ├── LimitExceededError (429)       an agreement's count or epsilon budget, or a rate limit,
 │                                  is used up (names it; Retry-After when it frees up)
 ├── NotInstalledError (501)        no fulfilment is installed for the transfer's format
-├── NotReadyError (503)            the data are still being prepared (Retry-After)
-└── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
-    └── FhirSourceError            the FHIR source failed after retries
+├── UpstreamError (502)            a peer or FHIR server failed; keeps the URL
+│   └── FhirSourceError            the FHIR source failed after retries
+└── UnavailableError (503)         not possible yet or not now; ``retry_after`` seconds (or None)
+    ├── NotReadyError              the data are still being prepared (a job runs)
+    ├── ModelNotReadyError         no synthesizer fitted for this data version yet (a fit runs)
+    └── ModelRejectedError         the fitted synthesizer misses the hospital's minimum quality
+                                   or privacy levels, so it is not served (no retry time)
 
 ``headers()`` adds what the answer must carry (``Retry-After``).
 """
@@ -111,19 +115,6 @@ class NotInstalledError(PhemsError):
     title = "Fulfilment not installed"
 
 
-class NotReadyError(PhemsError):
-    status = 503
-    code = "not-ready"
-    title = "Not ready yet"
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
-
 class UpstreamError(PhemsError):
     status = 502
     code = "upstream-error"
@@ -137,3 +128,33 @@ class UpstreamError(PhemsError):
 class FhirSourceError(UpstreamError):
     code = "fhir-source-error"
     title = "FHIR source failed"
+
+
+class UnavailableError(PhemsError):
+    """Answer with 503 and, when ``retry_after`` is set, a ``Retry-After`` header (seconds)."""
+
+    status = 503
+    code = "unavailable"
+    title = "Not available yet"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+class NotReadyError(UnavailableError):
+    code = "not-ready"
+    title = "Not ready yet"
+
+
+class ModelNotReadyError(UnavailableError):
+    code = "synthetic-model-not-ready"
+    title = "Synthetic data model not fitted yet"
+
+
+class ModelRejectedError(UnavailableError):
+    code = "synthetic-model-rejected"
+    title = "Synthetic data model below the minimum quality or privacy"

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# The address of the client of the current request (rate limits per caller).
+client_var: contextvars.ContextVar[str] = contextvars.ContextVar("client", default="")
 
 
 class JsonFormatter(logging.Formatter):

@@ -6,7 +6,7 @@ implementation in. Each port has one contract test suite run against every imple
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -181,3 +181,76 @@ class LocalNdjson(Protocol):
     cache reads them in a worker process instead of copying them through ``search``."""
 
     def ndjson_files(self, resource_type: str) -> list[Path]: ...
+
+
+# -- synthetic data (DESIGN.md §4, issue 21) ------------------------------------------------
+
+#: Progress of a long job: (stage, percent 0..100). Called from the worker doing the job.
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class SyntheticModelRecord:
+    """What the store keeps about one fitted synthesizer: which dataset, data version and
+    settings (``key``) it was fitted for, where its files are, and whether it meets the
+    hospital's minimum quality and privacy (``accepted``; a rejected model is never served,
+    ``reason`` says why). ``summary`` holds scores only (quality, DCR and disclosure
+    protection), never patient data."""
+
+    dataset_id: str
+    version: str
+    key: str
+    backend: str
+    directory: str
+    fitted_at: datetime
+    accepted: bool
+    reason: str | None = None
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+
+class SyntheticModelStore(Protocol):
+    """Fitted synthesizers' metadata (the files live in the data directory)."""
+
+    async def save(self, record: SyntheticModelRecord) -> None:
+        """Insert or replace the record of (dataset_id, key)."""
+        ...
+
+    async def get(self, dataset_id: str, key: str) -> SyntheticModelRecord | None: ...
+
+    async def for_dataset(self, dataset_id: str) -> list[SyntheticModelRecord]:
+        """The dataset's models, newest first."""
+        ...
+
+    async def delete(self, dataset_id: str, key: str) -> None: ...
+
+
+class SyntheticGenerator(Protocol):
+    """Fits synthetic-data models on a dataset's flat views and samples FHIR from them.
+
+    Independent of the library behind it (``connector.synthetic.SdvGenerator`` uses SDV). A
+    model is named by ``model_key(views)``: the data version and the generator's settings, so
+    a model fitted before the data or the opt-outs changed is never the one asked for.
+    ``fit`` is CPU-heavy and runs in a worker process (it takes and returns plain data);
+    ``sample`` is for a worker thread; neither may run on the event loop.
+    """
+
+    def model_key(self, views: FlatViews) -> str: ...
+
+    def fit(self, views: FlatViews, progress: ProgressCallback) -> SyntheticModelRecord:
+        """Fit, evaluate (quality, privacy, utility reports) and write the model's files."""
+        ...
+
+    def sample(
+        self, record: SyntheticModelRecord, patients: int, *, seed: int
+    ) -> Iterator[list[FhirResource]]:
+        """``patients`` synthetic patients' resources, in batches of whole patients (each
+        batch a list: a Patient and its resources, references inside the batch's patients)."""
+        ...
+
+    def report(self, record: SyntheticModelRecord) -> Mapping[str, Any]:
+        """The model's quality, privacy and utility report (JSON-able)."""
+        ...
+
+    def report_page(self, record: SyntheticModelRecord) -> bytes:
+        """The same report as one self-contained HTML page (plots embedded)."""
+        ...

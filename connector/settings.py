@@ -7,6 +7,7 @@ the optional YAML or TOML file named by ``PHEMS_CONFIG_FILE``, then the defaults
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -106,6 +107,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated host:port values for which did:web may use plain http.",
     )
+    peer_networks: CommaList = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated CIDR networks (e.g. 10.20.0.0/16) where other participants may "
+            "be reached besides public addresses: a data space inside a private network. "
+            "Peers' DID documents, callbacks and endpoints are never fetched from other "
+            "internal addresses (loopback, link-local, private)."
+        ),
+    )
     harvest_targets: CommaList = Field(
         default_factory=list,
         description=(
@@ -141,8 +151,88 @@ class Settings(BaseSettings):
     did_cache_seconds: int = Field(
         300, ge=0, description="How long resolved did:web documents are cached."
     )
+    did_resolutions_per_minute: int = Field(
+        60,
+        ge=1,
+        description=(
+            "New did:web documents on one host one client address may make this connector "
+            "fetch in a minute, and ten times that on all hosts (a token naming an unknown DID "
+            "is resolved before its signature can be checked). Behind a proxy, let the server "
+            "see client addresses (FORWARDED_ALLOW_IPS)."
+        ),
+    )
     http_timeout_seconds: float = Field(
         10.0, gt=0, description="Timeout of outbound HTTP calls to other connectors."
+    )
+    # What one client may make the server hold (docs/install.md, "Limits"). A body larger than
+    # its surface's limit is refused with 413 before it is read (after authentication where
+    # the surface has one); headers larger than max_header_bytes with 431.
+    management_max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="Largest request body the management API (/management) accepts, in bytes.",
+    )
+    dsp_max_body_bytes: int = Field(
+        256 << 10,
+        ge=1024,
+        description="Largest DSP message (/dsp/2025-1) accepted, in bytes; a message is a few KB.",
+    )
+    dataplane_max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description=(
+            "Largest data plane request body (/dataplane: a query, e.g. a CCDL cohort of tens "
+            "of KB) accepted, in bytes."
+        ),
+    )
+    catalog_max_body_bytes: int = Field(
+        64 << 10,
+        ge=1024,
+        description=(
+            "Largest request body of the catalog and its UI forms (/catalog) and every other "
+            "unauthenticated route, in bytes."
+        ),
+    )
+    max_header_bytes: int = Field(
+        32 << 10,
+        ge=4096,
+        description=(
+            "Largest request line plus headers accepted, in bytes (431 beyond). A DSP token "
+            "carrying several credentials is a few KB."
+        ),
+    )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A client has this long to send a request's line and headers once it connected "
+            "(or once the previous answer on the connection went out); then it is disconnected."
+        ),
+    )
+    body_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Longest wait for the next part of a request body; a client that sends nothing for "
+            "this long gets 408 and is disconnected."
+        ),
+    )
+    max_connections: int = Field(
+        1000,
+        ge=10,
+        description=(
+            "Open client connections the server keeps at once; further ones are closed at once "
+            "until some end (the header timeout ends idle ones)."
+        ),
+    )
+    audit_checkpoint_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How often the audit chain's head is signed and written to "
+            "<data_dir>/audit-checkpoints.jsonl while it moves (entries newer than the last "
+            "checkpoint are not anchored yet)."
+        ),
     )
     fhir_source: Literal["files", "rest"] = Field(
         "files", description="Where FHIR data comes from: Bulk NDJSON files or a FHIR REST server."
@@ -344,11 +434,23 @@ class Settings(BaseSettings):
                 raise SettingsError(f"PHEMS_CONFIG_FILE: expected .yaml, .yml or .toml: {path}")
         return tuple(sources)
 
-    @field_validator("trusted_issuers", "insecure_did_hosts", "harvest_targets", mode="before")
+    @field_validator(
+        "trusted_issuers", "insecure_did_hosts", "harvest_targets", "peer_networks", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("peer_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not a CIDR network: {item!r}") from None
         return value
 
     @field_validator("database_url")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -29,9 +30,11 @@ from adapters.fhir.http import FhirHttp
 from adapters.fhir.retry import parse_retry_after
 from adapters.fhir.shapes import raise_on_errors
 from connector.errors import FhirSourceError
+from connector.files import DIR_MODE, open_private
 from connector.ports import FhirResource
 
 log = logging.getLogger(__name__)
+RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")  # fullmatch
 
 ExportLevel = Literal["system", "patient", "group"]
 DEFAULT_POLL_SECONDS = 2.0
@@ -108,16 +111,22 @@ class BulkExporter:
     async def to_directory(self, request: ExportRequest, directory: Path) -> ExportResult:
         """Write ``Type.000.ndjson``, ``Type.001.ndjson`` ... as the manifest lists them."""
         status_url, manifest = await self.run(request)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         files: list[Path] = []
         counts: dict[str, int] = {}
+        root = directory.resolve()
         for item in manifest.output:
             number = sum(1 for f in files if f.name.startswith(f"{item.type}."))
             target = directory / f"{item.type}.{number:03d}.ndjson"
+            if target.resolve().parent != root:  # the manifest's type was checked; twice is cheap
+                raise FhirSourceError(
+                    f"$export file of type {item.type!r} would be written outside {directory}",
+                    url=self._http.base_url,
+                )
             partial = target.with_name(target.name + ".part")
             lines = 0
             # Written under .part and renamed at the end: a file with the final name is complete.
-            with partial.open("wb") as out:
+            with open_private(partial, "wb") as out:
                 async for line in self._lines(item, manifest):
                     out.write(line.rstrip(b"\r"))
                     out.write(b"\n")
@@ -212,8 +221,12 @@ def _manifest(doc: Any, what: str, base_url: str) -> ExportManifest:
             count, rtype = entry.get("count"), entry.get("type", "")
             if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
                 raise FhirSourceError(f"{what}: manifest {key} count is not a number", url=base_url)
-            if not isinstance(rtype, str):
-                raise FhirSourceError(f"{what}: manifest {key} type is not a string", url=base_url)
+            # The type names the files we write: a resource type, never a path.
+            if not isinstance(rtype, str) or not RESOURCE_TYPE.fullmatch(rtype):
+                raise FhirSourceError(
+                    f"{what}: manifest {key} entry has no resource type ({str(rtype)[:80]!r})",
+                    url=base_url,
+                )
             out.append(ExportFile(rtype, entry["url"], count))
         return out
 

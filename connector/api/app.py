@@ -23,6 +23,7 @@ from connector.api import (
     wellknown,
 )
 from connector.api.apidocs import install_docs
+from connector.api.limits import BodyLimits, BodySurfaces
 from connector.api.middleware import RequestContextMiddleware
 from connector.api.problems import document_errors, install_error_handlers
 from connector.composition import build_services
@@ -68,6 +69,7 @@ def create_app(
             # Best effort: what is left pending is chained by the next start or `audit verify`.
             with contextlib.suppress(Exception):
                 await services.audit.flush()
+                await services.audit.checkpoint()
             await services.aclose()
 
     app = FastAPI(
@@ -85,6 +87,7 @@ def create_app(
     )
     install_docs(app)
     app.state.metrics = Metrics()
+    app.add_middleware(BodyLimits, limits=BodySurfaces.of(settings))
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -12,6 +12,7 @@ with free-text search and filters (`catalog.search`); a harvested dataset's page
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated
@@ -29,10 +30,12 @@ from catalog.serialize import HTML, TURTLE, NotAcceptable, best_media_type, seri
 from connector.api.deps import ServicesDep
 from connector.api.plain_words import plain_policy
 from connector.api.problems import problem
-from connector.api.ui_session import CSP, csrf_token, session_nonce
+from connector.api.ui_session import CSP, csrf_token, signed_in
 from connector.composition import Services
 from connector.errors import BadRequestError, NotFoundError
+from connector.identity.tokens import bearer_token
 from connector.publishing.harvest import HarvestedDataset
+from connector.publishing.snapshot import public_view
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 SITE_TITLE = "Health data catalogue"
@@ -65,10 +68,23 @@ def _dataset_url(services: Services, item: Dataset | HarvestedDataset) -> str:
     return f"/catalog/datasets/{item.identifier}"
 
 
-async def _everything(services: Services) -> tuple[list[Dataset], dict[int, str]]:
+async def _harvested_index(request: Request, services: Services) -> list[HarvestedDataset]:
+    """The harvested datasets; for anyone but the signed-in operator without the offers
+    made to us by name (they are between the provider and us)."""
+    index = await services.harvest.index()
+    if await signed_in(request, services.management_api_key, services.signouts) is not None:
+        return index
+    return [
+        dataclasses.replace(h, dataset=view)
+        for h in index
+        if (view := public_view(h.dataset)) is not None
+    ]
+
+
+async def _everything(request: Request, services: Services) -> tuple[list[Dataset], dict[int, str]]:
     """Own and harvested datasets, and each one's page URL (keyed by object id)."""
-    own = list((await services.published.snapshot()).datasets)
-    harvested = await services.harvest.index()
+    own = list((await services.published.snapshot()).public_by_id.values())
+    harvested = await _harvested_index(request, services)
     urls = {id(d): _dataset_url(services, d) for d in own}
     urls |= {id(h.dataset): _dataset_url(services, h) for h in harvested}
     return own + [h.dataset for h in harvested], urls
@@ -82,10 +98,11 @@ async def catalog(
     if isinstance(media, Response):
         return media
     if media == HTML:
-        everything, urls = await _everything(services)
+        everything, urls = await _everything(request, services)
         query = SearchQuery.from_params(request.query_params.multi_items())
         found = search(everything, query)
         url_of: Callable[[Dataset], str] = lambda ds: urls[id(ds)]  # noqa: E731
+        nonce = await signed_in(request, services.management_api_key, services.signouts)
         return _html(
             render_catalog_page(
                 found,
@@ -93,36 +110,41 @@ async def catalog(
                 all_datasets=everything,
                 dataset_url=url_of,
                 site_title=SITE_TITLE,
+                sign_out_csrf=csrf_token(nonce, services.management_api_key) if nonce else None,
             )  # fmt: skip
         )
     snap = await services.published.snapshot()
+    public = snap.public or snap.catalog
     number = page or 1
-    if number > page_count(len(snap.datasets), DEFAULT_PAGE_SIZE):
+    if number > page_count(len(public.datasets), DEFAULT_PAGE_SIZE):
         raise NotFoundError(f"no catalog page {number}")
-    base = snap.catalog.iri
-    key = (f"{base}?page={number}&v={snap.version}", snap.catalog.modified, media)
+    base = public.iri
+    key = (f"{base}?page={number}&v={snap.version}&public", public.modified, media)
     body = services.published.cache.get_or_render(
         key,
         lambda: serialize(
-            catalog_page(snap.catalog, snap.datasets, page=number, page_url_base=base), media
+            catalog_page(public, public.datasets, page=number, page_url_base=base), media
         ),
     )
     return _rdf(body, media)
 
 
-async def _harvested(services: Services, provider: str, dataset_id: str) -> HarvestedDataset:
-    for item in await services.harvest.index():
+async def _harvested(
+    request: Request, services: Services, provider: str, dataset_id: str
+) -> HarvestedDataset:
+    for item in await _harvested_index(request, services):
         if item.provider_did == provider and item.dataset.identifier == dataset_id:
             return item
     raise NotFoundError(f"no harvested dataset {dataset_id} of {provider}")
 
 
-def _dataset_html(request: Request, services: Services, ds: Dataset, provider: str) -> str:
+async def _dataset_html(request: Request, services: Services, ds: Dataset, provider: str) -> str:
     own = provider == services.did
-    nonce = session_nonce(request, services.management_api_key)
+    nonce = await signed_in(request, services.management_api_key, services.signouts)
     hidden = {"provider": provider}
-    if nonce:
-        hidden["csrf"] = csrf_token(nonce, services.management_api_key)
+    csrf = csrf_token(nonce, services.management_api_key) if nonce else None
+    if csrf:
+        hidden["csrf"] = csrf
     return render_dataset_page(
         ds,
         describe_policy=plain_policy,
@@ -130,6 +152,7 @@ def _dataset_html(request: Request, services: Services, ds: Dataset, provider: s
         hidden_fields=hidden,
         site_title=SITE_TITLE,
         can_request=not own,
+        sign_out_csrf=csrf,
     )
 
 
@@ -143,14 +166,19 @@ async def dataset(
     if provider and provider != services.did:
         if media != HTML:
             raise BadRequestError("harvested datasets are served as HTML only; ask their owner")
-        item = await _harvested(services, provider, dataset_id)
-        return _html(_dataset_html(request, services, item.dataset, provider))
-    entry = (await services.published.snapshot()).by_id.get(dataset_id)
-    if entry is None:
+        item = await _harvested(request, services, provider, dataset_id)
+        return _html(await _dataset_html(request, services, item.dataset, provider))
+    ds = (await services.published.snapshot()).public_by_id.get(dataset_id)
+    if ds is None and media != HTML and "authorization" in request.headers:
+        # A dataset offered only to named recipients: described to them (a harvester sends
+        # its connector's DSP token), with the offers they may use.
+        caller = await services.verifier.verify(bearer_token(request.headers["authorization"]))
+        view = await services.catalog.visible(caller, dataset_id)
+        return _rdf(serialize(to_graph(view), media), media)
+    if ds is None:  # unknown, or offered only to named recipients: not public metadata
         raise NotFoundError(f"no dataset {dataset_id}")
-    ds = entry.dataset
     if media == HTML:
-        return _html(_dataset_html(request, services, ds, services.did))
+        return _html(await _dataset_html(request, services, ds, services.did))
     body = services.published.cache.get_or_render(
         (ds.iri, ds.modified, media), partial(lambda d: serialize(to_graph(d), media), ds)
     )

@@ -18,9 +18,12 @@ from connector.api.pages import html_page
 from connector.api.plain_words import plain_policy
 from connector.api.ui_session import (
     check_csrf,
+    clear_session_cookie,
+    csrf_token,
+    expires_at,
     new_session,
-    session_nonce,
     set_session_cookie,
+    signed_in,
 )
 from connector.composition import Services
 from connector.dsp.negotiation import Negotiation
@@ -69,6 +72,24 @@ async def signin(request: Request, services: ServicesDep) -> Response:
     return redirect
 
 
+@router.post("/signout", response_model=None)
+async def signout(request: Request, services: ServicesDep) -> Response:
+    """End this browser's session: the cookie is cleared and its nonce recorded, so a copy of
+    the cookie no longer works either."""
+    form = await _form(request)
+    key = services.management_api_key
+    nonce = await signed_in(request, key, services.signouts)
+    if nonce is not None:
+        if not check_csrf(nonce, key, form.get("csrf", "")):
+            raise ForbiddenError("the form is stale or forged (CSRF token); reload the page")
+        await services.signouts.record(
+            nonce, expires_at=expires_at(nonce), now=services.clock.now()
+        )
+    redirect = RedirectResponse("/catalog", status_code=303)
+    clear_session_cookie(redirect, secure=services.public_url.startswith("https://"))
+    return redirect
+
+
 async def _find(services: Services, provider: str, dataset_id: str) -> HarvestedDataset:
     for item in await services.harvest.index():
         if item.provider_did == provider and item.dataset.identifier == dataset_id:
@@ -81,7 +102,7 @@ async def request_access(request: Request, services: ServicesDep) -> Response:
     form = await _form(request)
     dataset_id, provider = form.get("dataset_id", ""), form.get("provider", "")
     page = f"/catalog/datasets/{dataset_id}?provider={quote(provider)}"
-    nonce = session_nonce(request, services.management_api_key)
+    nonce = await signed_in(request, services.management_api_key, services.signouts)
     if nonce is None:
         return RedirectResponse(f"/catalog/signin?next={quote(page)}", status_code=303)
     if not check_csrf(nonce, services.management_api_key, form.get("csrf", "")):
@@ -112,7 +133,8 @@ def _outcome(n: Negotiation) -> tuple[str, str, str]:
 
 @router.get("/negotiations/{nid}", response_model=None)
 async def negotiation_page(nid: str, request: Request, services: ServicesDep) -> Response:
-    if session_nonce(request, services.management_api_key) is None:
+    nonce = await signed_in(request, services.management_api_key, services.signouts)
+    if nonce is None:
         target = quote(f"/catalog/negotiations/{nid}")
         return RedirectResponse(f"/catalog/signin?next={target}", status_code=303)
     n = await services.negotiations.get_local(nid)
@@ -151,4 +173,5 @@ async def negotiation_page(nid: str, request: Request, services: ServicesDep) ->
         dataset_title=title,
         provider=provider,
         conditions=plain_policy(n.offer) if n.offer else "unknown",
+        sign_out_csrf=csrf_token(nonce, services.management_api_key),
     )

@@ -19,7 +19,8 @@ A transfer may run longer than a token, or be resumed after a pause.
 ``POST /dataplane/transfers/{tid}/token`` (the DataAddress's ``refreshEndpoint``) gives the
 transfer's consumer a fresh one, authenticated like any DSP call by its self-issued token
 (DESIGN.md §3), while the transfer is STARTED and the policy still permits it (else 403 with
-the failed constraints named).
+the failed constraints named). The fresh token replaces the one the consumer had: a transfer
+has one valid token at a time (``connector.dataplane.tokens``).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ _PULL_ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"description": "The answer, streamed; its media type depends on the output type"},
     400: {"description": "The request body is invalid (the bad part named)"},
     401: {
-        "description": "Missing, expired or forged data plane token, or one for another "
-        "transfer or consumer"
+        "description": "Missing, expired or forged data plane token, one for another "
+        "transfer or consumer, or one replaced since (by a refresh or a restart)"
     },
     403: {
         "description": "The transfer is not STARTED, or the agreement's policy forbids this "

@@ -9,12 +9,18 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.api.deps import ManagementAuth, ServicesDep
+from connector.api.deps import AuthenticatedFirst, ManagementAuth, ServicesDep
 from connector.api.schemas import JobOut, OptOutChangeOut, OptOutOut
 from connector.errors import NotFoundError
 from connector.federation.service import QueryAnswerOut, QueryIn
 
-router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
+router = APIRouter(
+    prefix="/management",
+    tags=["management"],
+    dependencies=[ManagementAuth],
+    # The caller is checked before the body is read (connector.api.deps).
+    route_class=AuthenticatedFirst,
+)
 ACTOR = "management-api"
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from catalog.formats import Format
-from connector.api.deps import ManagementAuth, ServicesDep
+from connector.api.deps import AuthenticatedFirst, ManagementAuth, ServicesDep
 from connector.api.schemas import (
     SCOPE,
     AgreementOut,
@@ -34,7 +34,12 @@ from connector.identity.did import did_from_url
 from connector.publishing.datasets import AsRead, DatasetDraft
 from connector.publishing.records import DatasetRecord
 
-router = APIRouter(prefix="/management", tags=["management"], dependencies=[ManagementAuth])
+router = APIRouter(
+    prefix="/management",
+    tags=["management"],
+    dependencies=[ManagementAuth],
+    route_class=AuthenticatedFirst,
+)
 ACTOR = "management-api"
 
 
@@ -473,7 +478,7 @@ async def refresh_transfer_token(tid: str, services: ServicesDep) -> dict[str, A
     provider checks its policy again). The transfer's DataAddress then carries it."""
     t, endpoint = await services.transfers.refresh_endpoint(tid)
     token, expires_in = await fetch_data_plane_token(
-        services.http, services.tokens, endpoint, t.counterparty_did
+        services.peer_http, services.tokens, endpoint, t.counterparty_did
     )
     return transfer_json(await services.transfers.record_token(tid, token, expires_in))
 

@@ -12,7 +12,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connector.logs import request_id_var
+from connector.logs import client_var, request_id_var
 from connector.metrics import Metrics
 
 log = logging.getLogger("connector.access")
@@ -31,6 +31,8 @@ class RequestContextMiddleware:
         request_id = incoming if 0 < len(incoming) <= 128 else uuid.uuid4().hex
         id_header = (b"x-request-id", request_id.encode("latin-1", "replace"))
         token = request_id_var.set(request_id)
+        client = scope.get("client")
+        client_token = client_var.set(str(client[0]) if client else "")
         start = time.perf_counter()
         status = 500
 
@@ -65,6 +67,7 @@ class RequestContextMiddleware:
                 )
         finally:
             request_id_var.reset(token)
+            client_var.reset(client_token)
 
 
 def _header(scope: Scope, name: bytes) -> str:

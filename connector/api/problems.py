@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from connector.api.pages import html_page, wants_html
 from connector.errors import PhemsError
@@ -139,11 +140,19 @@ def install_error_handlers(app: FastAPI) -> None:
         # the resource has (RFC 9110); Starlette's Allow names only those of the first route
         # that matched the path, and FastAPI makes one route a method.
         response.headers.update(exc.headers or {})
+        if exc.status_code in (408, 413):
+            # The rest of the body is not read: the connection cannot carry another request.
+            response.headers["Connection"] = "close"
         if exc.status_code == 405:
             allowed = allowed_methods(request.app.openapi(), request.url.path)
             if allowed:
                 response.headers["Allow"] = ", ".join(allowed)
         return response
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # Nobody reads this answer; connector.api.limits logged the aborted upload.
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _unknown(request: Request, exc: Exception) -> Response:
@@ -214,6 +223,8 @@ _ERROR_WORDS = {
     400: "Invalid request: a malformed body, a field out of range, or a transition not allowed "
     "from the current state",
     401: "Missing or invalid credentials",
+    408: "The request body did not arrive in time",
+    413: "The request body is larger than this API accepts",
     403: "Refused by the agreement's policy (the detail names the failed constraints)",
     404: "No such resource (or not one of the caller's)",
     409: "Conflicts with the resource's current state; the detail says which",
@@ -238,10 +249,14 @@ def document_errors(schema: dict[str, Any]) -> None:
         components.pop(name, None)
     for path, operations in schema.get("paths", {}).items():
         dsp = path.startswith(DSP_PREFIX)
-        for operation in operations.values():
+        for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             codes = set()
+            # Routes that read a body (DSP and data plane routes read theirs themselves).
+            reads_body = path.startswith((DSP_PREFIX, "/dataplane/")) and method == "post"
+            if operation.get("requestBody") or reads_body:
+                codes |= {408, 413}
             if dsp or operation.get("parameters") or operation.get("requestBody"):
                 codes.add(400)
             if dsp or operation.get("security"):

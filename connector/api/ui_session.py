@@ -1,9 +1,12 @@
-"""Operator sign-in for the catalog UI: a session cookie and a CSRF token, both stateless.
+"""Operator sign-in for the catalog UI: a session cookie and a CSRF token.
 
-The operator signs in once with the management API key. The cookie (HttpOnly,
-SameSite=Strict) holds a random nonce and an HMAC of it under a key derived from the
-management API key, so changing the API key signs everyone out and a restart does not. Every
-state-changing form carries the CSRF token, a second HMAC of the same nonce.
+The operator signs in with the management API key. The cookie (HttpOnly, SameSite=Strict)
+holds a random nonce with its issue time and an HMAC of it under a key derived from the
+management API key, so changing the API key signs everyone out and a restart does not. A
+session ends after ``MAX_AGE_SECONDS`` (an hour), or when the operator signs out: the nonce
+is then recorded (``connector.db.signouts``, shared by replicas) until it would have expired,
+so a copy of the cookie stops working too. Every state-changing form carries the CSRF token,
+a second HMAC of the same nonce.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import hashlib
 import hmac
 import secrets
 import time
+from datetime import UTC, datetime
 
 from fastapi import Request, Response
 
+from connector.db.signouts import SignOuts
+
 COOKIE = "phems_session"
-MAX_AGE_SECONDS = 8 * 3600
+MAX_AGE_SECONDS = 3600
 # The catalog pages use no script and only inline styles: forbid everything else, so markup
 # injected through harvested metadata could not run even if it got past escaping.
 CSP = (
@@ -47,6 +53,24 @@ def session_nonce(request: Request, api_key: str) -> str | None:
     if hmac.compare_digest(mac.encode(), _mac(api_key, "session", nonce).encode()):
         return nonce
     return None
+
+
+async def signed_in(request: Request, api_key: str, signouts: SignOuts) -> str | None:
+    """The nonce of a valid session that was not signed out, or None."""
+    nonce = session_nonce(request, api_key)
+    if nonce is None or await signouts.signed_out(nonce):
+        return None
+    return nonce
+
+
+def expires_at(nonce: str) -> datetime:
+    """When the session of ``nonce`` (a valid one) ends by itself."""
+    issued = int(nonce.partition("-")[0])
+    return datetime.fromtimestamp(issued + MAX_AGE_SECONDS, UTC)
+
+
+def clear_session_cookie(response: Response, *, secure: bool) -> None:
+    response.delete_cookie(COOKIE, path="/catalog", secure=secure, httponly=True, samesite="strict")
 
 
 def csrf_token(nonce: str, api_key: str) -> str:

@@ -34,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from catalog.formats import output_type_of
 from connector.audit import AuditLog
 from connector.dataplane.calls import DataPlaneCalls
-from connector.dataplane.tokens import DataPlaneClaims, verify_access_token
+from connector.dataplane.tokens import DataPlaneClaims, is_current, verify_access_token
 from connector.dsp.agreement import AgreementRecord
 from connector.dsp.states import TransferState
+from connector.dsp.transfer import Transfer
 from connector.errors import (
     AuthenticationError,
     ForbiddenError,
@@ -147,14 +148,13 @@ class DataPlaneService:
 
     # -- 1, 2: who, what ----------------------------------------------------------------------
 
-    async def _authorise(
-        self,
-        tid: str,
-        token: str,
-        read_body: Callable[[], Awaitable[bytes]],
-        media_type: str | None,
-        params: Mapping[str, str],
-    ) -> _Call:
+    async def authorize(
+        self, token: str, tid: str
+    ) -> tuple[DataPlaneClaims, Transfer, AgreementRecord]:
+        """The STARTED transfer ``tid`` we provide and its agreement, if ``token`` is its
+        current data plane token: signed by us, for this transfer, its agreement and its
+        consumer, and not replaced since (one valid token a transfer: a refresh retires the
+        one it replaces, a provider's suspend and resume hands out a new one)."""
         claims = verify_access_token(token, did=self.did, keys=self.keys, now=self.clock.now())
         if claims.transfer_id != tid:
             raise AuthenticationError("data plane token is for another transfer")
@@ -167,6 +167,22 @@ class DataPlaneService:
             raise AuthenticationError("data plane token is not for this agreement's consumer")
         if transfer.state is not TransferState.STARTED:
             raise ForbiddenError(f"transfer {tid} is {transfer.state}, not STARTED")
+        if not is_current(token, transfer.data_address):
+            raise AuthenticationError(
+                "data plane token was replaced (by a refresh, or when the transfer was "
+                "suspended and started again); use the newest one"
+            )
+        return claims, transfer, agreement
+
+    async def _authorise(
+        self,
+        tid: str,
+        token: str,
+        read_body: Callable[[], Awaitable[bytes]],
+        media_type: str | None,
+        params: Mapping[str, str],
+    ) -> _Call:
+        claims, transfer, agreement = await self.authorize(token, tid)
         kind = output_type_of(transfer.format)
         fulfilment = self.registry.get(kind)
         if fulfilment is None:

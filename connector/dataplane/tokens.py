@@ -3,15 +3,24 @@
 The provider signs them with its own signing key and is their only audience; the consumer
 receives one in the ``DataAddress`` of a TransferStartMessage (``endpointProperties``
 ``authorization`` and ``authType`` = ``bearer``).
+
+A transfer has one valid token at a time: the one in the DataAddress the provider sent last
+(at start or resume) or issued last (at a refresh); the provider keeps it in its copy of the
+DataAddress (``with_token``) and a pull must present it (``is_current``). So a refresh retires
+the token it replaces, and a token from before a suspension does not work again after the
+resume: suspending a transfer (for a token that leaked, say) ends the access its tokens gave.
+The consumer's connector keeps the newest token in its own DataAddress likewise.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from connector.dsp.messages import DataAddress, EndpointProperty
 from connector.errors import AuthenticationError
 from connector.identity.did import SIGNING_FRAGMENT
 from connector.identity.keys import ConnectorKeys
@@ -121,3 +130,19 @@ def verify_access_token(
     if expires <= now:
         raise AuthenticationError("data plane token: expired")
     return result
+
+
+def with_token(address: DataAddress, token: str, expires_in: int | None) -> DataAddress:
+    """``address`` carrying ``token`` (and its ``expiresIn``) in place of the one it had."""
+    fresh = {"authorization": token}
+    if expires_in is not None:
+        fresh["expiresIn"] = str(expires_in)
+    kept = [p for p in address.endpoint_properties or () if p.name not in fresh]
+    props = kept + [EndpointProperty(name=k, value=v) for k, v in fresh.items()]
+    return address.model_copy(update={"endpoint_properties": props})
+
+
+def is_current(token: str, address: DataAddress | None) -> bool:
+    """Whether ``token`` is the transfer's valid one (the latest issued)."""
+    current = address.get_property("authorization") if address is not None else None
+    return current is not None and hmac.compare_digest(token.encode(), current.encode())

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from connector.errors import ConfigurationError
+from connector.files import DIR_MODE, private_sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The execution option of a SQLite connection that only reads (see _sqlite_begin).
@@ -28,7 +29,8 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            Path(database).parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            private_sqlite(Path(database))
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine.sync_engine, "connect")

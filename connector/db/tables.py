@@ -230,3 +230,27 @@ aggregate_answers = sa.Table(
     sa.Column("answer", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+# Catalog UI sessions signed out before they expired (kept until then).
+ui_signouts = sa.Table(
+    "ui_signouts",
+    metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", _ts, nullable=False),
+)
+
+# Fitted synthesizers (connector/synthetic): one row per dataset, data version and settings;
+# the model files live in the data directory, at ``directory``.
+synthetic_models = sa.Table(
+    "synthetic_models",
+    metadata,
+    sa.Column("dataset_id", sa.String(512), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),  # data version + settings digest
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("backend", sa.String(64), nullable=False),
+    sa.Column("directory", sa.String(2048), nullable=False),
+    sa.Column("fitted_at", _ts, nullable=False),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("summary", sa.Text, nullable=False),  # JSON: scores only
+)

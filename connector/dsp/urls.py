@@ -15,9 +15,14 @@ _SEGMENT_SAFE = ":@!$&'()*+,;=-._~"
 
 
 def callback_address_problem(value: str) -> str | None:
-    """Why ``value`` is not a usable callback base URL, or None if it is."""
+    """Why ``value`` is not a usable callback base URL, or None if it is.
+
+    Everything an HTTP client would refuse when sending, or read differently from us, is
+    refused here: a stored address that cannot be sent to would be retried in vain."""
     if not value or value != value.strip() or any(c.isspace() for c in value):
         return "callbackAddress must be an absolute http(s) URL without whitespace"
+    if not value.isascii() or not value.isprintable() or "\\" in value:
+        return "callbackAddress must be a URL of printable ASCII characters without '\\'"
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError for a non-numeric or out-of-range port
@@ -25,11 +30,19 @@ def callback_address_problem(value: str) -> str | None:
         return f"callbackAddress is not a valid URL: {exc}"
     if parts.scheme not in _SCHEMES:
         return f"callbackAddress scheme must be http or https, got {parts.scheme or 'none'!r}"
+    if "@" in parts.netloc:
+        return "callbackAddress must not carry a user name or password"
     if not parts.hostname:
         return "callbackAddress has no host"
+    if port == 0:
+        return "callbackAddress has port 0"
+    if not parts.hostname.startswith("[") and ":" not in parts.hostname:
+        try:
+            parts.hostname.encode("idna")  # empty or over-long labels
+        except UnicodeError:
+            return f"callbackAddress host {parts.hostname!r} is not a valid host name"
     if parts.query or parts.fragment:
         return "callbackAddress must not carry a query or fragment"
-    del port
     return None
 
 

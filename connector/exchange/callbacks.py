@@ -8,19 +8,22 @@ document on an identity hub or wallet and declare their protocol endpoint there)
 only for hosts listed in ``PHEMS_INSECURE_DID_HOSTS`` (loopback tests, the demo).
 
 A declared host is the DID controller's word, not proof that it controls the host: so it must
-be a name or a public address, never an IP literal of a private, loopback, link-local or
-otherwise non-global network (nor ``localhost``), unless listed in
-``PHEMS_INSECURE_DID_HOSTS``. A participant who controls the DNS of its own host can still
+resolve to public addresses (or ones in ``PHEMS_PEER_NETWORKS``), never to a private,
+loopback, link-local or otherwise non-global one, however spelt, unless listed in
+``PHEMS_INSECURE_DID_HOSTS``; and whatever the host, the sender connects only to such
+addresses (``connector.egress``). A participant who controls the DNS of its own host can still
 point it anywhere; that was so before declared hosts, and is why callbacks use https.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Collection, Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
+import httpcore
+
+from connector.egress import EgressPolicy, EgressRefused
 from connector.errors import InvalidMessageError, PhemsError
 from connector.identity.resolver import DidResolver
 
@@ -58,13 +61,20 @@ def service_hosts(document: dict[str, Any]) -> set[str]:
     return hosts
 
 
-def _internal(host: str) -> bool:
-    """An IP literal of a non-global network, or ``localhost``."""
+async def _check_declared(parts: SplitResult, what: str, egress: EgressPolicy) -> None:
+    """A declared host must resolve to addresses peers may make us reach: checked on the
+    addresses, not the spelling (``127.1``, ``0x7f000001``, ``localhost.`` are loopback). The
+    sender checks again the address it connects to (``connector.egress``)."""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host == "localhost" or host.endswith(".localhost")
-    return not address.is_global
+        await egress.resolve(parts.hostname or "", port)
+    except EgressRefused:
+        raise InvalidMessageError(
+            f"{what}: {parts.hostname!r} is declared in the caller's DID document but is an "
+            "internal address; only the caller's own host may be one"
+        ) from None
+    except httpcore.ConnectError:
+        pass  # not resolvable now: nothing to check, and nothing the sender could reach
 
 
 async def check_callback(
@@ -97,10 +107,10 @@ async def check_callback(
                 f"{what} must be on the caller's own host {own!r} or on a host its "
                 f"DID document declares as a service endpoint, not {parts.hostname!r}"
             )
-        if _internal(host) and host not in insecure:
-            raise InvalidMessageError(
-                f"{what}: {parts.hostname!r} is declared in the caller's DID document "
-                "but is an internal address; only the caller's own host may be one"
+        if host not in insecure:
+            egress = resolver.egress if resolver is not None else None
+            await _check_declared(
+                parts, what, egress or EgressPolicy(insecure_hosts=insecure_hosts)
             )
     if parts.scheme != "https" and host not in insecure:
         raise InvalidMessageError(f"{what} must use https")

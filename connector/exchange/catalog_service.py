@@ -85,10 +85,15 @@ class CatalogService:
         )
         return CatalogPage(body, offset, limit, has_next)
 
-    async def dataset(self, caller: VerifiedCaller, dataset_id: str) -> dict[str, Any]:
+    async def visible(self, caller: VerifiedCaller, dataset_id: str) -> Dataset:
+        """The dataset as ``caller`` may see it (the offers it may use), or ``NotFoundError``
+        alike for a missing dataset and one it may see no offer of."""
         snap = await self.published.snapshot()
         entry = snap.by_id.get(dataset_id)
         ds = self._visible(entry, self._context(caller)) if entry else None
         if ds is None:
             raise NotFoundError(f"no dataset {dataset_id}")
-        return dsp_dataset(ds, with_context=True)
+        return ds
+
+    async def dataset(self, caller: VerifiedCaller, dataset_id: str) -> dict[str, Any]:
+        return dsp_dataset(await self.visible(caller, dataset_id), with_context=True)

@@ -63,6 +63,7 @@ from connector.policy import (
     describe_policy,
     evaluate,
     make_agreement,
+    names_recipients,
     offers_match,
     to_jsonld,
     validate_policy,
@@ -184,7 +185,7 @@ class NegotiationService:
             # PostgreSQL). Inside it, the read would not lock the dataset either: a retirement
             # committed between this read and our commit is missed in both cases (READ
             # COMMITTED).
-            stored_offer = await self._stored_offer(conn, dataset_id, message.offer)
+            stored_offer = await self._stored_offer(conn, dataset_id, message.offer, caller)
             now = self.clock.now()
             n = Negotiation.new(
                 id=f"urn:uuid:{uuid.uuid4()}",
@@ -282,7 +283,7 @@ class NegotiationService:
         n = apply(n, message, sender_role=sender, now=self.clock.now())
         if n.role is Role.PROVIDER and isinstance(message, ContractRequestMessage):
             # A counter-offer: only one of the dataset's stored offers, as stored.
-            stored = await self._stored_offer(conn, message.dataset_id, message.offer)
+            stored = await self._stored_offer(conn, message.dataset_id, message.offer, caller)
             n = replace(n, offer=stored | {"target": message.dataset_id})
         self.processes.audit(conn, n, f"negotiation.{n.state.lower()}")
         received = n  # what the answer says: the state this message created
@@ -473,14 +474,26 @@ class NegotiationService:
     # -- internals ---------------------------------------------------------------------------
 
     async def _stored_offer(
-        self, conn: AsyncConnection, dataset_id: str, requested: dict[str, Any]
+        self,
+        conn: AsyncConnection,
+        dataset_id: str,
+        requested: dict[str, Any],
+        caller: VerifiedCaller,
     ) -> dict[str, Any]:
+        """The stored offer ``requested`` names. An offer made only to recipients other
+        than the caller is answered as one that does not exist, and a dataset with no other
+        offer as an unknown dataset: the answer tells nothing the catalogs (public and the
+        caller's) do not. Other offers are public: a caller who does not qualify learns why
+        from the termination reason."""
         dataset = await self.datasets.get(conn, dataset_id) if dataset_id else None
+        unknown = InvalidMessageError(f"unknown dataset {dataset_id!r} (offer target)")
         if dataset is None or dataset.status != "published":
-            raise InvalidMessageError(f"unknown dataset {dataset_id!r} (offer target)")
+            raise unknown
         offer_id = requested.get("@id")
         stored = dataset.offer(offer_id) if isinstance(offer_id, str) else None
-        if stored is None:
+        if stored is None or not self._visible(stored, caller, dataset_id):
+            if not any(self._visible(o, caller, dataset_id) for o in dataset.offers):
+                raise unknown
             raise InvalidMessageError(f"dataset {dataset_id} has no offer {offer_id!r}")
         requested_norm = {**requested, "assigner": requested.get("assigner", self.me.did)}
         stored_full = stored | {"target": dataset_id, "assigner": self.me.did}
@@ -493,6 +506,17 @@ class NegotiationService:
                 f"offer {offer_id} differs from the stored offer: {match.reason}"
             )
         return stored_full
+
+    def _visible(self, offer: dict[str, Any], caller: VerifiedCaller, dataset_id: str) -> bool:
+        """Whether ``caller`` may know of ``offer``: a public one, or one naming it."""
+        policy = validate_policy(offer)
+        if not names_recipients(policy):
+            return True
+        now = self.clock.now()
+        context = context_for(
+            caller, now=now, trusted_issuers=list(self.me.trusted_issuers), dataset_id=dataset_id
+        )
+        return evaluate(policy, context, Scope.CATALOG).permitted
 
     async def _agree(self, conn: AsyncConnection, n: Negotiation) -> Negotiation:
         offer = n.offer or {}

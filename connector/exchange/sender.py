@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import aiohttp
 import orjson
@@ -90,10 +92,13 @@ class OutboxSender:
         poll_seconds: float,
         policy: SendPolicy | None = None,
         steps: Mapping[str, Step] | None = None,
+        socket_factory: Callable[[Any], socket.socket] | None = None,
     ) -> None:
         self.stores = stores
         # Who takes a step, by process kind (the services' ``take_step``).
         self.steps: Mapping[str, Step] = steps or {}
+        # connector.egress: only addresses peers may make us reach.
+        self.socket_factory = socket_factory
         self.tokens = tokens
         self.timeout_seconds = timeout_seconds
         self._http: aiohttp.ClientSession | None = None
@@ -126,6 +131,7 @@ class OutboxSender:
                 # DSP has no cookies: none kept from one peer's answer, none sent to another
                 # (and no jar to update and filter on every message).
                 cookie_jar=aiohttp.DummyCookieJar(),
+                connector=aiohttp.TCPConnector(socket_factory=self.socket_factory),
             )
         return self._http
 
@@ -262,7 +268,10 @@ class OutboxSender:
             # sender would then send the same message concurrently).
             async with asyncio.timeout(self.policy.lease_seconds - 3):
                 response = await self._post(url, item)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except Exception as exc:
+            # Any error while sending is an attempt (aiohttp raises ValueError or
+            # UnicodeError for some URLs): a message that can never be sent fails after
+            # max_attempts instead of being claimed again forever.
             await self._retry_or_fail(item, f"{type(exc).__name__}: {exc} ({url})")
             return
         log.info("sent %s to %s: HTTP %d", item.message_type, url, response.status)

@@ -25,10 +25,10 @@ from connector.dataplane.tokens import (
     TOKEN_LIFETIME,
     issue_access_token,
     seconds_left,
+    with_token,
 )
 from connector.dsp.agreement import AgreementRecord
 from connector.dsp.messages import (
-    EndpointProperty,
     TransferCompletionMessage,
     TransferRequestMessage,
     TransferStartMessage,
@@ -353,6 +353,10 @@ class TransferService:
             else:
                 expires = self._token_end(policy, context)
                 token = self._access_token(t, expires, context.credentials)
+                if t.data_address is not None:  # the new token replaces the one it had
+                    left = seconds_left(expires, self.clock.now())
+                    t = replace(t, data_address=with_token(t.data_address, token, left))
+                    await self.store.update(conn, t)
                 self.processes.audit(conn, t, "transfer.token-issued")
                 return token, expires
         raise PolicyViolationError(decision.reason)  # after the commit: the refusal is audited
@@ -388,13 +392,7 @@ class TransferService:
             t = await self.store.get(conn, id, for_change=True)
             if t is None or t.data_address is None or t.state is not TransferState.STARTED:
                 raise ConflictError(f"transfer {id} is no longer STARTED")
-            fresh = {"authorization": token}
-            if expires_in is not None:
-                fresh["expiresIn"] = str(expires_in)
-            props = [p for p in t.data_address.endpoint_properties or () if p.name not in fresh] + [
-                EndpointProperty(name=k, value=v) for k, v in fresh.items()
-            ]
-            address = t.data_address.model_copy(update={"endpoint_properties": props})
+            address = with_token(t.data_address, token, expires_in)
             t = replace(t, data_address=address, updated_at=self.clock.now())
             await self.store.update(conn, t)
             self.processes.audit(conn, t, "transfer.token-refreshed")

@@ -9,6 +9,7 @@ One ``DidResolver`` per app, sharing the app's ``httpx.AsyncClient``. Fetch fail
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,11 +17,15 @@ from typing import Any
 import httpx
 import orjson
 
+from connector.egress import EgressPolicy
 from connector.errors import AuthenticationError, UpstreamError
 from connector.identity.did import Relationship, did_key_document, did_to_url, find_key
 from connector.identity.signing import PublicJwk
 from connector.json_depth import deeper_than
+from connector.logs import client_var
 from connector.ports import Clock
+
+log = logging.getLogger(__name__)
 
 
 class DidResolver:
@@ -45,6 +50,8 @@ class DidResolver:
         insecure_hosts: Iterable[str] = (),
         cache_seconds: float = 300.0,
         timeout_seconds: float = 10.0,
+        fetches_per_minute: int = 30,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self._http = http
         self._clock = clock
@@ -54,6 +61,10 @@ class DidResolver:
         self._cache: dict[str, tuple[datetime, dict[str, Any]]] = {}
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._failures: dict[str, tuple[datetime, UpstreamError]] = {}
+        self._limit = fetches_per_minute
+        # What peers may make us reach (``http`` enforces it; callbacks are checked with it).
+        self.egress = egress
+        self._fetches: dict[tuple[str, str], list[datetime]] = {}  # (client, host) -> fetches
 
     async def resolve(self, did: str) -> dict[str, Any]:
         """The DID document of ``did`` (did:web or did:key)."""
@@ -70,6 +81,7 @@ class DidResolver:
         # Concurrent requests from a new peer share one fetch instead of each starting one.
         pending = self._pending.get(did)
         if pending is None:
+            self._admit(now, did)
             pending = asyncio.ensure_future(self._fetch(did, url))
             self._pending[did] = pending
             pending.add_done_callback(lambda _: self._pending.pop(did, None))
@@ -93,6 +105,35 @@ class DidResolver:
         if not did.startswith(("did:web:", "did:key:")):
             raise AuthenticationError(f"unsupported DID method: {did_url_or_kid!r}")
         return find_key(await self.resolve(did), did_url_or_kid, relationship)
+
+    def _admit(self, now: datetime, did: str) -> None:
+        """Bounds the fetches one request's client may cause: anyone may present tokens naming
+        made-up did:web DIDs, each of which we would otherwise fetch. At most
+        ``fetches_per_minute`` for DIDs on one host, and ten times that over all hosts (behind
+        a proxy that hides client addresses, the second bound is shared by every client, the
+        first still by those naming that host only)."""
+        caller = client_var.get()
+        if not caller:  # not serving a request (a credential issuer, the sender)
+            return
+        host = did.removeprefix("did:web:").split(":", 1)[0]
+        window = now - timedelta(minutes=1)
+        for key, limit in (((caller, host), self._limit), ((caller, ""), self._limit * 10)):
+            recent = [t for t in self._fetches.get(key, []) if t > window]
+            if len(recent) >= limit:
+                if len(recent) == limit:  # one line per bound and window
+                    log.warning(
+                        "refused to resolve %s for %s: more than %d new DIDs a minute%s",
+                        did,
+                        caller,
+                        limit,
+                        f" on {host}" if key[1] else "",
+                    )
+                    self._fetches[key] = [*recent, now]
+                raise UpstreamError(f"too many unknown DIDs from {caller}; try again in a minute")
+        for key in ((caller, host), (caller, "")):
+            if len(self._fetches) >= self.max_entries and key not in self._fetches:
+                self._fetches.clear()
+            self._fetches[key] = [*(t for t in self._fetches.get(key, []) if t > window), now]
 
     def _store(self, did: str, now: datetime, document: dict[str, Any]) -> None:
         if len(self._cache) >= self.max_entries:

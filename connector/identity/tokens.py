@@ -150,7 +150,11 @@ class TokenVerifier:
             isinstance(c, str) for c in raw_credentials
         ):
             raise AuthenticationError("token: credentials must be a list of VC-JWT strings")
-        await verify_jwt_signature(jwt, self._resolver, "authentication")
+        try:
+            await verify_jwt_signature(jwt, self._resolver, "authentication")
+        except UpstreamError as exc:
+            # The caller's identity cannot be checked: its problem (401), not our failure.
+            raise AuthenticationError(f"token: cannot check the signature: {exc.detail}") from None
         # Remembered as long as the token could still be accepted (exp plus the clock leeway).
         if not await self._replay.remember(jti, expires + self._leeway):
             raise AuthenticationError(f"token: jti {jti!r} was already used (replay)")

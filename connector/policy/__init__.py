@@ -8,10 +8,12 @@ offers_match(requested, stored, *, dataset_id) -> OfferMatch
 make_agreement(offer, *, agreement_id, target, assigner, assignee, timestamp) -> dict
 to_jsonld(Policy) -> dict
 describe_policy(dict | Policy) -> str
+names_recipients(Policy) -> bool                 offered only to the recipients it names
 """
 
 from __future__ import annotations
 
+from connector.policy.audience import names_recipients
 from connector.policy.context import (
     DATA_PERMIT_CREDENTIAL,
     MEMBERSHIP_CREDENTIAL,
@@ -67,6 +69,7 @@ __all__ = [
     "expand",
     "evaluate",
     "make_agreement",
+    "names_recipients",
     "offers_match",
     "permitted_until",
     "policy_limits",

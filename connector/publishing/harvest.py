@@ -5,7 +5,8 @@ Targets are harvested concurrently; one failing hospital never stops the others 
 with its error. Re-harvests are incremental: a dataset whose `dct:modified` is unchanged keeps
 its stored metadata (only its offers, which depend on who asks, are refreshed); a changed or
 new dataset's HealthDCAT-AP description is fetched from the provider's public
-`/catalog/datasets/{id}` (Turtle) and read with `catalog.rdf.from_graph`; datasets gone from a
+`/catalog/datasets/{id}` (Turtle, with our DSP token: a dataset offered only to us is
+described only to us) and read with `catalog.rdf.from_graph`; datasets gone from a
 target's catalog leave the index.
 """
 
@@ -172,7 +173,7 @@ class HarvestService:
                 model = json.loads(old[1])["dataset"]
                 return ident, modified, {"dataset": model, "offers": offers}, False
             async with gate:
-                ds = await self._metadata(report.address, ident)
+                ds = await self._metadata(report.address, provider, ident)
             return ident, modified, {"dataset": ds.model_dump(mode="json"), "offers": offers}, True
 
         described = await asyncio.gather(*(describe(i) for i in items))
@@ -211,10 +212,12 @@ class HarvestService:
                 )
             report.removed = len(gone)
 
-    async def _metadata(self, address: str, dataset_id: str) -> Dataset:
+    async def _metadata(self, address: str, provider: str, dataset_id: str) -> Dataset:
         url = f"{public_root(address)}/catalog/datasets/{quote(dataset_id, safe='')}"
+        # With our token: a dataset offered only to us is described only to us.
+        headers = {"Accept": TURTLE, "Authorization": f"Bearer {self.tokens.issue(provider)}"}
         response = await capped_request(
-            self.http, "GET", url, what="dataset description", headers={"Accept": TURTLE}
+            self.http, "GET", url, what="dataset description", headers=headers
         )
         if response.status != 200:
             raise UpstreamError(f"dataset description: HTTP {response.status}", url=url)

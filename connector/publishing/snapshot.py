@@ -25,7 +25,7 @@ from catalog.model import Catalog, Dataset
 from connector.db.database import Database
 from connector.db.tables import datasets as datasets_table
 from connector.errors import PhemsError
-from connector.policy import Policy, validate_policy
+from connector.policy import Policy, names_recipients, validate_policy
 from connector.publishing.healthdcat import Publisher, to_catalog, to_dataset
 from connector.publishing.records import DatasetRecord
 from connector.publishing.store import DatasetStore
@@ -46,6 +46,10 @@ class Snapshot:
     entries: tuple[Entry, ...]
     catalog: Catalog
     by_id: dict[str, Entry] = field(default_factory=dict)
+    # What the public /catalog pages show: datasets with an offer not limited to named
+    # recipients, with only such offers (connector.policy.audience).
+    public: Catalog | None = None
+    public_by_id: dict[str, Dataset] = field(default_factory=dict)
 
     @property
     def datasets(self) -> tuple[Dataset, ...]:
@@ -116,4 +120,42 @@ class PublishedCatalog:
                 continue
             entries.append(Entry(record, ds, offers))
         catalog = to_catalog([e.dataset for e in entries], self.publisher)
-        return Snapshot(fingerprint, tuple(entries), catalog, {e.record.id: e for e in entries})
+        public = {e.record.id: view for e in entries if (view := _public(e)) is not None}
+        return Snapshot(
+            fingerprint,
+            tuple(entries),
+            catalog,
+            {e.record.id: e for e in entries},
+            to_catalog(list(public.values()), self.publisher),
+            public,
+        )
+
+
+def _public(entry: Entry) -> Dataset | None:
+    offers = [offer for offer, policy in entry.offers if not names_recipients(policy)]
+    if not offers:
+        return None
+    if len(offers) == len(entry.offers):
+        return entry.dataset
+    return entry.dataset.model_copy(
+        update={"policies": tuple({k: v for k, v in o.items() if k != "target"} for o in offers)}
+    )
+
+
+def public_view(dataset: Dataset) -> Dataset | None:
+    """A harvested dataset as anyone may see it: without the offers its provider made to
+    named recipients (us), or None when it has no other. An offer our policy engine cannot
+    read is kept: nothing says it is not public."""
+
+    def named(offer: dict[str, Any]) -> bool:
+        try:
+            return names_recipients(validate_policy(offer))
+        except PhemsError:
+            return False
+
+    offers = tuple(o for o in dataset.policies if not named(o))
+    if not offers:
+        return None
+    if len(offers) == len(dataset.policies):
+        return dataset
+    return dataset.model_copy(update={"policies": offers})

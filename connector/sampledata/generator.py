@@ -9,6 +9,7 @@ from random import Random
 from typing import Any, Final
 
 from connector.errors import BadRequestError
+from connector.files import private_dir
 from connector.sampledata.pathways.base import DAYS_PER_YEAR, Child, Sim
 from connector.sampledata.pathways.cardiac import congenital_heart_disease
 from connector.sampledata.pathways.common import (
@@ -69,7 +70,7 @@ def generate(
         )
     if patients < 1:
         raise BadRequestError(f"patients must be at least 1, got {patients}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     for rtype in RESOURCE_TYPES:
         for old in out_dir.glob(f"{rtype}.[0-9][0-9][0-9].ndjson"):
             old.unlink()

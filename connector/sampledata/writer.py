@@ -11,6 +11,8 @@ from typing import IO, Any
 
 import orjson
 
+from connector.files import open_private
+
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
 
@@ -42,7 +44,7 @@ class NdjsonWriter:
             old.close()
         part = self._parts.get(rtype, -1) + 1
         self._parts[rtype] = part
-        f = open(self._dir / f"{rtype}.{part:03d}.ndjson", "wb", buffering=1 << 20)
+        f = open_private(self._dir / f"{rtype}.{part:03d}.ndjson", "wb", buffering=1 << 20)
         self._files[rtype] = f
         self._lines[rtype] = 0
         return f

@@ -1,5 +1,6 @@
-"""The public Ingress routes only the DSP base path and /.well-known/ on the public URL's host;
-management API, catalog UI and metrics are reachable only through the internal Ingress."""
+"""The public Ingress routes only the DSP base path, the data plane and /.well-known/ on the
+public URL's host, with body size and timeout limits; management API, catalog UI and metrics
+are reachable only through the internal Ingress."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import yaml
 
 from tests.charts.conftest import CI_VALUES, Manifest, ci_ids, find
 
-PUBLIC_PATHS = {"/dsp/2025-1", "/.well-known"}
+PUBLIC_PATHS = {"/dsp/2025-1", "/dataplane", "/.well-known"}
 INTERNAL_ONLY = [
     "/management",
     "/management/v3/assets",
@@ -24,12 +25,16 @@ INTERNAL_ONLY = [
     "/",
     "/dsp",
     "/dsp/2024-1/catalog",
+    "/dataplanes",
 ]
 PUBLIC_REQUESTS = [
     "/dsp/2025-1/catalog/request",
     "/dsp/2025-1/negotiations/abc",
     "/.well-known/did.json",
     "/.well-known/dspace-version",
+    # Where a DataAddress and its refreshEndpoint point (issue 18).
+    "/dataplane/transfers/urn:uuid:t1",
+    "/dataplane/transfers/urn:uuid:t1/token",
 ]
 
 
@@ -99,3 +104,19 @@ def test_prefix_matching_is_by_segment() -> None:
     assert prefix_matches("/dsp/2025-1", "/dsp/2025-1/catalog")
     assert not prefix_matches("/dsp/2025-1", "/dsp/2025-10")
     assert prefix_matches("/", "/management")
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=ci_ids)
+def test_public_ingress_limits_body_size_and_time(
+    rendered: Callable[[Path], list[Manifest]], values_file: Path
+) -> None:
+    values = yaml.safe_load(values_file.read_text())
+    for ingress in public_ingresses(rendered(values_file)):
+        annotations = ingress["metadata"]["annotations"]
+        given = values["ingress"]["public"].get("annotations", {})
+        body = given.get("nginx.ingress.kubernetes.io/proxy-body-size", "1m")
+        assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == body
+        assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "60"
+        assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "60"
+        for key, value in given.items():  # the operator's annotations are kept, and win
+            assert annotations[key] == value

@@ -27,6 +27,7 @@ from connector.db.tables import audit_log, audit_pending
 from connector.dsp.agreement import AgreementRecord
 from connector.dsp.states import Role, TransferState
 from connector.dsp.transfer import Transfer
+from connector.dsp.transfer_messages import DataAddress
 from connector.errors import (
     BadRequestError,
     LimitExceededError,
@@ -179,8 +180,25 @@ MEMBERSHIP = VerifiedCredential(
 async def _transfer(
     s: Services, agreement: str, *, tid: str = "urn:uuid:t1", membership: bool = True
 ) -> str:
-    """A STARTED transfer we provide under ``agreement``; returns its data plane token."""
+    """A STARTED transfer we provide under ``agreement``; returns its data plane token (the
+    current one: the transfer's DataAddress carries it, as after a TransferStartMessage)."""
     now = s.clock.now()
+    token = issue_access_token(
+        did=s.did,
+        keys=s.keys,
+        consumer=CONSUMER,
+        agreement_id=agreement,
+        transfer_id=tid,
+        now=now,
+        credentials=(MEMBERSHIP,) if membership else (),
+    )
+    address = DataAddress.model_validate(
+        {
+            "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+            "endpoint": f"http://127.0.0.1:9/dataplane/transfers/{tid}",
+            "endpointProperties": [{"name": "authorization", "value": token}],
+        }
+    )
     t = replace(
         Transfer.new(
             id=tid,
@@ -193,18 +211,11 @@ async def _transfer(
             format=Format.AGGREGATE.value,
         ),
         state=TransferState.STARTED,
+        data_address=address,
     )
     async with s.db.transaction() as conn:
         await s.stores.transfers.insert(conn, t)
-    return issue_access_token(
-        did=s.did,
-        keys=s.keys,
-        consumer=CONSUMER,
-        agreement_id=agreement,
-        transfer_id=tid,
-        now=now,
-        credentials=(MEMBERSHIP,) if membership else (),
-    )
+    return token
 
 
 async def _pull(

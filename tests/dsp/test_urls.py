@@ -29,6 +29,15 @@ def test_usable_callback_addresses(address: str) -> None:
         ("https://x.example:0x50/cb", "not a valid URL"),
         ("https://x.example/cb#frag", "query or fragment"),
         ("https://x .example/cb", "whitespace"),
+        ("http://user@consumer.example/cb", "user name or password"),
+        ("https://user:secret@consumer.example/cb", "user name or password"),
+        ("https://@consumer.example/cb", "user name or password"),
+        ("https://consumer.example\\@evil.example/cb", "'\\'"),
+        ("https://consumer..example/cb", "not a valid host name"),
+        ("https://" + "a" * 70 + ".example/cb", "not a valid host name"),
+        ("https://consumer.example:0/cb", "port 0"),
+        ("https://consumer.example/cb\x7f", "printable ASCII"),
+        ("https://kinderklinik.\u00e9xample/cb", "printable ASCII"),
     ],
 )
 def test_unusable_callback_addresses(address: str, reason: str) -> None:

@@ -106,6 +106,11 @@ def test_catalog_negotiation_transfer(pair: Pair) -> None:
     assert new["authorization"] != props["authorization"]
     r = httpx.get(address["endpoint"], headers={"Authorization": f"Bearer {new['authorization']}"})
     assert r.status_code == 501, r.text  # authorised (fulfilment comes later)
+    # The refresh retired the token it replaced (one valid token a transfer).
+    old = httpx.get(
+        address["endpoint"], headers={"Authorization": f"Bearer {props['authorization']}"}
+    )
+    assert old.status_code == 401 and "replaced" in old.text, old.text
     # The same through the consumer's management API: its connector asks with its own token
     # and credentials, and keeps the fresh token in the transfer's DataAddress.
     kept = pair.capi.post(f"/transfers/{t['id']}/token", expect=200)

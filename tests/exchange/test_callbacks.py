@@ -87,6 +87,12 @@ async def test_without_a_resolvable_document_only_the_dids_own_host(
         "https://[::1]:8443/dsp",
         "https://169.254.169.254/x",
         "https://localhost/dsp",
+        # Other spellings of loopback (issue 18, finding 8): the address counts, not the text.
+        "https://127.1/dsp",
+        "https://2130706433/dsp",
+        "https://0x7f000001/dsp",
+        "https://0177.0.0.1/dsp",
+        "https://localhost./dsp",
     ],
 )
 async def test_a_declared_internal_address_is_refused(

@@ -21,7 +21,12 @@ from connector.dsp.agreement import AgreementRecord
 from connector.dsp.messages import DataAddress, TransferRequestMessage
 from connector.dsp.states import Role, TransferState
 from connector.dsp.transfer import Transfer
-from connector.errors import PolicyViolationError, UpstreamError
+from connector.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    PolicyViolationError,
+    UpstreamError,
+)
 from connector.identity.credentials import VerifiedCredential
 from connector.identity.tokens import VerifiedCaller
 from connector.publishing.records import DatasetRecord
@@ -275,3 +280,48 @@ async def test_the_consumer_posts_its_token_only_to_the_providers_own_host(
     else:
         with pytest.raises(UpstreamError, match=f"refreshEndpoint {words}"):
             await s.transfers.refresh_endpoint(t.id)
+
+
+# -- one valid token a transfer (issue 18, "also found") ----------------------------------------
+# Intended: a transfer has one valid data plane token, the newest. A refresh retires the token
+# it replaces; a provider's suspension ends the access its tokens gave, and the resume hands a
+# new one (a leaked token stays dead).
+
+
+async def test_a_refresh_retires_the_token_it_replaces(world: World) -> None:
+    s = world.services
+    await _agreement(s, MEMBER)
+    tid, props = await _start(s, _caller(T0 + timedelta(days=30)))
+    old = props["authorization"]
+    assert (await s.dataplane.authorize(old, tid))[1].id == tid
+    new, _ = await s.transfers.refresh_token(_caller(T0 + timedelta(days=30), "j2"), tid)
+    assert (await s.dataplane.authorize(new, tid))[1].id == tid
+    with pytest.raises(AuthenticationError, match="replaced"):
+        await s.dataplane.authorize(old, tid)
+
+
+async def test_a_token_from_before_a_suspension_does_not_work_after_the_resume(
+    world: World,
+) -> None:
+    s = world.services
+    await _agreement(s, MEMBER)
+    tid, props = await _start(s, _caller(T0 + timedelta(days=30)))
+    old = props["authorization"]
+    await s.transfers.suspend(tid, reason="token leaked", actor="dpo")
+    with pytest.raises(ForbiddenError, match="SUSPENDED"):
+        await s.dataplane.authorize(old, tid)
+    world.clock.advance(1)
+    await s.transfers.resume(tid, actor="dpo")
+    fresh = (await _latest_start(s))["authorization"]
+    assert fresh != old
+    assert (await s.dataplane.authorize(fresh, tid))[1].id == tid
+    with pytest.raises(AuthenticationError, match="replaced"):
+        await s.dataplane.authorize(old, tid)
+
+
+async def test_a_token_for_another_transfer_is_refused(world: World) -> None:
+    s = world.services
+    await _agreement(s, MEMBER)
+    tid, props = await _start(s, _caller(T0 + timedelta(days=30)))
+    with pytest.raises(AuthenticationError, match="another transfer"):
+        await s.dataplane.authorize(props["authorization"], "urn:uuid:other")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connector.errors import AuthenticationError, UpstreamError
+from connector.errors import AuthenticationError
 from connector.identity.credentials import DATA_PERMIT, MEMBERSHIP, issue_credential
 from connector.identity.did import did_key_from_public_jwk
 from connector.identity.jwt import parse_jwt
@@ -297,12 +297,14 @@ async def test_credential_of_someone_else_is_not_the_callers(world: World) -> No
         await world.verifier(strict=True).verify(world.issuer([stolen]).issue(CALLEE))
 
 
-async def test_unreachable_caller_is_upstream_error(world: World) -> None:
+async def test_unreachable_caller_is_refused_not_our_failure(world: World) -> None:
+    """Anyone can name a did:web that cannot be fetched: a 401 for the caller, not a 502 (and
+    an ERROR in our log) for every such token (issue 18, finding 7)."""
     token = world.sign(
         world.claims(iss=f"{world.caller}-gone", sub=f"{world.caller}-gone"),
         kid=f"{world.caller}-gone#key-1",
     )
-    with pytest.raises(UpstreamError, match="HTTP 404"):
+    with pytest.raises(AuthenticationError, match="cannot check the signature: .*HTTP 404"):
         await world.verifier().verify(token)
 
 

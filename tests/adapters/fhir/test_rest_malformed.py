@@ -341,7 +341,11 @@ async def test_export_error_file_with_malformed_issues(
         return web.Response(status=202, headers={"Content-Location": f"{fake.base}/status/1"})
 
     fake.routes["$export"] = kickoff
-    answer(fake, "status/1", {"output": [], "error": [{"type": "x", "url": f"{fake.base}/err"}]})
+    answer(
+        fake,
+        "status/1",
+        {"output": [], "error": [{"type": "OperationOutcome", "url": f"{fake.base}/err"}]},
+    )
     answer(fake, "err", orjson.dumps({"resourceType": "OperationOutcome", "issue": "bad"}) + b"\n")
     with pytest.raises(FhirSourceError, match="malformed OperationOutcome: issue is a string"):
         await collect(source.export())
