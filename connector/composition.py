@@ -42,8 +42,14 @@ from connector.exchange.process import Participant
 from connector.exchange.pull import DataPuller
 from connector.exchange.sender import OutboxSender, SendPolicy
 from connector.exchange.transfers import TransferService
+from connector.federation.agreements import ConsumerAgreements
+from connector.federation.channel import DataPlaneChannel
+from connector.federation.coordinator import CoordinatorConfig, FederatedQueries
+from connector.federation.directory import AgreementDirectory
+from connector.federation.service import QueryService
 from connector.files import narrow, open_private, private_dir
-from connector.fulfilment.aggregate.fulfilment import AggregateFulfilment
+from connector.fulfilment.aggregate.codec import AggregateCodec
+from connector.fulfilment.aggregate.fulfilment import AggregateFulfilment, SecureParty
 from connector.fulfilment.cache import ViewCache
 from connector.fulfilment.registry import FulfilmentRegistry
 from connector.identity.credentials import read_credential_files
@@ -101,6 +107,7 @@ class Services:
     fulfilments: FulfilmentRegistry
     dataplane: DataPlaneService
     puller: DataPuller
+    queries: QueryService
     metrics: Metrics
     signouts: SignOuts
 
@@ -188,9 +195,14 @@ def audit_anchor(settings: Settings, did: str, keys: ConnectorKeys) -> AuditAnch
     return AuditAnchor(settings.data_dir / CHECKPOINTS_FILE, did, keys)
 
 
-def installed_fulfilments(engine: AsyncEngine, clock: Clock) -> list[Fulfilment]:
-    """The fulfilments this connector offers (one per output type)."""
-    return [AggregateFulfilment(SqlAnswerStore(engine, clock), clock)]
+def installed_fulfilments(
+    engine: AsyncEngine, clock: Clock, *, did: str, keys: ConnectorKeys, resolver: DidResolver
+) -> list[Fulfilment]:
+    """The fulfilments this connector offers (one per output type). Aggregate queries take
+    part in secure aggregation rounds as ``did`` with the key agreement key, the other
+    participants' keys resolved from their DID documents."""
+    party = SecureParty(did, keys.key_agreement, resolver)
+    return [AggregateFulfilment(SqlAnswerStore(engine, clock), clock, party=party)]
 
 
 async def build_services(
@@ -321,7 +333,32 @@ async def build_services(
         version_seconds=settings.fhir_version_cache_seconds,
     )
     registry = FulfilmentRegistry(
-        installed_fulfilments(engine, clock) if fulfilments is None else fulfilments
+        installed_fulfilments(engine, clock, did=did, keys=keys, resolver=resolver)
+        if fulfilments is None
+        else fulfilments
+    )
+    agreements = AgreementService(
+        stores=stores, resolver=resolver, did=did, did_document=did_document
+    )
+    puller = DataPuller(
+        transfers=transfers,
+        http=peer_http,
+        tokens=tokens,
+        clock=clock,
+        timeout=httpx.Timeout(
+            settings.http_timeout_seconds, read=settings.dataplane_pull_timeout_seconds
+        ),
+    )
+    queries = QueryService(
+        FederatedQueries(
+            directory=AgreementDirectory(ConsumerAgreements(agreements)),
+            channel=DataPlaneChannel(
+                transfers=transfers, puller=puller, start_seconds=settings.query_timeout_seconds
+            ),
+            codec=AggregateCodec(clock),
+            config=CoordinatorConfig.from_settings(settings),
+        ),
+        audit,
     )
     return Services(
         settings=settings,
@@ -359,9 +396,7 @@ async def build_services(
         catalog=CatalogService(published=published, clock=clock, did=did, trusted_issuers=trusted),
         negotiations=negotiations,
         transfers=transfers,
-        agreements=AgreementService(
-            stores=stores, resolver=resolver, did=did, did_document=did_document
-        ),
+        agreements=agreements,
         sender=sender,
         oidc=OidcVerifier(
             http,
@@ -402,14 +437,7 @@ async def build_services(
             wait_seconds=settings.dataplane_wait_seconds,
             metrics=metrics,
         ),
-        puller=DataPuller(
-            transfers=transfers,
-            http=peer_http,
-            tokens=tokens,
-            clock=clock,
-            timeout=httpx.Timeout(
-                settings.http_timeout_seconds, read=settings.dataplane_pull_timeout_seconds
-            ),
-        ),
+        puller=puller,
+        queries=queries,
         metrics=metrics,
     )

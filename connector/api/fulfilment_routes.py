@@ -1,5 +1,5 @@
-"""Management routes of the fulfilment seam: opt-outs, jobs, and pulling a transfer's data
-through this connector (consumer side)."""
+"""Management routes of the fulfilment seam: opt-outs, jobs, and on the consumer side pulling a
+transfer's data through this connector and federated queries (docs/federated-queries.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connector.api.deps import AuthenticatedFirst, ManagementAuth, ServicesDep
 from connector.api.schemas import JobOut, OptOutChangeOut, OptOutOut
 from connector.errors import NotFoundError
+from connector.federation.service import QueryAnswerOut, QueryIn
 
 router = APIRouter(
     prefix="/management",
@@ -107,3 +108,18 @@ async def pull_data(tid: str, request: Request, services: ServicesDep) -> Stream
         params=dict(request.query_params),
     )
     return StreamingResponse(pulled.chunks, status_code=pulled.status, headers=pulled.headers)
+
+
+@router.post(
+    "/queries",
+    **_answers(
+        QueryAnswerOut,
+        {400: "The query cannot run: invalid, no hospital to ask, or a hospital named twice"},
+    ),
+)
+async def run_query(body: QueryIn, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Ask every hospital this connector holds an aggregate agreement with (or those named)
+    one aggregate query, plain or with secure aggregation, and combine their answers. A
+    hospital that cannot answer is named in the answer with its status; `status` says
+    whether all, some or none contributed."""
+    return await services.queries.run(body, actor=_actor(request))

@@ -17,7 +17,10 @@ protected by the noise on every released value and by answering a repeated query
 cache (``release.py``).
 
 Decisions are made on the values given: true values for an answer computed here, noisy totals
-for a securely aggregated one (where nobody knows the true values).
+for a securely aggregated one (where nobody knows the true values). ``absent`` cells (of a
+combination of hospitals' released answers: no hospital showed them) are hidden; a margin
+whose hidden strata include one is left as it is, since each hospital protected its own
+hidden strata before releasing the rest, and the sum of released answers tells nothing more.
 """
 
 from __future__ import annotations
@@ -27,8 +30,14 @@ from collections.abc import Sequence
 from connector.fulfilment.aggregate.cells import CellKind, Layout
 
 
-def suppressed(layout: Layout, values: Sequence[float], min_cell_size: int) -> frozenset[int]:
-    hidden = {
+def suppressed(
+    layout: Layout,
+    values: Sequence[float],
+    min_cell_size: int,
+    *,
+    absent: frozenset[int] = frozenset(),
+) -> frozenset[int]:
+    hidden = set(absent) | {
         i
         for i, cell in enumerate(layout.cells)
         if cell.kind is CellKind.COUNT and values[i] < min_cell_size
@@ -39,7 +48,7 @@ def suppressed(layout: Layout, values: Sequence[float], min_cell_size: int) -> f
             hidden.update(members)
             continue
         group = [j for j in members if j in hidden]
-        if not group:
+        if not group or absent.intersection(group):
             continue
         shown = sorted((j for j in members if j not in hidden), key=lambda j: (values[j], j))
         while shown and (len(group) < 2 or sum(values[j] for j in group) < min_cell_size):

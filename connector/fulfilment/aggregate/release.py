@@ -2,8 +2,10 @@
 
 ``release`` (an answer computed here): suppress on the true values (``disclosure.py``), add
 Laplace noise to every cell (``noise.py``), the query's epsilon split evenly over the layout's
-noise groups, then round. ``release_totals`` (a securely aggregated answer): the totals already
-carry the hospitals' noise, so only suppression (on the noisy totals) and rounding remain.
+noise groups, then round. ``noisy`` is the draw alone and ``release_drawn`` the rest, so the
+fulfilment can keep the draw and a secure-aggregation share can be masked from the same one
+(``secure.py``). ``release_totals`` (a combined answer of many hospitals): the totals already
+carry the hospitals' noise, so only suppression (on the totals) and rounding remain.
 
 The released vector has the layout's positions: a count cell holds its noisy count rounded to
 10 (never below 0); a sum cell holds the mean and a sum-of-squares cell the standard deviation
@@ -77,23 +79,36 @@ def noisy(layout: Layout, values: Sequence[float], epsilon: float) -> list[float
 def release(
     query: AggregateQuery, true_values: Sequence[float], *, reference: date, now: datetime
 ) -> Release:
-    layout = query.layout
-    hidden = suppressed(layout, true_values, query.options.min_cell_size)
-    return Release(
-        _shown(query, noisy(layout, true_values, query.options.epsilon), hidden), reference, now
-    )
+    drawn = noisy(query.layout, true_values, query.options.epsilon)
+    return release_drawn(query, true_values, drawn, reference=reference, now=now)
+
+
+def release_drawn(
+    query: AggregateQuery,
+    true_values: Sequence[float],
+    drawn: Sequence[float],
+    *,
+    reference: date,
+    now: datetime,
+) -> Release:
+    """The release of ``drawn`` (``noisy`` of ``true_values``): suppression decided on the
+    true values, then rounding."""
+    hidden = suppressed(query.layout, true_values, query.options.min_cell_size)
+    return Release(_shown(query, list(drawn), hidden), reference, now)
 
 
 def release_totals(
-    query: AggregateQuery, totals: Sequence[int], *, reference: date, now: datetime
+    query: AggregateQuery, totals: Sequence[int | None], *, reference: date, now: datetime
 ) -> Release:
-    """A summed secure-aggregation vector (sums in fixed point, noise already in)."""
+    """A combined vector (sums in fixed point, noise already in): a securely aggregated sum,
+    or hospitals' released cells added up (None: no hospital showed the cell)."""
     layout = query.layout
     values = [
-        t / FIXED_POINT if cell.kind is not CellKind.COUNT else float(t)
+        0.0 if t is None else t / FIXED_POINT if cell.kind is not CellKind.COUNT else float(t)
         for t, cell in zip(totals, layout.cells, strict=True)
     ]
-    hidden = suppressed(layout, values, query.options.min_cell_size)
+    absent = frozenset(i for i, t in enumerate(totals) if t is None)
+    hidden = suppressed(layout, values, query.options.min_cell_size, absent=absent)
     return Release(_shown(query, values, hidden), reference, now)
 
 
@@ -116,7 +131,9 @@ def _shown(
         if cell.kind is CellKind.SUM:
             shown[i] = significant(mean)
         else:
-            variance = max(values[i] / n - mean * mean, 0.0)
+            variance = values[i] / n - mean * mean
+            # below what sums in fixed point resolve (secure aggregation): none
+            variance = variance if variance * n >= 1 / FIXED_POINT else 0.0
             shown[i] = significant(min(math.sqrt(variance), (hi - lo) / 2))
     return tuple(shown)
 

@@ -2,11 +2,12 @@
 
 An answer is kept by (dataset, data version, query digest). ``FlatViews.version`` changes with
 the FHIR data, the dataset's scope and the opt-outs, so nothing computed before an opt-out is
-served after it. Only released values are kept (noisy, rounded, suppressed cells as null):
-never a true value. ``keep`` is first-writer-wins, so two replicas answering the same new query
-at once serve one answer. Answers are JSON objects (``Release.to_json``): the store knows
-nothing of their meaning. The SQL implementation is ``connector.db.aggregate.SqlAnswerStore``;
-``MemoryAnswerStore`` is for tests and benchmarks.
+served after it. Only released values are kept (noisy, rounded, suppressed cells as null)
+and the noise draw they were released from (noisy cells before suppression and rounding, what
+a secure-aggregation share masks): never a true value. ``keep`` is first-writer-wins, so two
+replicas answering the same new query at once serve one answer. Answers are JSON objects
+(``Release.to_json``): the store knows nothing of their meaning. The SQL implementation is
+``connector.db.aggregate.SqlAnswerStore``; ``MemoryAnswerStore`` is for tests and benchmarks.
 """
 
 from __future__ import annotations
