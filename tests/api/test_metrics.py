@@ -76,7 +76,7 @@ async def test_a_service_adds_its_own_metrics(app: FastAPI) -> None:
     calls.labels("refused").inc(3)
 
     class Queue:
-        name = "jobs"
+        name = "test-queue"
 
         async def collect(self) -> Iterable[Any]:
             return [GaugeMetricFamily("phems_test_jobs_waiting", "Jobs waiting.", value=4)]
@@ -88,7 +88,7 @@ async def test_a_service_adds_its_own_metrics(app: FastAPI) -> None:
         samples = _samples((await client.get("/metrics")).text)
     assert samples[("phems_test_calls_total", (("outcome", "refused"),))] == 3
     assert samples[("phems_test_jobs_waiting", ())] == 4
-    assert samples[("phems_metrics_source_up", (("source", "jobs"),))] == 1
+    assert samples[("phems_metrics_source_up", (("source", "test-queue"),))] == 1
 
 
 async def test_a_failing_source_is_reported_and_the_rest_still_served(app: FastAPI) -> None:
