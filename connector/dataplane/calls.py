@@ -51,20 +51,27 @@ class DataPlaneCalls:
         await conn.execute(dataplane_calls.delete().where(dataplane_calls.c.id == newest))
 
     async def since(
-        self, consumer: str, start: datetime, *, conn: AsyncConnection | None = None
+        self,
+        consumer: str,
+        start: datetime,
+        *,
+        conn: AsyncConnection | None = None,
+        newest: int | None = None,
     ) -> list[datetime]:
-        """When the consumer's calls since ``start`` were made, oldest first."""
+        """When the consumer's calls since ``start`` were made (only the ``newest`` so many,
+        when given), oldest first."""
         query = (
             sa.select(dataplane_calls.c.called_at)
             .where(dataplane_calls.c.consumer == consumer, dataplane_calls.c.called_at >= start)
-            .order_by(dataplane_calls.c.called_at)
+            .order_by(dataplane_calls.c.called_at.desc())
+            .limit(newest)
         )
         if conn is not None:
             rows = (await conn.execute(query)).all()
         else:
             async with single_statement(self.engine) as own:
                 rows = (await own.execute(query)).all()
-        return [as_utc(r[0]) for r in rows]
+        return [as_utc(r[0]) for r in reversed(rows)]
 
     async def counts(self) -> dict[str, int]:
         """Calls by output type (for metrics)."""

@@ -137,9 +137,14 @@ class DataPlaneService:
     ) -> FulfilmentResult:
         """``body`` reads the request's body: only once the token is verified."""
         call = await self._authorise(tid, token, body, media_type, params)
-        await self._check(call)
+        await self._check(call, rate=False)
         scope = await self._scope(call.agreement.dataset_id)
-        views = await self.views.ensure(call.agreement.dataset_id, scope, wait=self.wait_seconds)
+        views = await self.views.current(call.agreement.dataset_id, scope)
+        if views is None:  # a build reads the FHIR source: only for a call that would pass
+            await self._check(call, rate=True)
+            views = await self.views.ensure(
+                call.agreement.dataset_id, scope, wait=self.wait_seconds
+            )
         await self._spend(call, views.version)
         try:
             result = await call.fulfilment.fulfil(call.request, call.facts, views)
@@ -258,9 +263,11 @@ class DataPlaneService:
             return LimitExceededError(f"the agreement's budget is used up: {decision.reason}")
         return PolicyViolationError(decision.reason)
 
-    async def _check(self, call: _Call) -> None:
+    async def _check(self, call: _Call, *, rate: bool) -> None:
+        """Refuse early, before the data are touched: the policy (no store read), and the
+        rate limit when ``rate`` (the spend checks both again, authoritatively)."""
         refusal = self._decide(call, call.agreement)
-        if refusal is None:
+        if refusal is None and rate:
             refusal = await self._rate_limited(call.claims.consumer, None)
         if refusal is not None:
             await self._refused(call, refusal)
@@ -271,7 +278,7 @@ class DataPlaneService:
     ) -> LimitExceededError | None:
         limit = self.rate_limit
         now = self.clock.now()
-        recent = await self.calls.since(consumer, now - limit.window, conn=conn)
+        recent = await self.calls.since(consumer, now - limit.window, conn=conn, newest=limit.calls)
         if len(recent) < limit.calls:
             return None
         frees = recent[-limit.calls] + limit.window
