@@ -19,8 +19,16 @@ DIR_MODE = 0o700
 
 
 def private_dir(path: Path) -> None:
-    """Create ``path`` (and missing parents) owner-only; narrow it if it is ours and wider."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    """Create ``path`` and its missing parents owner-only (``mkdir(parents=True)`` would give
+    the parents the default mode); narrow it if it is ours and wider."""
+    missing = []
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
+        narrow(directory, DIR_MODE)
     narrow(path, DIR_MODE)
 
 

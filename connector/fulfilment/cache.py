@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from connector.errors import NotReadyError, UpstreamError
+from connector.files import private_dir
 from connector.fulfilment.flatten import build_flat_views
 from connector.fulfilment.scope import DatasetScope
 from connector.fulfilment.views import CODING_VIEWS, SCOPE_VIEWS, TABLES, VIEWS
@@ -221,7 +222,7 @@ class ViewCache:
         types = {"Patient", "Consent", "Group", *scope.resource_types}
         if isinstance(self.source, LocalNdjson):
             return {t: [str(p) for p in self.source.ndjson_files(t)] for t in sorted(types)}
-        staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(staging)
         files: dict[str, list[str]] = {}
         present = set(await self.source.resource_types())
         for i, rtype in enumerate(sorted(types & present)):

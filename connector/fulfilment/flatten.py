@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from connector.errors import FhirSourceError
+from connector.files import private_dir
 from connector.fulfilment.scope import DatasetScope
 from connector.fulfilment.views import (
     CODING_VIEWS,
@@ -100,7 +101,7 @@ def build_flat_views(
     target = Path(out_dir)
     work = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True, mode=0o700)
+    private_dir(work)
     try:
         # In memory up to BUILD_MEMORY, spilling the rest to the (owner-only) work directory:
         # the intermediate tables are written once and read once, not worth a database file

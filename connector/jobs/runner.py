@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connector.errors import PhemsError
+from connector.files import private_dir
 from connector.jobs.model import Job
 from connector.jobs.progress import Progress
 from connector.jobs.store import SqlJobStore
@@ -119,7 +120,7 @@ class JobRunner:
 
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.work_dir)
             # spawn: a worker must not inherit the event loop, sockets or database connections.
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")

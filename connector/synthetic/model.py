@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from connector.files import private_dir
 from connector.ports import FlatViews
 from connector.synthetic import reports
 from connector.synthetic.backends import new_backend
@@ -90,7 +91,7 @@ def fit(
     final = models_dir / views.dataset_id / key
     work = models_dir / views.dataset_id / f".{key}.{os.getpid()}.partial"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    private_dir(work)
     progress("reading", 0.0)
     frames = read_views(views)
     rng = np.random.default_rng(config.seed)
