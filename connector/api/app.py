@@ -20,6 +20,7 @@ from connector.api import (
     health,
     home,
     management,
+    research_ui,
     wellknown,
 )
 from connector.api.apidocs import install_docs
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(fulfilment_routes.router)
     app.include_router(dataplane.router)
     app.include_router(catalog_ui.router)
+    app.include_router(research_ui.router)
     app.include_router(catalog_routes.router)
     generate = app.openapi
 

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from connector.api.deps import ServicesDep
 from connector.api.pages import html_page
 from connector.api.plain_words import plain_policy
+from connector.api.research_ui import agreement_url
 from connector.api.ui_session import (
     check_csrf,
     clear_session_cookie,
@@ -125,7 +126,7 @@ def _outcome(n: Negotiation) -> tuple[str, str, str]:
     state = str(n.state)
     if state == "FINALIZED":
         return "success", "Access granted", "The hospital signed the agreement; you can now "\
-            "start transfers under it from this connector."  # fmt: skip
+            "start transfers under it and ask your questions."  # fmt: skip
     if state == "TERMINATED":
         return "failure", "Request refused", "The negotiation ended without an agreement."
     return "pending", "Waiting for the hospital", "The request is on its way; no action needed."
@@ -170,6 +171,7 @@ async def negotiation_page(nid: str, request: Request, services: ServicesDep) ->
         state=str(n.state),
         negotiation_id=n.id,
         agreement_id=agreement.get("@id"),
+        agreement_url=agreement_url(agreement["@id"]) if agreement.get("@id") else None,
         dataset_title=title,
         provider=provider,
         conditions=plain_policy(n.offer) if n.offer else "unknown",
