@@ -7,12 +7,15 @@ headline and the words of whoever refused (the hospital's problem ``detail``), f
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Final
 
 from connector.api.answer_view import Answer, read_answer
 from connector.errors import PhemsError, UpstreamError
 from connector.exchange.pull import DataPuller
+from connector.policy import validate_policy
+from connector.policy.model import Constraint, ConstraintNode
+from connector.policy.vocab import LeftOperand, Logic, Operator
 
 MAX_ANSWER: Final = 4 << 20  # a MeasureReport is a few KiB; more is not one
 MAX_DETAIL: Final = 2000
@@ -122,21 +125,27 @@ async def run_query(puller: DataPuller, tid: str, body: bytes) -> Answer:
         ) from None
 
 
-def agreed_purpose(policy: Mapping[str, Any]) -> str:
-    """The purpose an agreement names (a ``purpose`` constraint with ``eq``), or ""."""
-    for permission in policy.get("permission", []) or []:
-        if not isinstance(permission, dict):
-            continue
-        for c in permission.get("constraint", []) or []:
-            if not isinstance(c, dict):
-                continue
-            left, op, right = c.get("leftOperand"), c.get("operator"), c.get("rightOperand")
-            if isinstance(right, dict):
-                right = right.get("@value", right.get("@id"))
-            if (
-                str(left).rsplit("/", 1)[-1].rsplit(":", 1)[-1] == "purpose"
-                and str(op).rsplit("/", 1)[-1].rsplit(":", 1)[-1] == "eq"
-                and isinstance(right, str)
-            ):
-                return right
-    return ""
+def agreed_purpose(agreement: Mapping[str, Any]) -> str:
+    """The purpose an agreement's permissions name with ``eq`` (directly or inside an ``and``),
+    read by the policy engine; "" when it names none or several."""
+    try:
+        policy = validate_policy(agreement)
+    except PhemsError:
+        return ""
+    found = {
+        c.right_operand
+        for rule in policy.permissions
+        for c in _conjuncts(rule.constraints)
+        if c.left_operand is LeftOperand.PURPOSE
+        and c.operator is Operator.EQ
+        and isinstance(c.right_operand, str)
+    }
+    return str(found.pop()) if len(found) == 1 else ""
+
+
+def _conjuncts(nodes: tuple[ConstraintNode, ...]) -> Iterator[Constraint]:
+    for node in nodes:
+        if isinstance(node, Constraint):
+            yield node
+        elif node.logic is Logic.AND:
+            yield from _conjuncts(node.constraints)

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 from connector.api.cohort_builder import CohortForm
 from tests.e2e.conftest import Pair, dataset, wait_for
 from tests.e2e.test_catalog_ui import browser  # noqa: F401  (the fixture)
-from tests.processes import REPO
+from tests.processes import REPO, stop
 
 ARTIFACTS = REPO / "build" / "test-artifacts" / "research-flow"
 MASKED = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
@@ -189,6 +189,22 @@ def test_transfer_query_table_chart_and_a_bad_query(pair: Pair, browser: Browser
         expect(page.get_by_test_id("query-display")).to_have_text(children.describe())
         assert _answer_rows(page) == [(s, str(c)) for s, c in by_sex]
         _shot(page, "06-pasted-ccdl")
+
+        # A purpose the agreement does not permit: the hospital's policy refuses, naming it.
+        page.get_by_label("Purpose").fill("marketing")
+        page.get_by_role("button", name="Run query", exact=True).click()
+        failure = page.get_by_test_id("query-failure")
+        expect(failure).to_contain_text("The agreement's conditions do not permit this query")
+        expect(failure).to_contain_text("marketing")
+        expect(page.get_by_label("Purpose")).to_have_value("marketing")  # the form as sent
+        _shot(page, "07-purpose-refused")
+
+        # The hospital's connector is down: said so, on the page.
+        stop(pair.provider.proc)
+        page.get_by_label("Purpose").fill("research")
+        page.get_by_role("button", name="Run query", exact=True).click()
+        expect(failure).to_contain_text("The hospital's connector could not be reached")
+        _shot(page, "08-hospital-down")
     finally:
         context.close()
 
