@@ -28,6 +28,7 @@ from connector.api.ui_session import (
 )
 from connector.composition import Services
 from connector.dsp.negotiation import Negotiation
+from connector.dsp.states import Role
 from connector.errors import BadRequestError, ForbiddenError, NotFoundError
 from connector.publishing.harvest import HarvestedDataset
 
@@ -171,7 +172,10 @@ async def negotiation_page(nid: str, request: Request, services: ServicesDep) ->
         state=str(n.state),
         negotiation_id=n.id,
         agreement_id=agreement.get("@id"),
-        agreement_url=agreement_url(agreement["@id"]) if agreement.get("@id") else None,
+        # Our agreements as consumer are the researcher's to use (the provider's side is not).
+        agreement_url=agreement_url(agreement["@id"])
+        if agreement.get("@id") and n.role is Role.CONSUMER
+        else None,
         dataset_title=title,
         provider=provider,
         conditions=plain_policy(n.offer) if n.offer else "unknown",

@@ -40,6 +40,10 @@ FORMAT_LABELS = {
 }
 
 
+def format_label(fmt: str) -> str:
+    return FORMAT_LABELS[Format(fmt)] if fmt in FORMATS else fmt
+
+
 def _signin(target: str) -> RedirectResponse:
     return RedirectResponse(f"/catalog/signin?next={quote(target)}", status_code=303)
 
@@ -99,9 +103,7 @@ async def _describe(services: Services, a: AgreementRecord) -> dict[str, Any]:
         "provider": item.dataset.publisher.name if item else a.provider_did,
         "conditions": plain_policy(a.agreement),
         "signed": a.created_at.strftime("%d %B %Y, %H:%M UTC"),
-        "formats": [
-            {"value": f, "label": FORMAT_LABELS.get(Format(f), f)} for f in dict.fromkeys(formats)
-        ],
+        "formats": [{"value": f, "label": format_label(f)} for f in dict.fromkeys(formats)],
     }
 
 
@@ -190,9 +192,7 @@ async def _transfer_page(
         transfer_url=transfer_url(t.id),
         state=str(t.state),
         format=t.format,
-        format_label=FORMAT_LABELS.get(Format(t.format), t.format)
-        if t.format in FORMATS
-        else t.format,
+        format_label=format_label(t.format or ""),
         waiting=t.state in (TransferState.INITIAL, TransferState.REQUESTED),
         started=t.state is TransferState.STARTED,
         aggregate=t.format == Format.AGGREGATE,
