@@ -54,11 +54,17 @@ class QueryFailure(Exception):
 
     @classmethod
     def answered(
-        cls, status: int, detail: str, headers: Mapping[str, str] | None = None
+        cls,
+        status: int,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        headlines: Mapping[int, tuple[str, str]] = HEADLINES,
     ) -> QueryFailure:
-        """A refusal with the status it came with (the hospital's, or this connector's)."""
-        title, hint = HEADLINES.get(status, (f"The hospital's connector answered {status}", ""))
-        retry = (headers or {}).get("retry-after", "")
+        """A refusal with the status it came with (the hospital's, or this connector's), in
+        ``headlines``' words (a query's by default)."""
+        title, hint = headlines.get(status, (f"The hospital's connector answered {status}", ""))
+        retry = {k.lower(): v for k, v in (headers or {}).items()}.get("retry-after", "")
         if retry.isdigit():
             hint = f"{hint} Try again in {retry} seconds.".strip()
         return cls(status, title, detail[:MAX_DETAIL] or "No reason was given.", hint)
@@ -91,7 +97,7 @@ def encode(query: Mapping[str, Any]) -> bytes:
     return json.dumps(query, indent=2, ensure_ascii=False).encode()
 
 
-async def _read(chunks: AsyncIterator[bytes]) -> bytes:
+async def read_capped(chunks: AsyncIterator[bytes]) -> bytes:
     data = bytearray()
     async for chunk in chunks:
         data += chunk
@@ -100,7 +106,7 @@ async def _read(chunks: AsyncIterator[bytes]) -> bytes:
     return bytes(data)
 
 
-def _detail(data: bytes) -> str:
+def problem_detail(data: bytes) -> str:
     try:
         body = json.loads(data)
     except ValueError:
@@ -114,9 +120,9 @@ async def run_query(puller: DataPuller, tid: str, body: bytes) -> Answer:
         pulled = await puller.pull(tid, body=body, media_type="application/json", params={})
     except PhemsError as exc:
         raise QueryFailure.answered(exc.status, exc.detail, exc.headers()) from None
-    data = await _read(pulled.chunks)
+    data = await read_capped(pulled.chunks)
     if pulled.status != 200:
-        raise QueryFailure.answered(pulled.status, _detail(data), pulled.headers)
+        raise QueryFailure.answered(pulled.status, problem_detail(data), pulled.headers)
     try:
         return read_answer(json.loads(data))
     except (ValueError, UpstreamError):

@@ -42,6 +42,8 @@ def test_refusals_in_words() -> None:
     assert limit.detail == "epsilon budget used up" and limit.hint.endswith(
         "Try again in 30 seconds."
     )
+    busy = QueryFailure.answered(503, "tables being built", {"Retry-After": "5"})
+    assert busy.hint == "Nothing was spent. Try again in 5 seconds."
     policy = QueryFailure.answered(403, "")
     assert policy.title == "The agreement's conditions do not permit this query"
     assert policy.detail == "No reason was given."
