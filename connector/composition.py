@@ -46,6 +46,7 @@ from connector.federation.agreements import ConsumerAgreements
 from connector.federation.channel import DataPlaneChannel
 from connector.federation.coordinator import CoordinatorConfig, FederatedQueries
 from connector.federation.directory import AgreementDirectory
+from connector.federation.negotiate import HarvestNegotiator
 from connector.federation.service import QueryService
 from connector.files import narrow, open_private, private_dir
 from connector.fulfilment.aggregate.codec import AggregateCodec
@@ -349,9 +350,13 @@ async def build_services(
             settings.http_timeout_seconds, read=settings.dataplane_pull_timeout_seconds
         ),
     )
+    harvest = HarvestService(
+        store=db, http=http, tokens=tokens, clock=clock, targets=list(settings.harvest_targets)
+    )
     queries = QueryService(
         FederatedQueries(
             directory=AgreementDirectory(ConsumerAgreements(agreements)),
+            negotiator=HarvestNegotiator(harvest, negotiations),
             channel=DataPlaneChannel(
                 transfers=transfers, puller=puller, start_seconds=settings.query_timeout_seconds
             ),
@@ -408,13 +413,7 @@ async def build_services(
         published=published,
         signouts=SignOuts(engine),
         fhir=fhir,
-        harvest=HarvestService(
-            store=db,
-            http=http,
-            tokens=tokens,
-            clock=clock,
-            targets=list(settings.harvest_targets),
-        ),
+        harvest=harvest,
         jobs=jobs,
         optouts=optouts,
         views=views,
