@@ -6,6 +6,7 @@ The only module of ``connector`` allowed to import ``adapters`` (an import-linte
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +32,7 @@ from connector.db.negotiation_store import SqlNegotiationStore
 from connector.db.outbox_store import SqlOutbox
 from connector.db.replay import SqlReplayGuard
 from connector.db.signouts import SignOuts
+from connector.db.synthetic_models import SqlSyntheticModelStore
 from connector.db.transfer_store import SqlTransferStore
 from connector.egress import EgressPolicy, guarded_client
 from connector.errors import ConfigurationError
@@ -69,6 +71,11 @@ from connector.publishing.healthdcat import Publisher
 from connector.publishing.snapshot import PublishedCatalog
 from connector.publishing.store import DatasetStore
 from connector.settings import Settings
+from connector.synthetic.fits import SyntheticFits
+from connector.synthetic.fulfilment import SyntheticFulfilment
+
+# What a synthetic pull without a fitted model is told to wait before asking again (seconds).
+FIT_RETRY_SECONDS = 10
 
 DSP_PATH = "/dsp/2025-1"
 
@@ -195,14 +202,39 @@ def audit_anchor(settings: Settings, did: str, keys: ConnectorKeys) -> AuditAnch
     return AuditAnchor(settings.data_dir / CHECKPOINTS_FILE, did, keys)
 
 
+def synthetic_installed() -> bool:
+    """The ``synthetic`` extra (SDV) is importable (checked without importing it)."""
+    return importlib.util.find_spec("sdv") is not None
+
+
 def installed_fulfilments(
-    engine: AsyncEngine, clock: Clock, *, did: str, keys: ConnectorKeys, resolver: DidResolver
+    engine: AsyncEngine,
+    clock: Clock,
+    *,
+    did: str,
+    keys: ConnectorKeys,
+    resolver: DidResolver,
+    fits: SyntheticFits | None = None,
 ) -> list[Fulfilment]:
     """The fulfilments this connector offers (one per output type). Aggregate queries take
     part in secure aggregation rounds as ``did`` with the key agreement key, the other
-    participants' keys resolved from their DID documents."""
+    participants' keys resolved from their DID documents. Synthetic bundles when the
+    ``synthetic`` extra is installed (``fits``: their models and fit jobs)."""
     party = SecureParty(did, keys.key_agreement, resolver)
-    return [AggregateFulfilment(SqlAnswerStore(engine, clock), clock, party=party)]
+    installed: list[Fulfilment] = [
+        AggregateFulfilment(SqlAnswerStore(engine, clock), clock, party=party)
+    ]
+    if fits is not None:
+        installed.append(
+            SyntheticFulfilment(
+                fits.generator,
+                fits.store,
+                clock,
+                request_fit=fits.request,
+                retry_after=FIT_RETRY_SECONDS,
+            )
+        )
+    return installed
 
 
 async def build_services(
@@ -332,8 +364,18 @@ async def build_services(
         clock=clock,
         version_seconds=settings.fhir_version_cache_seconds,
     )
+    fits = (
+        SyntheticFits(
+            jobs=jobs,
+            views=views,
+            store=SqlSyntheticModelStore(engine),
+            root=settings.data_dir / "synthetic",
+        )
+        if fulfilments is None and synthetic_installed()
+        else None
+    )
     registry = FulfilmentRegistry(
-        installed_fulfilments(engine, clock, did=did, keys=keys, resolver=resolver)
+        installed_fulfilments(engine, clock, did=did, keys=keys, resolver=resolver, fits=fits)
         if fulfilments is None
         else fulfilments
     )

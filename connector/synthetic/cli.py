@@ -58,7 +58,9 @@ class _Context:
         self.root = self.settings.data_dir / "synthetic"
 
     def settings_file(self, dataset: str) -> Path:
-        return self.root / "settings" / f"{dataset}.json"
+        from connector.synthetic.config import settings_file
+
+        return settings_file(self.root, dataset)
 
     def config(self, dataset: str, overrides: dict[str, Any]) -> Any:
         from connector.synthetic.config import SyntheticConfig

@@ -27,7 +27,7 @@ import asyncio
 import json
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,8 @@ PARTS = ("data", "report", "report.html")
 
 class SyntheticFulfilment:
     """``generator_for(dataset_id)`` gives the dataset's generator (its settings);
+    ``request_fit(dataset_id, views)``, when given, makes sure a fit for the views' data
+    version is under way (``fits.SyntheticFits.request``) and describes its job;
     ``retry_after`` is what a request without a fitted model is told to wait (seconds)."""
 
     def __init__(
@@ -66,11 +68,13 @@ class SyntheticFulfilment:
         store: SyntheticModelStore,
         clock: Clock,
         *,
+        request_fit: Callable[[str, FlatViews], Awaitable[str]] | None = None,
         retry_after: int = 60,
     ) -> None:
         self._generator_for = generator_for
         self._store = store
         self._clock = clock
+        self._request_fit = request_fit
         self._retry_after = retry_after
 
     @property
@@ -103,6 +107,19 @@ class SyntheticFulfilment:
                 f"dataset {dataset_id}: the synthetic data model is not served: {record.reason}"
             )
         return record
+
+    async def prepare(
+        self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
+    ) -> None:
+        """Before anything is spent: the accepted model for the views' data version exists,
+        or the fit is started (``request_fit``) and ``ModelNotReadyError`` names its job."""
+        try:
+            await self.model(request.dataset_id, views)
+        except ModelNotReadyError as exc:
+            if self._request_fit is None:
+                raise
+            job = await self._request_fit(request.dataset_id, views)
+            raise ModelNotReadyError(f"{exc.detail} ({job})", retry_after=exc.retry_after) from None
 
     async def fulfil(
         self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
