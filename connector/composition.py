@@ -309,43 +309,7 @@ async def build_services(
         outbox=outbox,
     )
     dataset_store = DatasetStore()
-    trusted = list(settings.trusted_issuers)
-    me = Participant(
-        did=did,
-        keys=keys,
-        resolver=resolver,
-        trusted_issuers=tuple(trusted),
-        dsp_base=dsp_base,
-        public_url=public_url,
-        insecure_hosts=settings.insecure_did_hosts,
-    )
-    negotiations = NegotiationService(
-        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
-    )
-    transfers = TransferService(
-        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
-    )
-    sender = OutboxSender(
-        stores=stores,
-        tokens=tokens,
-        timeout_seconds=settings.http_timeout_seconds,
-        clock=clock,
-        audit=audit,
-        poll_seconds=settings.outbox_poll_seconds,
-        policy=SendPolicy(batch=settings.outbox_concurrency),
-        steps={"negotiation": negotiations.take_step, "transfer": transfers.take_step},
-        socket_factory=egress.socket_factory,
-    )
-    outbox.on_enqueued = sender.wake
-    metrics.add_source(StoreGauges(engine, clock))
-    metrics.add_source(JobGauges(engine, clock))
-    published = PublishedCatalog(
-        store=db,
-        datasets=dataset_store,
-        publisher=Publisher(public_url=public_url, did=did, name=settings.participant_name),
-    )
     fhir = build_fhir_source(settings)
-    did_document = build_did_document(did, keys, dsp_base)
     jobs = JobRunner(
         SqlJobStore(engine),
         clock,
@@ -378,6 +342,46 @@ async def build_services(
         installed_fulfilments(engine, clock, did=did, keys=keys, resolver=resolver, fits=fits)
         if fulfilments is None
         else fulfilments
+    )
+    # Once any fulfilment is installed, a format nothing fulfils is neither offered nor accepted.
+    formats = tuple(f.value for f in registry.formats) if registry.output_types else None
+    trusted = list(settings.trusted_issuers)
+    me = Participant(
+        did=did,
+        keys=keys,
+        resolver=resolver,
+        trusted_issuers=tuple(trusted),
+        dsp_base=dsp_base,
+        public_url=public_url,
+        insecure_hosts=settings.insecure_did_hosts,
+    )
+    negotiations = NegotiationService(
+        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
+    )
+    transfers = TransferService(
+        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me, formats=formats
+    )
+    sender = OutboxSender(
+        stores=stores,
+        tokens=tokens,
+        timeout_seconds=settings.http_timeout_seconds,
+        clock=clock,
+        audit=audit,
+        poll_seconds=settings.outbox_poll_seconds,
+        policy=SendPolicy(batch=settings.outbox_concurrency),
+        steps={"negotiation": negotiations.take_step, "transfer": transfers.take_step},
+        socket_factory=egress.socket_factory,
+    )
+    outbox.on_enqueued = sender.wake
+    metrics.add_source(StoreGauges(engine, clock))
+    metrics.add_source(JobGauges(engine, clock))
+    did_document = build_did_document(did, keys, dsp_base)
+    published = PublishedCatalog(
+        store=db,
+        datasets=dataset_store,
+        publisher=Publisher(
+            public_url=public_url, did=did, name=settings.participant_name, formats=formats
+        ),
     )
     agreements = AgreementService(
         stores=stores, resolver=resolver, did=did, did_document=did_document
