@@ -24,6 +24,7 @@ model below the hospital's minimum levels: ``ModelRejectedError``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import secrets
 import uuid
@@ -144,6 +145,10 @@ class SyntheticFulfilment:
             return FulfilmentResult("text/html; charset=utf-8", _once(page), audit)
         seed = ask["seed"] if ask["seed"] is not None else secrets.randbelow(2**31)
         batches = generator.sample(record, facts.patients, seed=seed)
+        # The first batch before anything is delivered: a model that cannot be loaded or
+        # sampled fails the call here, and the data plane gives its use back.
+        first = await asyncio.to_thread(next, batches, None)
+        batches = itertools.chain([] if first is None else [first], batches)
         if ask["format"] == "ndjson":
             return FulfilmentResult(FHIR_NDJSON, _ndjson(batches), audit)
         now = self._clock.now().isoformat().replace("+00:00", "Z")

@@ -69,6 +69,7 @@ async def synth(tmp_path: Path, sample_files: Path) -> AsyncIterator[Synth]:
             trusted_issuers=[AUTHORITY],
             fhir_version_cache_seconds=0.0,
             job_poll_seconds=0.1,
+            job_lease_seconds=5.0,  # the job's row follows the worker every 1.7 s
             dataplane_wait_seconds=0.0,
         )
     )
@@ -230,21 +231,40 @@ async def test_expired_foreign_or_terminated_tokens_are_refused(
 
 
 async def test_the_fit_runs_off_the_event_loop(synth: Synth) -> None:
-    """While the fit job runs (in the pool), the event loop keeps answering."""
+    """While the fit job runs (in the pool), the event loop keeps answering: it sees the
+    worker's stages go by in the job's row."""
     s = synth.services
     aid = await _agreement(s, SYNTHETIC, PATIENTS_LIMIT)
     token = await _transfer(s, aid, fmt=Format.SYNTHETIC)
     await _model_needed(s, token)
     loop = asyncio.create_task(s.jobs.run())
-    ticks = 0
+    seen: set[str] = set()
     try:
         while True:
             [job] = await _fit_jobs(s)
             if job.state.finished:
                 break
-            ticks += 1
+            if job.state is JobState.RUNNING:
+                seen.add(job.stage)
             await asyncio.sleep(0.05)
     finally:
         loop.cancel()
     assert job.state is JobState.DONE
-    assert ticks > 0  # the loop ran while the model was fitted
+    # Stages the worker reports while it fits: the loop was free to read them.
+    assert seen & {"encoding", "fitting", "evaluating", "saving"}, seen
+
+
+async def test_a_model_that_cannot_be_sampled_gives_the_use_back(synth: Synth) -> None:
+    s = synth.services
+    aid = await _agreement(s, SYNTHETIC, PATIENTS_LIMIT)
+    token = await _transfer(s, aid, fmt=Format.SYNTHETIC)
+    await _model_needed(s, token)
+    await s.jobs.drain()
+    [record] = await SqlSyntheticModelStore(s.engine).for_dataset("ds")
+    (Path(record.directory) / "model.pkl").write_bytes(b"not a model")
+    with pytest.raises(Exception) as failed:
+        await _pull(s, token, {"patients": "5"})
+    assert not isinstance(failed.value, ModelNotReadyError)
+    assert await _uses(s, aid) == (0, 0.0)
+    events = [e for e, _ in await _audit(s)]
+    assert events[-2:] == ["dataplane.call", "dataplane.failed"]
