@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from connector.errors import UnavailableError
+from connector.errors import BadRequestError, UnavailableError
 from connector.fulfilment.cache import ViewCache
 from connector.jobs import Job, JobContext, JobRunner, JobState
 from connector.ports import FlatViews, SyntheticModelRecord, SyntheticModelStore
@@ -46,7 +46,16 @@ class SyntheticFits:
         jobs.register(JOB_KIND, self._fit)
 
     def config(self, dataset_id: str) -> SyntheticConfig:
-        return stored_config(self.root, dataset_id)
+        """The dataset's kept settings; a file the hospital broke is logged for its operators,
+        and the data user told only that the dataset's synthetic data are unavailable."""
+        try:
+            return stored_config(self.root, dataset_id)
+        except BadRequestError as exc:
+            log.error("dataset %s: %s", dataset_id, exc.detail)
+            raise UnavailableError(
+                f"dataset {dataset_id}: its synthetic data settings are invalid; the "
+                "hospital's operators see why in its log"
+            ) from None
 
     def generator(self, dataset_id: str) -> SdvGenerator:
         """The dataset's generator, with its kept settings (the defaults where none)."""

@@ -27,7 +27,9 @@ from connector.errors import (
     ModelNotReadyError,
     NotReadyError,
     PolicyViolationError,
+    UnavailableError,
 )
+from connector.fulfilment.scope import DatasetScope
 from connector.identity.keys import load_or_create_keys
 from connector.jobs import JobState
 from connector.settings import Settings
@@ -268,3 +270,19 @@ async def test_a_model_that_cannot_be_sampled_gives_the_use_back(synth: Synth) -
     assert await _uses(s, aid) == (0, 0.0)
     events = [e for e, _ in await _audit(s)]
     assert events[-2:] == ["dataplane.call", "dataplane.failed"]
+
+
+async def test_broken_settings_are_the_hospitals_to_see(synth: Synth, tmp_path: Path) -> None:
+    s = synth.services
+    aid = await _agreement(s, SYNTHETIC, PATIENTS_LIMIT)
+    token = await _transfer(s, aid, fmt=Format.SYNTHETIC)
+    settings = tmp_path / "data" / "synthetic" / "settings" / "ds.json"
+    settings.write_text('{"backend": "magic"}')
+    await s.views.request("ds", DatasetScope.parse(None))
+    await s.jobs.drain()  # the tables: the settings are what stands in the way
+    with pytest.raises(UnavailableError) as unavailable:
+        await _pull(s, token, {"patients": "5"})
+    assert unavailable.value.status == 503 and unavailable.value.retry_after is None
+    assert "settings are invalid" in unavailable.value.detail
+    assert str(tmp_path) not in unavailable.value.detail and "magic" not in unavailable.value.detail
+    assert await _uses(s, aid) == (0, 0.0) and await _fit_jobs(s) == []

@@ -185,6 +185,14 @@ def test_synthetic_pull_end_to_end(pair: Pair, tmp_path: Path) -> None:
         fits[1]["result"]["model"],
         fits[0]["result"]["model"],
     ]
+
+    # Given the agreement, the CLI starts a transfer in the synthetic format first.
+    fresh = _fetch(pair, tmp_path, "--agreement", agreement, "--patients", "3", "--out", "a.json")
+    assert fresh.returncode == 0, fresh.stderr
+    new_tid = fresh.stdout.split("(transfer ")[1].split(")")[0]
+    assert new_tid != tid
+    assert pair.capi.get(f"/transfers/{new_tid}")["format"] == Format.SYNTHETIC.value
+    _check_bundle(json.loads((tmp_path / "a.json").read_text()), 3)
     assert [e for e in pair.provider.log().splitlines() if "Traceback" in e] == []
 
 
