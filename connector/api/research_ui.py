@@ -24,6 +24,7 @@ from connector.api.forms import form_fields
 from connector.api.pages import html_page
 from connector.api.plain_words import plain_policy
 from connector.api.query_run import QueryFailure, agreed_purpose, encode, parse_ccdl, run_query
+from connector.api.synthetic_pull import MAX_PATIENTS, SyntheticAsk, download
 from connector.api.ui_session import check_csrf, csrf_token, signed_in
 from connector.composition import Services
 from connector.dsp.agreement import AgreementRecord
@@ -181,6 +182,7 @@ async def _transfer_page(
         "failure": None,
         "query_json": None,
         "query_display": None,
+        "synthetic_fields": {"patients": "100", "purpose": agreed_purpose(a.agreement)},
         **result,
     }
     return html_page(
@@ -196,6 +198,8 @@ async def _transfer_page(
         waiting=t.state in (TransferState.INITIAL, TransferState.REQUESTED),
         started=t.state is TransferState.STARTED,
         aggregate=t.format == Format.AGGREGATE,
+        synthetic=t.format == Format.SYNTHETIC,
+        max_patients=MAX_PATIENTS,
         reasons=list(t.reason),
         condition_systems=[(k, label) for k, (_, label) in CONDITION_SYSTEMS.items()],
         csrf=csrf,
@@ -249,3 +253,22 @@ async def run_aggregate_query(tid: str, request: Request, services: ServicesDep)
         return await _transfer_page(services, nonce, t, status=failure.status,
                                     failure=failure, **kept)  # fmt: skip
     return await _transfer_page(services, nonce, t, answer=answer, **kept)
+
+
+@router.post("/transfers/{tid}/synthetic", response_model=None)
+async def download_synthetic(tid: str, request: Request, services: ServicesDep) -> Response:
+    """The synthetic patients (a FHIR Bundle with the model's report) or the report page, as a
+    download; the transfer page with the reason when the hospital does not deliver."""
+    session = await _post_session(request, services)
+    if session is None:
+        return _signin(transfer_url(tid))
+    nonce, form = session
+    t = await _consumer_transfer(services, tid)
+    if t.format != Format.SYNTHETIC:
+        raise BadRequestError(f"transfer {tid} is {t.format}, not a synthetic transfer")
+    kept = {"synthetic_fields": form}
+    try:
+        return await download(services.puller, tid, SyntheticAsk.from_fields(form))
+    except QueryFailure as failure:
+        return await _transfer_page(services, nonce, t, status=failure.status,
+                                    failure=failure, **kept)  # fmt: skip

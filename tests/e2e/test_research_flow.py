@@ -1,8 +1,9 @@
 """The researcher's web flow after "Access granted", in headless Chromium against a hospital's
 connector with FHIR data and a data user's connector (separate processes on loopback): sign
 in, request access, start a transfer, run cohort builder queries and see the answer as a table
-and a chart (suppressed cells as such), and a bad CCDL query refused with a clear message.
-Screenshots go to build/test-artifacts/research-flow/."""
+and a chart (suppressed cells as such), a bad CCDL query, a purpose the policy refuses and a
+hospital that is down each said on the page; a synthetic transfer's patients and report
+downloaded. Screenshots go to build/test-artifacts/research-flow/."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +19,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from connector.api.cohort_builder import CohortForm
+from connector.synthetic.client import report_of
 from tests.e2e.conftest import Pair, dataset, wait_for
 from tests.e2e.test_catalog_ui import browser  # noqa: F401  (the fixture)
 from tests.processes import REPO, stop
@@ -263,3 +266,85 @@ def test_only_the_consumer_side_and_a_real_form_reach_the_pages(pair: Pair) -> N
         page = hospital.get(f"/catalog/agreements/{aid}")
         assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
         assert "no agreement" in page.text
+
+
+SYNTHETIC_OFFER = {
+    "@id": "offer-synthetic",
+    "@type": "Offer",
+    "permission": [
+        {
+            "action": "use",
+            "constraint": [
+                {"leftOperand": "phems:membership", "operator": "eq", "rightOperand": True},
+                {"leftOperand": "phems:outputType", "operator": "eq", "rightOperand": "synthetic"},
+                {"leftOperand": "phems:patients", "operator": "lteq", "rightOperand": 100},
+            ],
+        }
+    ],
+}
+
+
+def _fits_done(pair: Pair) -> bool:
+    fits = [j for j in pair.papi.get("/jobs") if j["kind"] == "synthetic-fit"]
+    return bool(fits) and all(j["state"] == "done" for j in fits)
+
+
+def test_synthetic_patients_and_their_report(pair: Pair, browser: Browser) -> None:  # noqa: F811
+    pair.papi.post("/datasets", dataset("paediatric-asthma", [SYNTHETIC_OFFER]), expect=201)
+    dsp = pair.provider.url + "/dsp/2025-1"
+    pair.capi.post("/harvest", {"targets": [dsp]}, expect=200)
+    [ds] = pair.capi.post("/catalog/request", {"counterpartyAddress": dsp})["dataset"]
+    n = pair.capi.post(
+        "/negotiations",
+        {"counterpartyAddress": dsp, "offer": ds["hasPolicy"][0] | {"target": ds["@id"]}},
+        expect=201,
+    )
+    wait_for(lambda: pair.capi.get(f"/negotiations/{n['id']}")["state"], lambda s: s == "FINALIZED")
+
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        # Signed in, from the list of agreements to a synthetic transfer.
+        page.goto(pair.consumer.url + "/catalog/agreements")
+        page.get_by_label("Management API key").fill(pair.consumer.api_key)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Paediatric asthma cohort").click()
+        page.get_by_role("button", name="Start a transfer: Synthetic data").click()
+        expect(page.get_by_test_id("transfer-state")).to_have_text("STARTED", timeout=30_000)
+
+        # The hospital has no model yet: it says so, and fits one meanwhile.
+        page.get_by_label("Number of patients").fill("20")
+        page.get_by_role("button", name="Download synthetic patients").click()
+        failure = page.get_by_test_id("query-failure")
+        expect(failure).to_contain_text("The hospital is preparing its data")
+        expect(failure).to_contain_text(re.compile(r"Try again in \d+ seconds"))
+        expect(page.get_by_label("Number of patients")).to_have_value("20")
+        _shot(page, "11-synthetic-preparing")
+        wait_for(lambda: _fits_done(pair), bool, timeout=600)
+
+        with page.expect_download(timeout=120_000) as caught:
+            page.get_by_role("button", name="Download synthetic patients").click()
+        download = caught.value
+        assert download.suggested_filename == "synthetic-patients-20.json"
+        bundle = json.loads(Path(download.path()).read_text())
+        resources = [e["resource"] for e in bundle["entry"]]
+        assert bundle["resourceType"] == "Bundle"
+        assert sum(r["resourceType"] == "Patient" for r in resources) == 20
+        assert resources[-1]["resourceType"] == "DocumentReference"  # the model's report
+        report = report_of(resources[-1])
+        assert report is not None and {"quality", "privacy", "utility"} <= set(report)
+
+        with page.expect_download(timeout=120_000) as caught:
+            page.get_by_role("button", name="Download the report").click()
+        assert caught.value.suggested_filename == "synthetic-report.html"
+        assert "<html" in Path(caught.value.path()).read_text().lower()
+
+        # More patients than the agreement allows a call: refused, naming the condition.
+        page.get_by_label("Number of patients").fill("1000")
+        page.get_by_role("button", name="Download synthetic patients").click()
+        expect(failure).to_contain_text("The agreement's conditions do not permit this request")
+        expect(failure).to_contain_text("patients")
+        _shot(page, "12-synthetic-refused")
+    finally:
+        context.close()
+    assert [e for e in pair.consumer.log().splitlines() if "Traceback" in e] == []
