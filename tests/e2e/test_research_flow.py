@@ -250,22 +250,52 @@ def test_only_the_consumer_side_and_a_real_form_reach_the_pages(pair: Pair) -> N
     [agreement] = pair.capi.get("/agreements")
     aid = agreement["id"]
 
+    t = pair.capi.post(
+        "/transfers", {"agreementId": aid, "format": "FHIR-Aggregate-PULL"}, expect=201
+    )
+    wait_for(lambda: pair.capi.get(f"/transfers/{t['id']}")["state"], lambda s: s == "STARTED")
+    query = f"/catalog/transfers/{t['id']}/query"
+    builder = {"mode": "builder", "sex": "any", "stratify": "sex", "purpose": "research"}
+
     with _signed_in(pair.consumer.url, pair.consumer.api_key) as user:
         page = user.get(f"/catalog/agreements/{aid}")
         assert page.status_code == 200 and "Start a transfer: Aggregate statistics" in page.text
-        # A post without the form's CSRF token starts nothing.
-        forged = user.post(
-            "/catalog/transfers", data={"agreement_id": aid, "format": "FHIR-Aggregate-PULL"}
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        # A post without the form's CSRF token (or with another one) does nothing.
+        for token in ("", "0" * 64):
+            forged = user.post(
+                "/catalog/transfers",
+                data={"agreement_id": aid, "format": "FHIR-Aggregate-PULL", "csrf": token},
+            )
+            assert forged.status_code == 403 and "CSRF" in forged.text
+            assert forged.headers["content-type"].startswith("text/html")
+            asked = user.post(query, data={**builder, "csrf": token})
+            assert asked.status_code == 403 and "CSRF" in asked.text
+        assert len(pair.capi.get("/transfers")) == 1
+        # With it: the answer.
+        answered = user.post(query, data={**builder, "csrf": csrf.group(1)})
+        assert answered.status_code == 200 and 'data-testid="answer-table"' in answered.text
+        # An upload over the catalogue's form limit: refused unread, as a page.
+        big = user.post(
+            query,
+            files={"ccdl_file": ("q.json", b" " * (70 << 10), "application/json")},
+            data={"mode": "ccdl", "csrf": csrf.group(1)},
         )
-        assert forged.status_code == 403 and "CSRF" in forged.text
-        assert forged.headers["content-type"].startswith("text/html")
-        assert pair.capi.get("/transfers") == []
+        assert big.status_code == 413 and big.headers["content-type"].startswith("text/html")
+    # A browser that is not signed in is sent to sign in, and nothing is asked.
+    with httpx.Client(base_url=pair.consumer.url) as stranger:
+        sent = stranger.post(query, data=builder)
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/catalog/signin")
     # The hospital's operator, signed in to the hospital's connector, holds the same agreement
-    # as provider: not a researcher's to use.
+    # and transfer as provider: not a researcher's to use.
+    [provided] = pair.papi.get("/transfers")
     with _signed_in(pair.provider.url, pair.provider.api_key) as hospital:
-        page = hospital.get(f"/catalog/agreements/{aid}")
-        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
-        assert "no agreement" in page.text
+        for path in (f"/catalog/agreements/{aid}", f"/catalog/transfers/{provided['id']}"):
+            page = hospital.get(path)
+            assert page.status_code == 404, path
+            assert page.headers["content-type"].startswith("text/html")
+            assert "as consumer" in page.text
 
 
 SYNTHETIC_OFFER = {
