@@ -1,7 +1,9 @@
-"""Two (or three) real connector processes on loopback, a data space authority, credentials."""
+"""Two (or three) real connector processes on loopback, a data space authority, credentials,
+and a headless browser (Debian's chromium, driven by Playwright) for the UI tests."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
+from playwright.sync_api import Browser, sync_playwright
 
 from catalog.examples import example_dataset
 from connector.api.problems import matching_templates
@@ -25,6 +28,27 @@ from tests.conftest import free_port, fresh_pg_database
 from tests.processes import ConnectorProcess, start_connector, stop
 
 T = TypeVar("T")
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.fail("Debian's chromium is required: apt-get install -y chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @dataclass

@@ -21,7 +21,6 @@ from playwright.sync_api import Browser, Page, expect
 from connector.api.cohort_builder import CohortForm
 from connector.synthetic.client import report_of
 from tests.e2e.conftest import Pair, dataset, wait_for
-from tests.e2e.test_catalog_ui import browser  # noqa: F401  (the fixture)
 from tests.processes import REPO, stop
 
 ARTIFACTS = REPO / "build" / "test-artifacts" / "research-flow"
@@ -87,7 +86,9 @@ def _check_answer(
     return expected
 
 
-def test_transfer_query_table_chart_and_a_bad_query(pair: Pair, browser: Browser) -> None:  # noqa: F811
+def test_transfer_query_table_chart_and_a_bad_query(
+    pair: Pair, browser: Browser, tmp_path: Path
+) -> None:
     pair.papi.post("/datasets", dataset(), expect=201)
     dsp = pair.provider.url + "/dsp/2025-1"
     report = pair.capi.post("/harvest", {"targets": [dsp]}, expect=200)
@@ -192,6 +193,14 @@ def test_transfer_query_table_chart_and_a_bad_query(pair: Pair, browser: Browser
         expect(page.get_by_test_id("query-display")).to_have_text(children.describe())
         assert _answer_rows(page) == [(s, str(c)) for s, c in by_sex]
         _shot(page, "06-pasted-ccdl")
+
+        # A CCDL file chosen for upload (it wins over the text in the box).
+        upload = tmp_path / "everyone-by-age.json"
+        upload.write_text(json.dumps(CohortForm(stratify="age", purpose="research").ccdl()))
+        page.get_by_label("or a file").set_input_files(str(upload))
+        page.get_by_role("button", name="Run CCDL query").click()
+        expect(page.get_by_test_id("query-display")).to_have_text("Patients")
+        assert _answer_rows(page) == [(s, "suppressed" if c is None else str(c)) for s, c in by_age]
 
         # A purpose the agreement does not permit: the hospital's policy refuses, naming it.
         page.get_by_label("Purpose").fill("marketing")
@@ -319,7 +328,7 @@ def _fits_done(pair: Pair) -> bool:
     return bool(fits) and all(j["state"] == "done" for j in fits)
 
 
-def test_synthetic_patients_and_their_report(pair: Pair, browser: Browser) -> None:  # noqa: F811
+def test_synthetic_patients_and_their_report(pair: Pair, browser: Browser) -> None:
     pair.papi.post("/datasets", dataset("paediatric-asthma", [SYNTHETIC_OFFER]), expect=201)
     dsp = pair.provider.url + "/dsp/2025-1"
     pair.capi.post("/harvest", {"targets": [dsp]}, expect=200)
