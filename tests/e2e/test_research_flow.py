@@ -244,8 +244,24 @@ def _signed_in(connector_url: str, api_key: str) -> Iterator[httpx.Client]:
         yield client
 
 
+ONE_QUERY = {
+    "@id": "offer-one-query",
+    "@type": "Offer",
+    "permission": [
+        {
+            "action": "use",
+            "constraint": [
+                {"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"},
+                {"leftOperand": "phems:membership", "operator": "eq", "rightOperand": True},
+                {"leftOperand": "count", "operator": "lteq", "rightOperand": 1},
+            ],
+        }
+    ],
+}
+
+
 def test_only_the_consumer_side_and_a_real_form_reach_the_pages(pair: Pair) -> None:
-    pair.papi.post("/datasets", dataset(), expect=201)
+    pair.papi.post("/datasets", dataset(offers=[ONE_QUERY]), expect=201)
     catalog = pair.capi.post(
         "/catalog/request", {"counterpartyAddress": pair.provider.url + "/dsp/2025-1"}
     )
@@ -285,6 +301,11 @@ def test_only_the_consumer_side_and_a_real_form_reach_the_pages(pair: Pair) -> N
         # With it: the answer.
         answered = user.post(query, data={**builder, "csrf": csrf.group(1)})
         assert answered.status_code == 200 and 'data-testid="answer-table"' in answered.text
+        # The agreement allows one call: the next is refused, in words, as a page.
+        spent = user.post(query, data={**builder, "stratify": "age", "csrf": csrf.group(1)})
+        assert spent.status_code == 429 and "Refused: a limit is used up" in spent.text
+        assert spent.headers["content-type"].startswith("text/html")
+        assert 'data-testid="answer-table"' not in spent.text
         # An upload over the catalogue's form limit: refused unread, as a page.
         big = user.post(
             query,
