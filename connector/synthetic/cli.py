@@ -112,6 +112,7 @@ def fit_command(
 
     from connector.db.engine import migrate
     from connector.db.synthetic_models import SqlSyntheticModelStore
+    from connector.jobs.runner import node_name
     from connector.synthetic.generator import SdvGenerator
 
     ctx = _Context()
@@ -130,7 +131,7 @@ def fit_command(
     views = _run(lambda: ctx.views(dataset))
     ctx.settings_file(dataset).parent.mkdir(parents=True, exist_ok=True)
     ctx.settings_file(dataset).write_text(json.dumps(config.to_mapping(), indent=2))
-    generator = SdvGenerator(config, ctx.root / "models")
+    generator = SdvGenerator(config, ctx.root / "models", node=node_name())
     columns = (
         TextColumn("{task.description:<11}"),
         BarColumn(),
@@ -167,10 +168,11 @@ def fit_command(
 async def _record(ctx: _Context, dataset: str) -> Any:
     from connector.db.engine import migrate
     from connector.db.synthetic_models import SqlSyntheticModelStore
+    from connector.jobs.runner import node_name
     from connector.synthetic.fulfilment import SyntheticFulfilment
     from connector.synthetic.generator import SdvGenerator
 
-    generator = SdvGenerator(ctx.config(dataset, {}), ctx.root / "models")
+    generator = SdvGenerator(ctx.config(dataset, {}), ctx.root / "models", node=node_name())
     views = await ctx.views(dataset)
     engine = ctx.engine()
     try:

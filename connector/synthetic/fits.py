@@ -8,7 +8,8 @@ to this replica (the model's files live in its data directory), runs the fit in 
 queue's process pool (``generator.fit_worker``), never on the event loop, and reports its
 stage and percentage (``/management/jobs``, ``phems-connector jobs watch``). Once a new model
 is stored, the dataset's older models (fitted on data that may hold since opted-out patients)
-are deleted, files and records.
+are deleted, files and records. Replicas sharing one store each fit and keep their own model
+(its key names the replica: ``SdvGenerator.node``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from connector.errors import BadRequestError, UnavailableError
 from connector.fulfilment.cache import ViewCache
 from connector.jobs import Job, JobContext, JobRunner, JobState
 from connector.ports import FlatViews, SyntheticModelRecord, SyntheticModelStore
-from connector.synthetic.config import SyntheticConfig, model_key, stored_config
+from connector.synthetic.config import SyntheticConfig, stored_config
 from connector.synthetic.generator import SdvGenerator, fit_worker
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,13 @@ class SyntheticFits:
 
     def generator(self, dataset_id: str) -> SdvGenerator:
         """The dataset's generator, with its kept settings (the defaults where none)."""
-        return SdvGenerator(self.config(dataset_id), self.models_dir)
+        return SdvGenerator(self.config(dataset_id), self.models_dir, node=self.jobs.node)
 
     async def request(self, dataset_id: str, views: FlatViews) -> str:
         """Make sure a fit for ``views`` is queued, running or done; a short description of
         its job for the data user (``UnavailableError`` without retry time if it failed)."""
         config = self.config(dataset_id)
-        key = model_key(views, config)
+        key = SdvGenerator(config, self.models_dir, node=self.jobs.node).model_key(views)
         params = {
             "dataset": dataset_id,
             "views": views.version,
@@ -95,10 +96,10 @@ class SyntheticFits:
             return {"model": None, "skipped": "the flattened tables of this version are gone"}
         await context.progress("reading", 0.0)
         record: SyntheticModelRecord = await context.run_cpu(
-            fit_worker, views, dict(job.params["settings"]), str(self.models_dir)
+            fit_worker, views, dict(job.params["settings"]), str(self.models_dir), self.jobs.node
         )
         await self.store.save(record)
-        await self._prune(dataset_id, keep=record.key)
+        await self._prune(dataset_id, keep=record)
         return {
             "model": record.key,
             "accepted": record.accepted,
@@ -106,9 +107,12 @@ class SyntheticFits:
             "patients": record.summary.get("patients"),
         }
 
-    async def _prune(self, dataset_id: str, *, keep: str) -> None:
+    async def _prune(self, dataset_id: str, *, keep: SyntheticModelRecord) -> None:
+        """This replica's other models of the dataset, and any replica's of an older data
+        version (never served again by anyone: the version is the same on every replica)."""
         for old in await self.store.for_dataset(dataset_id):
-            if old.key == keep:
+            ours = old.key.endswith(f"@{self.jobs.node}")
+            if old.key == keep.key or not (ours or old.version != keep.version):
                 continue
             await self.store.delete(dataset_id, old.key)
             directory = Path(old.directory)

@@ -17,8 +17,9 @@ Request (JSON body, or the same names as query parameters; the body wins):
 A Bundle's last entry is a ``DocumentReference`` carrying the report (JSON and HTML
 attachments), so a data user who keeps the Bundle keeps the evidence with it. NDJSON carries
 resources only; its report is the ``part=report`` call. No model fitted for the views' data
-version yet: ``ModelNotReadyError`` (503 with Retry-After; the caller starts the fit job); a
-model below the hospital's minimum levels: ``ModelRejectedError``.
+version yet: ``prepare`` (before the data plane spends anything) starts the fit job
+(``request_fit``) and raises ``ModelNotReadyError`` (503 with Retry-After, naming the job); a
+model below the hospital's minimum levels: ``ModelRejectedError`` (503, no retry time).
 """
 
 from __future__ import annotations

@@ -21,12 +21,21 @@ BATCH_PATIENTS = 500
 
 
 class SdvGenerator:
-    def __init__(self, config: SyntheticConfig, models_dir: Path) -> None:
+    """``node``: the replica whose data directory keeps the models (``JobRunner.node``). It
+    qualifies the model's key, so replicas sharing one store each keep their own record of
+    the model they fitted into their own directory (not each other's, which they cannot
+    read)."""
+
+    def __init__(
+        self, config: SyntheticConfig, models_dir: Path, *, node: str | None = None
+    ) -> None:
         self.config = config
         self.models_dir = models_dir
+        self.node = node
 
     def model_key(self, views: FlatViews) -> str:
-        return model_key(views, self.config)
+        key = model_key(views, self.config)
+        return f"{key}@{self.node}" if self.node else key
 
     def fit(self, views: FlatViews, progress: ProgressCallback) -> SyntheticModelRecord:
         from connector.synthetic.model import fit
@@ -35,7 +44,7 @@ class SdvGenerator:
         return SyntheticModelRecord(
             dataset_id=result.dataset_id,
             version=result.version,
-            key=result.key,
+            key=self.model_key(views),
             backend=result.backend,
             directory=result.directory,
             fitted_at=datetime.fromisoformat(result.fitted_at),
@@ -81,15 +90,22 @@ def fit_job(
     settings: Mapping[str, Any],
     models_dir: str,
     progress: ProgressCallback,
+    node: str | None = None,
 ) -> SyntheticModelRecord:
     """The long job: fit the dataset's synthesizer (``settings``: the dataset's synthetic
-    settings, see ``SyntheticConfig``) under ``models_dir``; runs in a worker process."""
-    generator = SdvGenerator(SyntheticConfig.from_mapping(settings), Path(models_dir))
+    settings, see ``SyntheticConfig``) under ``models_dir`` of replica ``node``; runs in a
+    worker process."""
+    config = SyntheticConfig.from_mapping(settings)
+    generator = SdvGenerator(config, Path(models_dir), node=node)
     return generator.fit(views, progress)
 
 
 def fit_worker(
-    progress: ProgressCallback, views: FlatViews, settings: Mapping[str, Any], models_dir: str
+    progress: ProgressCallback,
+    views: FlatViews,
+    settings: Mapping[str, Any],
+    models_dir: str,
+    node: str | None = None,
 ) -> SyntheticModelRecord:
     """:func:`fit_job` in the argument order of ``JobContext.run_cpu`` (progress first)."""
-    return fit_job(views, settings, models_dir, progress)
+    return fit_job(views, settings, models_dir, progress, node)

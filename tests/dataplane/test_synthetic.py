@@ -286,3 +286,44 @@ async def test_broken_settings_are_the_hospitals_to_see(synth: Synth, tmp_path: 
     assert "settings are invalid" in unavailable.value.detail
     assert str(tmp_path) not in unavailable.value.detail and "magic" not in unavailable.value.detail
     assert await _uses(s, aid) == (0, 0.0) and await _fit_jobs(s) == []
+
+
+async def test_replicas_sharing_a_store_each_keep_their_own_model(
+    synth: Synth, tmp_path: Path
+) -> None:
+    """Two replicas, one database, each its own data directory: each fits the model into its
+    own directory and serves it, and neither's fit or pruning takes the other's away."""
+    a = synth.services
+    settings_dir = tmp_path / "b" / "synthetic" / "settings"
+    settings_dir.mkdir(parents=True)
+    (settings_dir / "ds.json").write_text(json.dumps({"min_code_patients": 3}))
+    b = await build_services(
+        Settings(
+            data_dir=tmp_path / "b",
+            database_url=a.settings.effective_database_url,
+            keys_dir=a.settings.effective_keys_dir,
+            fhir_files_dir=synth.data,
+            trusted_issuers=[AUTHORITY],
+            fhir_version_cache_seconds=0.0,
+            dataplane_wait_seconds=0.0,
+        )
+    )
+    b.jobs.node = "replica-b"
+    try:
+        aid = await _agreement(a, SYNTHETIC, PATIENTS_LIMIT)
+        token = await _transfer(a, aid, fmt=Format.SYNTHETIC)
+        for replica in (a, b):  # each fits its own model, once
+            await _model_needed(replica, token)
+            await replica.jobs.drain()
+            await _served(replica, token)
+        for replica in (a, b):  # and keeps serving it: the other's fit took nothing away
+            await _served(replica, token)
+        jobs = await _fit_jobs(a)
+        assert len(jobs) == 2 and {j.node for j in jobs} == {a.jobs.node, "replica-b"}
+        records = await SqlSyntheticModelStore(a.engine).for_dataset("ds")
+        assert {r.key.rsplit("@", 1)[1] for r in records} == {a.jobs.node, "replica-b"}
+        await b.audit.flush()
+        models = [d["model"] for e, d in await _audit(a) if e == "dataplane.delivered"]
+        assert [m.rsplit("@", 1)[1] for m in models] == [a.jobs.node, "replica-b"] * 2
+    finally:
+        await b.aclose()
