@@ -17,8 +17,18 @@ COPY pyproject.toml README.md ./
 COPY connector ./connector
 COPY catalog ./catalog
 COPY adapters ./adapters
-# Byte-compile at build time: the root filesystem is read-only at run time.
-RUN pip install --no-compile . \
+# EXTRAS=synthetic adds synthetic FHIR patients (SDV, Business Source License; docs/synthetic.md),
+# with PyTorch's CPU build installed first (the default build pulls several GB of CUDA):
+#   docker build --build-arg EXTRAS=synthetic -t phems-connector:0.1.0-synthetic .
+ARG EXTRAS=""
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Byte-compile at build time: the root filesystem is read-only at run time. (DL3013: the
+# package installed is this directory, with or without its extra.)
+# hadolint ignore=DL3013
+RUN if [ -n "${EXTRAS}" ]; then \
+        pip install --no-compile --index-url "${TORCH_INDEX}" torch==2.13.0; \
+    fi \
+    && pip install --no-compile ".${EXTRAS:+[${EXTRAS}]}" \
     && python -m compileall -q -j 0 /opt/phems \
     && phems-connector --help > /dev/null
 
