@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from connector.demo import cli as demo_cli
 from connector.errors import PhemsError
 from connector.federation.cli import app as query_app
 from connector.identity.authority_cli import app as authority_app
@@ -52,6 +53,7 @@ jobs_app = typer.Typer(
 app.add_typer(optout_app, name="optout")
 catalog_app.command("search")(sdk_cli.catalog_search)
 app.command("negotiate")(sdk_cli.negotiate)
+app.command("demo")(demo_cli.demo)
 app.add_typer(jobs_app, name="jobs")
 
 T = TypeVar("T")
