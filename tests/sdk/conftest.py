@@ -61,6 +61,13 @@ QUERY: dict[str, Any] = {
 }
 
 
+def fresh(query: dict[str, Any], name: str) -> dict[str, Any]:
+    """``query`` with a measure id of its own: a query asked before is answered from the
+    hospital's kept answers and spends no budget, so a test of the budget asks one no other
+    test asks."""
+    return {**query, "measures": [{"type": "stratify", "by": "sex", "id": name}]}
+
+
 @pytest.fixture(scope="session")
 def authority() -> Authority:
     key = generate_key("Ed25519")

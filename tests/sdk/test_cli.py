@@ -11,7 +11,7 @@ import sys
 
 from tests.e2e.conftest import Authority, launch
 from tests.processes import stop
-from tests.sdk.conftest import ONE_QUERY_DATASET, QUERY, SAMPLE_DATASET, Space
+from tests.sdk.conftest import ONE_QUERY_DATASET, QUERY, SAMPLE_DATASET, Space, fresh
 
 
 def cli(space: Space, *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,8 +76,8 @@ def test_an_exhausted_budget_exits_1(space: Space) -> None:
     done = cli(space, "negotiate", ONE_QUERY_DATASET, "--provider", space.addresses()[0], "--json")
     assert done.returncode == 0, done.stderr
     agreement = json.loads(done.stdout)["@id"]
-    cohort = space.tmp / "cohort.json"
-    cohort.write_text(json.dumps(QUERY))
+    cohort = space.tmp / "cohort-budget.json"
+    cohort.write_text(json.dumps(fresh(QUERY, "by-sex-cli")))
     first = cli(space, "query", "run", str(cohort), "--hospitals", agreement)
     assert first.returncode == 0, first.stderr
     line = one_line_error(cli(space, "query", "run", str(cohort), "--hospitals", agreement))

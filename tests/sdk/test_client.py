@@ -15,7 +15,7 @@ from connector.sdk import (
     Unreachable,
 )
 from tests.conftest import free_port
-from tests.sdk.conftest import ONE_QUERY_DATASET, QUERY, SAMPLE_DATASET, Space
+from tests.sdk.conftest import ONE_QUERY_DATASET, QUERY, SAMPLE_DATASET, Space, fresh
 
 
 def test_harvest_search_negotiate_verify_and_query(space: Space) -> None:
@@ -49,7 +49,7 @@ def test_harvest_search_negotiate_verify_and_query(space: Space) -> None:
         cohort = combined["count"].iloc[0]
         assert combined["stratum"].tolist()[:1] == [""] and cohort % 10 == 0
         assert abs(cohort - secure.total) <= 5  # the report's count is rounded to 10
-        plain = phems.query(QUERY, mode="plain")  # every aggregate agreement held
+        plain = phems.query(QUERY, [a.id for a in agreements], mode="plain")  # ids do too
         assert plain.status == "complete" and len(plain.hospitals) == 2
         assert abs(plain.total - secure.total) <= 15  # type: ignore[operator]
 
@@ -77,10 +77,11 @@ def test_an_exhausted_budget(space: Space) -> None:
     with space.client() as phems:
         agreement = phems.negotiate(ONE_QUERY_DATASET, space.addresses()[0])
         assert isinstance(agreement, Agreement)
-        first = phems.query(QUERY, [agreement])
+        query = fresh(QUERY, "by-sex-sdk")
+        first = phems.query(query, [agreement])
         assert first.status == "complete"
         with pytest.raises(BudgetExhausted) as exhausted:
-            phems.query(QUERY, [agreement])
+            phems.query(query, [agreement])
     assert "budget-exhausted" in str(exhausted.value) and "epsilon" in str(exhausted.value)
     assert exhausted.value.answer["status"] == "failed"
 
