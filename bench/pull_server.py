@@ -39,6 +39,7 @@ from connector.dataplane.tokens import issue_access_token, verify_access_token
 from connector.dsp.agreement import AgreementRecord
 from connector.dsp.states import Role, TransferState
 from connector.dsp.transfer import Transfer
+from connector.dsp.transfer_messages import DataAddress, EndpointProperty
 from connector.errors import AuthenticationError
 from connector.fulfilment.fake import FakeFulfilment
 from connector.identity.tokens import bearer_token
@@ -103,16 +104,31 @@ async def seed_transfer(s: Services, scope: dict[str, Any] | None = None) -> tup
             agreement_id=aid,
             format=Format.AGGREGATE.value,
         )
-        await s.stores.transfers.insert(conn, replace(transfer, state=TransferState.STARTED))
+        # The transfer's one valid token (valid 15 minutes), in its DataAddress as transfer
+        # start leaves it: the data plane accepts only the newest token of a transfer.
+        token = issue_access_token(
+            did=s.did, keys=s.keys, consumer=CONSUMER, agreement_id=aid, transfer_id=tid, now=now
+        )
+        address = DataAddress(
+            endpoint_type="https://w3id.org/idsa/v4.1/HTTP",
+            endpoint=f"http://127.0.0.1/dataplane/transfers/{tid}",
+            endpoint_properties=[
+                EndpointProperty(name="authorization", value=token),
+                EndpointProperty(name="authType", value="bearer"),
+            ],
+        )
+        started = replace(transfer, state=TransferState.STARTED, data_address=address)
+        await s.stores.transfers.insert(conn, started)
+    _TOKENS[tid] = token
     return tid, aid
 
 
+_TOKENS: dict[str, str] = {}
+
+
 def token_for(s: Services, tid: str, aid: str) -> str:
-    """The transfer's data plane token (valid 15 minutes), as the DataAddress carries it."""
-    now = s.clock.now()
-    return issue_access_token(
-        did=s.did, keys=s.keys, consumer=CONSUMER, agreement_id=aid, transfer_id=tid, now=now
-    )
+    """The transfer's data plane token, as its DataAddress carries it."""
+    return _TOKENS[tid]
 
 
 async def seed(request: Request) -> dict[str, Any]:

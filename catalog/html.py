@@ -6,7 +6,7 @@ words by a `describe_policy(policy_dict) -> str` supplied by the policy engine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,9 +78,12 @@ def render_catalog_page(
     dataset_url: Callable[[Dataset], str] | None = None,
     site_title: str = "Health data catalogue",
     sign_out_csrf: str | None = None,
+    outputs: Collection[OutputType] | None = None,
 ) -> str:
     """The list page: search box, filters and the (already searched) `datasets`.
     `sign_out_csrf`: a signed-in operator's CSRF token for the sign-out button.
+    `outputs`: the output types the filter offers (default: all of them), e.g. those the
+    connector can deliver and those the harvested datasets offer.
 
     `all_datasets` (default: `datasets`) provides the filter choices and the total.
     `dataset_url` maps a dataset to its page (default `{catalog_url}/datasets/{identifier}`).
@@ -106,6 +109,7 @@ def render_catalog_page(
             selected=selected,
             dataset_url=dataset_url or (lambda ds: f"{catalog_url}/datasets/{ds.identifier}"),
             sign_out_csrf=sign_out_csrf,
+            outputs=[o.value for o in OutputType if outputs is None or o in outputs],
         )
     )
 

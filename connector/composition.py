@@ -6,6 +6,7 @@ The only module of ``connector`` allowed to import ``adapters`` (an import-linte
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +32,7 @@ from connector.db.negotiation_store import SqlNegotiationStore
 from connector.db.outbox_store import SqlOutbox
 from connector.db.replay import SqlReplayGuard
 from connector.db.signouts import SignOuts
+from connector.db.synthetic_models import SqlSyntheticModelStore
 from connector.db.transfer_store import SqlTransferStore
 from connector.egress import EgressPolicy, guarded_client
 from connector.errors import ConfigurationError
@@ -46,6 +48,7 @@ from connector.federation.agreements import ConsumerAgreements
 from connector.federation.channel import DataPlaneChannel
 from connector.federation.coordinator import CoordinatorConfig, FederatedQueries
 from connector.federation.directory import AgreementDirectory
+from connector.federation.negotiate import HarvestNegotiator
 from connector.federation.service import QueryService
 from connector.files import narrow, open_private, private_dir
 from connector.fulfilment.aggregate.codec import AggregateCodec
@@ -69,6 +72,11 @@ from connector.publishing.healthdcat import Publisher
 from connector.publishing.snapshot import PublishedCatalog
 from connector.publishing.store import DatasetStore
 from connector.settings import Settings
+from connector.synthetic.fits import SyntheticFits
+from connector.synthetic.fulfilment import SyntheticFulfilment
+
+# What a synthetic pull without a fitted model is told to wait before asking again (seconds).
+FIT_RETRY_SECONDS = 10
 
 DSP_PATH = "/dsp/2025-1"
 
@@ -195,14 +203,39 @@ def audit_anchor(settings: Settings, did: str, keys: ConnectorKeys) -> AuditAnch
     return AuditAnchor(settings.data_dir / CHECKPOINTS_FILE, did, keys)
 
 
+def synthetic_installed() -> bool:
+    """The ``synthetic`` extra (SDV) is importable (checked without importing it)."""
+    return importlib.util.find_spec("sdv") is not None
+
+
 def installed_fulfilments(
-    engine: AsyncEngine, clock: Clock, *, did: str, keys: ConnectorKeys, resolver: DidResolver
+    engine: AsyncEngine,
+    clock: Clock,
+    *,
+    did: str,
+    keys: ConnectorKeys,
+    resolver: DidResolver,
+    fits: SyntheticFits | None = None,
 ) -> list[Fulfilment]:
     """The fulfilments this connector offers (one per output type). Aggregate queries take
     part in secure aggregation rounds as ``did`` with the key agreement key, the other
-    participants' keys resolved from their DID documents."""
+    participants' keys resolved from their DID documents. Synthetic bundles when the
+    ``synthetic`` extra is installed (``fits``: their models and fit jobs)."""
     party = SecureParty(did, keys.key_agreement, resolver)
-    return [AggregateFulfilment(SqlAnswerStore(engine, clock), clock, party=party)]
+    installed: list[Fulfilment] = [
+        AggregateFulfilment(SqlAnswerStore(engine, clock), clock, party=party)
+    ]
+    if fits is not None:
+        installed.append(
+            SyntheticFulfilment(
+                fits.generator,
+                fits.store,
+                clock,
+                request_fit=fits.request,
+                retry_after=FIT_RETRY_SECONDS,
+            )
+        )
+    return installed
 
 
 async def build_services(
@@ -277,43 +310,7 @@ async def build_services(
         outbox=outbox,
     )
     dataset_store = DatasetStore()
-    trusted = list(settings.trusted_issuers)
-    me = Participant(
-        did=did,
-        keys=keys,
-        resolver=resolver,
-        trusted_issuers=tuple(trusted),
-        dsp_base=dsp_base,
-        public_url=public_url,
-        insecure_hosts=settings.insecure_did_hosts,
-    )
-    negotiations = NegotiationService(
-        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
-    )
-    transfers = TransferService(
-        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
-    )
-    sender = OutboxSender(
-        stores=stores,
-        tokens=tokens,
-        timeout_seconds=settings.http_timeout_seconds,
-        clock=clock,
-        audit=audit,
-        poll_seconds=settings.outbox_poll_seconds,
-        policy=SendPolicy(batch=settings.outbox_concurrency),
-        steps={"negotiation": negotiations.take_step, "transfer": transfers.take_step},
-        socket_factory=egress.socket_factory,
-    )
-    outbox.on_enqueued = sender.wake
-    metrics.add_source(StoreGauges(engine, clock))
-    metrics.add_source(JobGauges(engine, clock))
-    published = PublishedCatalog(
-        store=db,
-        datasets=dataset_store,
-        publisher=Publisher(public_url=public_url, did=did, name=settings.participant_name),
-    )
     fhir = build_fhir_source(settings)
-    did_document = build_did_document(did, keys, dsp_base)
     jobs = JobRunner(
         SqlJobStore(engine),
         clock,
@@ -332,10 +329,60 @@ async def build_services(
         clock=clock,
         version_seconds=settings.fhir_version_cache_seconds,
     )
+    fits = (
+        SyntheticFits(
+            jobs=jobs,
+            views=views,
+            store=SqlSyntheticModelStore(engine),
+            root=settings.data_dir / "synthetic",
+        )
+        if fulfilments is None and synthetic_installed()
+        else None
+    )
     registry = FulfilmentRegistry(
-        installed_fulfilments(engine, clock, did=did, keys=keys, resolver=resolver)
+        installed_fulfilments(engine, clock, did=did, keys=keys, resolver=resolver, fits=fits)
         if fulfilments is None
         else fulfilments
+    )
+    # Once any fulfilment is installed, a format nothing fulfils is neither offered nor accepted.
+    formats = tuple(f.value for f in registry.formats) if registry.output_types else None
+    trusted = list(settings.trusted_issuers)
+    me = Participant(
+        did=did,
+        keys=keys,
+        resolver=resolver,
+        trusted_issuers=tuple(trusted),
+        dsp_base=dsp_base,
+        public_url=public_url,
+        insecure_hosts=settings.insecure_did_hosts,
+    )
+    negotiations = NegotiationService(
+        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me
+    )
+    transfers = TransferService(
+        stores=stores, datasets=dataset_store, audit=audit, clock=clock, me=me, formats=formats
+    )
+    sender = OutboxSender(
+        stores=stores,
+        tokens=tokens,
+        timeout_seconds=settings.http_timeout_seconds,
+        clock=clock,
+        audit=audit,
+        poll_seconds=settings.outbox_poll_seconds,
+        policy=SendPolicy(batch=settings.outbox_concurrency),
+        steps={"negotiation": negotiations.take_step, "transfer": transfers.take_step},
+        socket_factory=egress.socket_factory,
+    )
+    outbox.on_enqueued = sender.wake
+    metrics.add_source(StoreGauges(engine, clock))
+    metrics.add_source(JobGauges(engine, clock))
+    did_document = build_did_document(did, keys, dsp_base)
+    published = PublishedCatalog(
+        store=db,
+        datasets=dataset_store,
+        publisher=Publisher(
+            public_url=public_url, did=did, name=settings.participant_name, formats=formats
+        ),
     )
     agreements = AgreementService(
         stores=stores, resolver=resolver, did=did, did_document=did_document
@@ -349,9 +396,13 @@ async def build_services(
             settings.http_timeout_seconds, read=settings.dataplane_pull_timeout_seconds
         ),
     )
+    harvest = HarvestService(
+        store=db, http=http, tokens=tokens, clock=clock, targets=list(settings.harvest_targets)
+    )
     queries = QueryService(
         FederatedQueries(
             directory=AgreementDirectory(ConsumerAgreements(agreements)),
+            negotiator=HarvestNegotiator(harvest, negotiations),
             channel=DataPlaneChannel(
                 transfers=transfers, puller=puller, start_seconds=settings.query_timeout_seconds
             ),
@@ -408,13 +459,7 @@ async def build_services(
         published=published,
         signouts=SignOuts(engine),
         fhir=fhir,
-        harvest=HarvestService(
-            store=db,
-            http=http,
-            tokens=tokens,
-            clock=clock,
-            targets=list(settings.harvest_targets),
-        ),
+        harvest=harvest,
         jobs=jobs,
         optouts=optouts,
         views=views,

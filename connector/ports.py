@@ -148,13 +148,21 @@ class Fulfilment(Protocol):
     scope, and must apply its own disclosure control before returning.
 
     ``facts`` reads the request (raising ``BadRequestError`` naming the bad part) without
-    touching data; ``fulfil`` does the work (CPU-heavy parts off the event loop).
+    touching data; ``prepare`` runs after the policy let the call through and before anything
+    is spent: it raises ``UnavailableError`` (503, with Retry-After when it will pass later)
+    when what the call needs beyond the views is not ready (a synthesizer fitted on this data
+    version), starting the job that makes it ready, so such a call spends no use or budget;
+    ``fulfil`` does the work (CPU-heavy parts off the event loop).
     """
 
     @property
     def output_type(self) -> OutputType: ...
 
     def facts(self, request: FulfilmentRequest) -> RequestFacts: ...
+
+    async def prepare(
+        self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
+    ) -> None: ...
 
     async def fulfil(
         self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews

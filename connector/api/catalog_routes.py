@@ -20,6 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from catalog.formats import OutputType
 from catalog.html import render_catalog_page, render_dataset_page
 from catalog.model import Dataset
 from catalog.paging import DEFAULT_PAGE_SIZE, catalog_page, page_count
@@ -68,6 +69,13 @@ def _dataset_url(services: Services, item: Dataset | HarvestedDataset) -> str:
     return f"/catalog/datasets/{item.identifier}"
 
 
+def _outputs(services: Services, datasets: list[Dataset]) -> set[OutputType]:
+    """The output types to filter by: what this connector delivers (once a fulfilment is
+    installed: every one before) and what the listed datasets offer."""
+    installed = set(services.fulfilments.output_types) or set(OutputType)
+    return installed | {o for ds in datasets for o in ds.output_types}
+
+
 async def _harvested_index(request: Request, services: Services) -> list[HarvestedDataset]:
     """The harvested datasets; for anyone but the signed-in operator without the offers
     made to us by name (they are between the provider and us)."""
@@ -111,6 +119,7 @@ async def catalog(
                 dataset_url=url_of,
                 site_title=SITE_TITLE,
                 sign_out_csrf=csrf_token(nonce, services.management_api_key) if nonce else None,
+                outputs=_outputs(services, everything),
             )  # fmt: skip
         )
     snap = await services.published.snapshot()

@@ -1,9 +1,9 @@
 """The pull endpoint named in a transfer's DataAddress, and its token refresh.
 
 Every call is checked: the bearer token (signed by us, bound to agreement and transfer), the
-transfer is STARTED, and the caller is the agreement's consumer. Fulfilment of the formats
-(aggregate queries, synthetic bundles, anonymized extracts) is added by the fulfilment
-modules; until one is registered for a format the call is answered 501 after these checks.
+transfer is STARTED, and the caller is the agreement's consumer. The fulfilment installed for
+the transfer's format answers (aggregate queries, synthetic bundles; anonymized extracts
+later); a format without one is answered 501 after these checks.
 
 The agreement's policy reaches every call through the token. It is evaluated (transfer
 scope, against the consumer's credentials) whenever a token is issued, and a token expires
@@ -53,7 +53,11 @@ _PULL_ERRORS: dict[int | str, dict[str, Any]] = {
         "user's rate limit (Retry-After)"
     },
     501: {"description": "No fulfilment for the transfer's format is installed"},
-    503: {"description": "The dataset's data are being prepared (Retry-After); nothing spent"},
+    503: {
+        "description": "The dataset's data are being prepared, or its synthetic data model "
+        "fitted (Retry-After); nothing spent. Without Retry-After: the model is not served "
+        "(below the hospital's minimum levels, or its fit failed)"
+    },
 }
 
 

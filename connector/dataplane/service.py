@@ -11,6 +11,8 @@ Each pull walks it in this order (DESIGN.md §4); a refused call stops before th
    Retry-After; each refusal is audited;
 4. the dataset's flattened tables for the current data version (its scope applied, opted-out
    patients removed), built first as a job if needed (503 with Retry-After while it runs);
+   then whatever else the fulfilment needs for that version (``prepare``: a synthesizer
+   fitted on it, fitted first as a job: 503 with Retry-After, nothing spent);
 5. in one transaction, with the agreement's row locked: the policy once more against the
    agreement's current uses and spent epsilon, the use and the epsilon spent, the call
    recorded for rate limits, and its audit entry (so 32 concurrent calls against a count of
@@ -145,6 +147,8 @@ class DataPlaneService:
             views = await self.views.ensure(
                 call.agreement.dataset_id, scope, wait=self.wait_seconds
             )
+        # What the fulfilment needs beyond the views (a fitted model): a 503 that spends nothing.
+        await call.fulfilment.prepare(call.request, call.facts, views)
         await self._spend(call, views.version)
         try:
             result = await call.fulfilment.fulfil(call.request, call.facts, views)

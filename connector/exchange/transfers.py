@@ -11,7 +11,7 @@ and transfer (pull); else it is terminated naming the failed constraint.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -114,8 +114,12 @@ class TransferService:
         audit: AuditLog,
         clock: Clock,
         me: Participant,
+        formats: Collection[str] | None = None,
     ) -> None:
+        """``formats``: the transfer formats this connector can fulfil as provider (None:
+        no fulfilment is installed yet, any format the dataset offers is accepted)."""
         self.db = stores.db
+        self.formats = None if formats is None else frozenset(formats)
         self.store = stores.transfers
         self.agreements = stores.agreements
         self.negotiations = stores.negotiations
@@ -161,6 +165,11 @@ class TransferService:
                 offered = ", ".join(dataset.formats) if dataset else "none"
                 raise InvalidMessageError(
                     f"format {message.format!r} is not offered for this dataset ({offered})"
+                )
+            if self.formats is not None and message.format not in self.formats:
+                raise InvalidMessageError(
+                    f"format {message.format!r} cannot be delivered by this connector (it "
+                    f"delivers {', '.join(sorted(self.formats)) or 'nothing yet'})"
                 )
             now = self.clock.now()
             t = Transfer.new(

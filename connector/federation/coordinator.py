@@ -27,6 +27,7 @@ import orjson
 
 from connector.errors import BadRequestError
 from connector.federation.ports import (
+    AgreementNegotiator,
     CellCodec,
     Hospital,
     HospitalDirectory,
@@ -144,6 +145,7 @@ class FederatedQueries:
         directory: HospitalDirectory,
         channel: QueryChannel,
         codec: CellCodec,
+        negotiator: AgreementNegotiator | None = None,
         config: CoordinatorConfig | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         new_session_id: Callable[[], str] = lambda: uuid.uuid4().urn,
@@ -151,6 +153,7 @@ class FederatedQueries:
         self._directory = directory
         self._channel = channel
         self._codec = codec
+        self._negotiator = negotiator
         self.config = config or CoordinatorConfig()
         self._monotonic = monotonic
         self._new_session_id = new_session_id
@@ -184,14 +187,36 @@ class FederatedQueries:
             )
         timeout = timeout_seconds or self.config.timeout_seconds
         outcomes = [HospitalOutcome(h) for h in chosen]
+        if self._negotiator is not None:
+            await asyncio.gather(
+                *(self._agree(o, timeout) for o in outcomes if o.hospital.agreement_id is None)
+            )
         if mode == "secure":
             return await self._secure(query, layout, outcomes, timeout)
         return await self._plain(query, layout, outcomes, timeout)
 
     # -- asking ------------------------------------------------------------------------------
 
+    async def _agree(self, outcome: HospitalOutcome, timeout: float) -> None:
+        """Negotiate first where needed: an agreement for a hospital named without one, under
+        the per-hospital timeout; a failure is that hospital's status."""
+        assert self._negotiator is not None
+        start = self._monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                outcome.hospital = await self._negotiator.agreement(outcome.hospital.did)
+        except TimeoutError:
+            outcome.status = "timeout"
+            outcome.detail = f"no agreement negotiated within {timeout:g} s"
+        except HospitalFailure as exc:
+            outcome.status, outcome.detail = exc.status, exc.detail
+        finally:
+            outcome.seconds = self._monotonic() - start
+
     async def _ask(self, outcome: HospitalOutcome, body: bytes, timeout: float) -> object | None:
         """The parsed JSON answer, or None with the outcome's failure recorded."""
+        if outcome.status != "pending" and outcome.rounds == 0:  # no agreement to ask under
+            return None
         async with self._slots:  # waiting for a slot is not the hospital's time
             start = self._monotonic()
             try:
@@ -286,7 +311,7 @@ class FederatedQueries:
         timeout: float,
     ) -> FederatedAnswer:
         digest = query_digest(query)
-        active = list(outcomes)
+        active = [o for o in outcomes if o.status == "pending"]
         rounds = 0
         while len(active) >= MIN_PARTICIPANTS:
             rounds += 1

@@ -83,9 +83,17 @@ class HospitalDirectory(Protocol):
     async def hospitals(self, named: Sequence[str] = ()) -> list[Hospital]:
         """Every hospital with an aggregate agreement this connector holds as consumer; or,
         when ``named`` (DIDs or agreement ids) is given, those hospitals, each once (one
-        without an agreement has ``agreement_id`` None: the channel negotiates or raises
-        ``NoAgreement``). ``BadRequestError`` when a name is ambiguous (two aggregate
-        agreements with one hospital: name the agreement)."""
+        without an agreement has ``agreement_id`` None: the coordinator's negotiator gets
+        one, or the channel raises ``NoAgreement``). ``BadRequestError`` when a name is
+        ambiguous (two aggregate agreements with one hospital: name the agreement)."""
+        ...
+
+
+class AgreementNegotiator(Protocol):
+    async def agreement(self, did: str) -> Hospital:
+        """Negotiate an aggregate agreement with the hospital (its ``agreement_id`` set), or
+        raise a ``HospitalFailure`` saying why there is none (nothing to negotiate, refused,
+        unreachable). Cancelled on the coordinator's per-hospital timeout."""
         ...
 
 

@@ -43,6 +43,11 @@ class FakeFulfilment:
             return self._facts(request)
         return RequestFacts(output_type=self._output_type)
 
+    async def prepare(
+        self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
+    ) -> None:
+        return None
+
     async def fulfil(
         self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
     ) -> FulfilmentResult:

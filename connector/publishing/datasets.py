@@ -279,6 +279,14 @@ class DatasetService:
         """The record's offers and its HealthDCAT-AP graph (SHACL, in a thread: it takes a
         while) before it is stored."""
         check_dataset(record)
+        publisher = self.publisher
+        missing = [f for f in record.formats if not publisher.offers_format(f)]
+        if missing:
+            raise BadRequestError(
+                f"formats {', '.join(missing)}: nothing on this connector can deliver "
+                f"{'it' if len(missing) == 1 else 'them'}; it can deliver "
+                f"{', '.join(publisher.formats or ()) or 'nothing yet'}"
+            )
         await asyncio.to_thread(check_publishable, to_dataset(record, self.publisher))
 
 

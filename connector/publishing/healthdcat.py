@@ -64,6 +64,12 @@ class Publisher:
     public_url: str
     did: str
     name: str
+    # The transfer formats this connector can fulfil (``FulfilmentRegistry.formats``): a
+    # dataset's other formats are not published. None: no fulfilment installed, all kept.
+    formats: tuple[str, ...] | None = None
+
+    def offers_format(self, fmt: str) -> bool:
+        return self.formats is None or fmt in self.formats
 
     @property
     def catalog_url(self) -> str:
@@ -113,6 +119,8 @@ def _distributions(record: DatasetRecord, pub: Publisher) -> tuple[Distribution,
     iri = pub.dataset_iri(record.id)
     out = []
     for fmt in record.formats:
+        if not pub.offers_format(fmt):  # stored before its fulfilment was uninstalled
+            continue
         kind = Format(fmt).output_type
         out.append(
             Distribution(

@@ -58,7 +58,9 @@ class _Context:
         self.root = self.settings.data_dir / "synthetic"
 
     def settings_file(self, dataset: str) -> Path:
-        return self.root / "settings" / f"{dataset}.json"
+        from connector.synthetic.config import settings_file
+
+        return settings_file(self.root, dataset)
 
     def config(self, dataset: str, overrides: dict[str, Any]) -> Any:
         from connector.synthetic.config import SyntheticConfig
@@ -262,3 +264,114 @@ def report_command(
     if "prediction" in utility:
         typer.echo(f"prediction   {utility['prediction']}")
     typer.echo(f"page         {Path(record.directory) / 'report.html'}")
+
+
+EXIT_REFUSED = 1
+EXIT_FAILED = 2
+EXIT_TIMEOUT = 3
+
+
+@app.command("fetch")
+def fetch_command(
+    out: Annotated[Path, typer.Option(help="File to write: the Bundle, NDJSON or report.")],
+    transfer: Annotated[
+        str | None, typer.Option(help="A STARTED transfer in the synthetic format.")
+    ] = None,
+    agreement: Annotated[
+        str | None,
+        typer.Option(help="An agreement: a transfer in the synthetic format is started first."),
+    ] = None,
+    patients: Annotated[
+        int | None, typer.Option(help="Synthetic patients (hospital default: 100).", min=1)
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="bundle (default up to 10,000) or ndjson.")
+    ] = None,
+    part: Annotated[str | None, typer.Option(help="data (default), report or report.html.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Same seed, same model: same patients.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the model's report (JSON) here, from the Bundle."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait in all while the hospital prepares.", min=0)
+    ] = 600.0,
+    connector: Annotated[
+        str | None,
+        typer.Option(help="The data user's connector (default: http://PHEMS_HOST:PHEMS_PORT)."),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Its management API key (default: PHEMS_MANAGEMENT_API_KEY or "
+            "<PHEMS_DATA_DIR>/management-api-key)."
+        ),
+    ] = None,
+) -> None:
+    """Data user: fetch synthetic patients through your own connector (under a transfer, or a
+    new one under an agreement), waiting while the hospital prepares them.
+
+    Exit codes: 0 written; 1 refused (the hospital's policy, budget or rate limit); 2 the
+    request could not be made (bad options, connector unreachable, ...); 3 not ready in time.
+    """
+    from connector.federation.cli import _api_key, _connector_url
+    from connector.settings import load_settings
+    from connector.synthetic.client import (
+        ConnectorUnreachable,
+        FetchRefused,
+        FetchTimedOut,
+        fetch,
+    )
+
+    if (transfer is None) == (agreement is None):
+        _fail("give --transfer or --agreement (one of them)")
+    settings = load_settings()
+    url = connector or _connector_url(settings)
+    try:
+        key = api_key or _api_key(settings)
+    except PhemsError as exc:
+        _fail(exc.detail)
+
+    def waiting(seconds: float, why: str) -> None:
+        typer.echo(f"waiting {seconds:.0f} s: {why}", err=True)
+
+    try:
+        fetched = fetch(
+            out,
+            connector=url,
+            api_key=key,
+            transfer_id=transfer,
+            agreement_id=agreement,
+            patients=patients,
+            fmt=fmt,
+            part=part,
+            seed=seed,
+            timeout=timeout,
+            waiting=waiting,
+        )
+    except FetchRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED if exc.status in (403, 429) else EXIT_FAILED) from None
+    except FetchTimedOut as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_TIMEOUT) from None
+    except ConnectorUnreachable as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"--out: cannot write {out}: {exc.strerror}")
+    if report is not None:
+        if fetched.report is None:
+            _fail("--report: this answer carries no report (NDJSON: fetch it with --part report)")
+        try:
+            report.write_text(json.dumps(fetched.report, indent=2))
+        except OSError as exc:
+            _fail(f"--report: cannot write {report}: {exc.strerror}")
+    what = (
+        f"{fetched.patients} synthetic patients ({fetched.resources} resources)"
+        if fetched.resources
+        else f"the {part or 'data'} part"
+    )
+    typer.echo(
+        f"wrote {what} to {out} (transfer {fetched.transfer_id})"
+        + (f"; report: {report}" if report is not None else "")
+    )

@@ -1,18 +1,24 @@
 """A dataset's synthetic-data settings, set by the hospital (plain data: no pandas, no SDV).
 
-Stored with the dataset (``document["synthetic"]``) or passed to the CLI; read with
-:func:`SyntheticConfig.from_mapping`, which names a bad field instead of ignoring it. The
-minimum levels decide whether a fitted model is served at all (``accepted``).
+Kept per dataset in the data directory (``<data dir>/synthetic/settings/<dataset>.json``,
+written by ``phems-connector synthetic fit --settings/--backend``; the defaults where there is
+none) and read with :func:`SyntheticConfig.from_mapping`, which names a bad field instead of
+ignoring it. The minimum levels decide whether a fitted model is served at all
+(``accepted``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from connector.errors import BadRequestError
+from connector.ports import FlatViews
 
 
 class Backend(StrEnum):
@@ -108,3 +114,35 @@ class SyntheticConfig:
         out = asdict(self)
         out["backend"] = self.backend.value
         return out
+
+
+def model_key(views: FlatViews, config: SyntheticConfig) -> str:
+    """Names a model: the data version and the settings it was fitted with (so a model fitted
+    before the FHIR data, the dataset's scope, the opt-outs or the settings changed is never
+    the one asked for)."""
+    settings = json.dumps(config.to_mapping(), sort_keys=True)
+    digest = hashlib.sha256(f"{views.version}\0{settings}".encode()).hexdigest()[:12]
+    return f"{views.version}-{config.backend.value}-{digest}"
+
+
+def settings_file(root: Path, dataset_id: str) -> Path:
+    """Where a dataset's synthetic settings are kept (``root``: ``<data dir>/synthetic``)."""
+    return root / "settings" / f"{dataset_id}.json"
+
+
+def stored_config(root: Path, dataset_id: str) -> SyntheticConfig:
+    """The dataset's kept settings, or the defaults; ``BadRequestError`` names a bad file."""
+    path = settings_file(root, dataset_id)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return SyntheticConfig()
+    except OSError as exc:
+        raise BadRequestError(f"synthetic settings: cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise BadRequestError(f"synthetic settings: {path} is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequestError(f"synthetic settings: {path} is not a JSON object")
+    return SyntheticConfig.from_mapping(data)

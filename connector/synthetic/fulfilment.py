@@ -24,10 +24,11 @@ model below the hospital's minimum levels: ``ModelRejectedError``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ PARTS = ("data", "report", "report.html")
 
 class SyntheticFulfilment:
     """``generator_for(dataset_id)`` gives the dataset's generator (its settings);
+    ``request_fit(dataset_id, views)``, when given, makes sure a fit for the views' data
+    version is under way (``fits.SyntheticFits.request``) and describes its job;
     ``retry_after`` is what a request without a fitted model is told to wait (seconds)."""
 
     def __init__(
@@ -66,11 +69,13 @@ class SyntheticFulfilment:
         store: SyntheticModelStore,
         clock: Clock,
         *,
+        request_fit: Callable[[str, FlatViews], Awaitable[str]] | None = None,
         retry_after: int = 60,
     ) -> None:
         self._generator_for = generator_for
         self._store = store
         self._clock = clock
+        self._request_fit = request_fit
         self._retry_after = retry_after
 
     @property
@@ -104,6 +109,19 @@ class SyntheticFulfilment:
             )
         return record
 
+    async def prepare(
+        self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
+    ) -> None:
+        """Before anything is spent: the accepted model for the views' data version exists,
+        or the fit is started (``request_fit``) and ``ModelNotReadyError`` names its job."""
+        try:
+            await self.model(request.dataset_id, views)
+        except ModelNotReadyError as exc:
+            if self._request_fit is None:
+                raise
+            job = await self._request_fit(request.dataset_id, views)
+            raise ModelNotReadyError(f"{exc.detail} ({job})", retry_after=exc.retry_after) from None
+
     async def fulfil(
         self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
     ) -> FulfilmentResult:
@@ -127,6 +145,10 @@ class SyntheticFulfilment:
             return FulfilmentResult("text/html; charset=utf-8", _once(page), audit)
         seed = ask["seed"] if ask["seed"] is not None else secrets.randbelow(2**31)
         batches = generator.sample(record, facts.patients, seed=seed)
+        # The first batch before anything is delivered: a model that cannot be loaded or
+        # sampled fails the call here, and the data plane gives its use back.
+        first = await asyncio.to_thread(next, batches, None)
+        batches = itertools.chain([] if first is None else [first], batches)
         if ask["format"] == "ndjson":
             return FulfilmentResult(FHIR_NDJSON, _ndjson(batches), audit)
         now = self._clock.now().isoformat().replace("+00:00", "Z")

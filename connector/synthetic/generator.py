@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.ports import FhirResource, FlatViews, ProgressCallback, SyntheticModelRecord
-from connector.synthetic.config import SyntheticConfig
+from connector.synthetic.config import SyntheticConfig, model_key
 
 BATCH_PATIENTS = 500
 
@@ -26,8 +26,6 @@ class SdvGenerator:
         self.models_dir = models_dir
 
     def model_key(self, views: FlatViews) -> str:
-        from connector.synthetic.model import model_key
-
         return model_key(views, self.config)
 
     def fit(self, views: FlatViews, progress: ProgressCallback) -> SyntheticModelRecord:
@@ -88,3 +86,10 @@ def fit_job(
     settings, see ``SyntheticConfig``) under ``models_dir``; runs in a worker process."""
     generator = SdvGenerator(SyntheticConfig.from_mapping(settings), Path(models_dir))
     return generator.fit(views, progress)
+
+
+def fit_worker(
+    progress: ProgressCallback, views: FlatViews, settings: Mapping[str, Any], models_dir: str
+) -> SyntheticModelRecord:
+    """:func:`fit_job` in the argument order of ``JobContext.run_cpu`` (progress first)."""
+    return fit_job(views, settings, models_dir, progress)

@@ -14,7 +14,6 @@ patient whose record equals a real one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from connector.files import private_dir
 from connector.ports import FlatViews
 from connector.synthetic import reports
 from connector.synthetic.backends import new_backend
-from connector.synthetic.config import SyntheticConfig
+from connector.synthetic.config import SyntheticConfig, model_key
 from connector.synthetic.tables import (
     Encoding,
     Frames,
@@ -45,13 +44,6 @@ from connector.synthetic.tables import (
 
 Progress = Callable[[str, float], None]  # (stage, percent 0..100)
 EVALUATION_PATIENTS = 2000  # at most this many synthetic patients are drawn for the report
-
-
-def model_key(views: FlatViews, config: SyntheticConfig) -> str:
-    """Names a model: the data version and the settings it was fitted with."""
-    settings = json.dumps(config.to_mapping(), sort_keys=True)
-    digest = hashlib.sha256(f"{views.version}\0{settings}".encode()).hexdigest()[:12]
-    return f"{views.version}-{config.backend.value}-{digest}"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog.formats import OutputType
 from catalog.html import render_catalog_page, render_dataset_page
 from catalog.model import Dataset
 from catalog.search import Query, search
@@ -96,6 +97,14 @@ def test_catalog_page_has_search_and_filters(several: list[Dataset]) -> None:
 def test_catalog_page_without_results(several: list[Dataset]) -> None:
     html = render_catalog_page([], query=Query(text="zzz"), all_datasets=several)
     assert "0 datasets found of 5" in html and "No dataset matches" in html
+
+
+def test_the_output_filter_offers_the_output_types_given(several: list[Dataset]) -> None:
+    every = render_catalog_page(several)
+    assert all(f'value="{o.value}"' in every for o in OutputType)
+    html = render_catalog_page(several, outputs={OutputType.SYNTHETIC, OutputType.AGGREGATE})
+    assert 'value="aggregate"' in html and 'value="synthetic"' in html
+    assert 'value="anonymized"' not in html and "Anonymised extract</label>" not in html
 
 
 def test_metadata_links_are_http_only() -> None:

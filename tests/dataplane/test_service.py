@@ -35,6 +35,7 @@ from connector.errors import (
     PolicyViolationError,
 )
 from connector.fulfilment.fake import FakeFulfilment
+from connector.identity.keys import ConnectorKeys
 from connector.policy import MEMBERSHIP_CREDENTIAL, VerifiedCredential
 from connector.ports import FhirResource, FlatViews, FulfilmentRequest, RequestFacts
 from connector.publishing.records import DatasetRecord
@@ -178,18 +179,28 @@ MEMBERSHIP = VerifiedCredential(
 
 
 async def _transfer(
-    s: Services, agreement: str, *, tid: str = "urn:uuid:t1", membership: bool = True
+    s: Services,
+    agreement: str,
+    *,
+    tid: str = "urn:uuid:t1",
+    membership: bool = True,
+    fmt: Format = Format.AGGREGATE,
+    state: TransferState = TransferState.STARTED,
+    issued: datetime | None = None,
+    keys: ConnectorKeys | None = None,
 ) -> str:
-    """A STARTED transfer we provide under ``agreement``; returns its data plane token (the
-    current one: the transfer's DataAddress carries it, as after a TransferStartMessage)."""
+    """A transfer we provide under ``agreement`` (STARTED unless ``state``); returns its data
+    plane token (the current one: the transfer's DataAddress carries it, as after a
+    TransferStartMessage), issued at ``issued`` (default: now) and signed with ``keys``
+    (default: ours)."""
     now = s.clock.now()
     token = issue_access_token(
         did=s.did,
-        keys=s.keys,
+        keys=keys or s.keys,
         consumer=CONSUMER,
         agreement_id=agreement,
         transfer_id=tid,
-        now=now,
+        now=issued or now,
         credentials=(MEMBERSHIP,) if membership else (),
     )
     address = DataAddress.model_validate(
@@ -208,9 +219,9 @@ async def _transfer(
             provider_pid=tid,
             consumer_pid=f"{tid}:c",
             agreement_id=agreement,
-            format=Format.AGGREGATE.value,
+            format=fmt.value,
         ),
-        state=TransferState.STARTED,
+        state=state,
         data_address=address,
     )
     async with s.db.transaction() as conn:

@@ -171,8 +171,12 @@ def space(tmp_path_factory: pytest.TempPathFactory, authority: Authority) -> Ite
         uapi = Api(data_user)
         stack.callback(uapi.http.close)
         addresses = [public.get(i, h.url) + "/dsp/2025-1" for i, h in enumerate(hospitals)]
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda a: _negotiate(uapi, a, SAMPLE_DATASET), addresses))
+        # agreements with hospitals 0-2; hospital 3's catalog is only harvested: the first
+        # test's query negotiates with it first
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda a: _negotiate(uapi, a, SAMPLE_DATASET), addresses[:3]))
+        harvested = uapi.post("/harvest", {"targets": [addresses[3]]})
+        assert [t["state"] for t in harvested["targets"]] == ["ok"], harvested
         yield DataSpace(hospitals, data_user, uapi, watch, hold, truth, tmp)
 
 
@@ -209,6 +213,30 @@ def _shares(space: DataSpace) -> list[dict[str, Any]]:
         if "/dataplane/transfers/" in e["path"] and e["status"] == 200 and "body" in e
     ]
     return [b for b in bodies if "maskedVector" in b]
+
+
+def test_a_hospital_named_without_an_agreement_is_negotiated_with_first(space: DataSpace) -> None:
+    newcomer = space.hospitals[3]
+    before = {a["id"] for a in space.uapi.get("/agreements")}
+    answer = _run(space, "plain", hospitals=[newcomer.did], timeoutSeconds=180)
+    [status] = answer["hospitals"]
+    assert status["status"] == "answered", answer
+    assert status["datasetId"] == SAMPLE_DATASET and status["agreementId"] not in before
+    agreements = {a["id"]: a for a in space.uapi.get("/agreements")}
+    assert set(agreements) - before == {status["agreementId"]}  # exactly one new agreement
+    assert answer["status"] == "complete"  # the one hospital asked answered
+    # the next query without names asks all four, the newcomer under the same agreement
+    everyone = _run(space, "plain", timeoutSeconds=180)
+    statuses = {h["did"]: h for h in everyone["hospitals"]}
+    assert len(statuses) == 4 and statuses[newcomer.did]["agreementId"] == status["agreementId"]
+
+
+def test_a_hospital_not_in_the_harvested_catalog_gets_no_agreement(space: DataSpace) -> None:
+    stranger = "did:web:127.0.0.1%3A9"
+    answer = _run(space, "plain", hospitals=[stranger])
+    [status] = answer["hospitals"]
+    assert answer["status"] == "failed" and status["status"] == "no-agreement"
+    assert "harvest its catalog first" in status["detail"]
 
 
 def test_plain_and_secure_give_the_same_totals_up_to_the_noise(space: DataSpace) -> None:

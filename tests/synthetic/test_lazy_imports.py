@@ -13,7 +13,9 @@ HEAVY = ("pandas", "sdv", "sdmetrics", "torch", "mbi", "jax", "duckdb", "matplot
 
 def test_wiring_modules_import_nothing_heavy() -> None:
     modules = ("connector.cli", "connector.synthetic.fulfilment", "connector.synthetic.generator",
-               "connector.synthetic.config", "connector.db.synthetic_models")  # fmt: skip
+               "connector.synthetic.config", "connector.db.synthetic_models",
+               "connector.synthetic.fits", "connector.synthetic.client",
+               "connector.synthetic.frames", "connector.composition")  # fmt: skip
     code = (
         "import sys\n"
         + "".join(f"import {m}\n" for m in modules)

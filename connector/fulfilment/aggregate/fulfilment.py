@@ -164,6 +164,11 @@ class AggregateFulfilment:
             patients=0,
         )
 
+    async def prepare(
+        self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
+    ) -> None:
+        return None  # an answer needs the views alone
+
     async def fulfil(
         self, request: FulfilmentRequest, facts: RequestFacts, views: FlatViews
     ) -> FulfilmentResult:
