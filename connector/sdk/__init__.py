@@ -1,6 +1,6 @@
 """The data user SDK: a Python client of the data user's own connector (docs/data-user.md).
 
-client.py   ``Client``: harvest, search, negotiate, query, verify
+client.py   ``Client``: harvest, search, negotiate, verify, query, synthetic
 models.py   what it returns (datasets, agreements, query results with DataFrames)
 errors.py   what it raises: one tree under ``PhemsError``
 cli.py      the shell mirror: ``catalog search``, ``negotiate``
@@ -21,7 +21,14 @@ from connector.sdk.errors import (
     Unauthorized,
     Unreachable,
 )
-from connector.sdk.models import Agreement, Dataset, Datasets, QueryResult, Verified
+from connector.sdk.models import (
+    Agreement,
+    Dataset,
+    Datasets,
+    QueryResult,
+    SyntheticResult,
+    Verified,
+)
 
 __all__ = [
     "Agreement",
@@ -39,6 +46,7 @@ __all__ = [
     "PolicyRefused",
     "QueryFailed",
     "QueryResult",
+    "SyntheticResult",
     "Unauthorized",
     "Unreachable",
     "Verified",

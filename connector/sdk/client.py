@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
 from connector.sdk.errors import (
+    BY_STATUS,
     BadRequest,
     BudgetExhausted,
     ClientError,
@@ -42,6 +43,7 @@ from connector.sdk.models import (
     Dataset,
     Datasets,
     QueryResult,
+    SyntheticResult,
     Verified,
     offer_output_type,
 )
@@ -73,6 +75,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
         self._http = httpx.Client(
             base_url=self.base_url + "/management",
             headers={"X-Api-Key": api_key},
@@ -286,6 +289,55 @@ class Client:
         if answer.get("status") == "failed":
             raise _no_answer(answer)
         return QueryResult(answer)
+
+    # -- synthetic patients -----------------------------------------------------------------
+
+    def synthetic(
+        self,
+        agreement: Agreement | Dataset | str,
+        patients: int = 100,
+        *,
+        seed: int | None = None,
+        timeout: float = 600.0,
+        waiting: Callable[[float, str], None] | None = None,
+    ) -> SyntheticResult:
+        """Synthetic patients as a FHIR Bundle with its quality and privacy report, under a
+        synthetic agreement (or its id; a dataset found by ``search`` is negotiated for
+        first). A transfer in the synthetic format is started, then the hospital is asked
+        through it; while it prepares the data or fits its model (503 with a retry time) the
+        call waits, up to ``timeout`` seconds in all (``waiting(seconds, why)`` is told before
+        each wait), then raises ``NotReady``. The policy's patient limit refuses more
+        (``PolicyRefused``), a spent ``count`` or rate limit is ``BudgetExhausted``."""
+        import tempfile
+
+        from connector.synthetic.client import (
+            ConnectorUnreachable,
+            FetchRefused,
+            FetchTimedOut,
+            fetch,
+        )
+
+        if isinstance(agreement, Dataset):
+            agreement = self.negotiate(agreement, output="synthetic")
+        agreement_id = agreement.id if isinstance(agreement, Agreement) else agreement
+        with tempfile.TemporaryDirectory(prefix="phems-synthetic-") as tmp:
+            out = Path(tmp) / "bundle.json"
+            try:
+                fetched = fetch(
+                    out, connector=self.base_url, api_key=self._api_key,
+                    agreement_id=agreement_id, patients=patients, seed=seed,
+                    timeout=timeout, waiting=waiting,
+                )  # fmt: skip
+            except FetchTimedOut as exc:
+                raise NotReady(f"synthetic patients: {exc}") from None
+            except ConnectorUnreachable as exc:
+                raise Unreachable(f"synthetic patients: {exc}", url=self.base_url) from None
+            except FetchRefused as exc:
+                kind = BY_STATUS.get(exc.status, ClientError)
+                raise kind(f"synthetic patients: {exc}", url=self.base_url) from None
+            bundle = json.loads(out.read_bytes())
+        # the Bundle's last entry, a DocumentReference, carries the report (fetch reads it)
+        return SyntheticResult(fetched.transfer_id, bundle, fetched.report)
 
 
 def _many(value: str | Sequence[str] | None) -> list[str]:

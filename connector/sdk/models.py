@@ -165,3 +165,34 @@ class QueryResult:
 
     def __repr__(self) -> str:
         return f"QueryResult(mode={self.mode!r}, status={self.status!r}, total={self.total!r})"
+
+
+@dataclass(frozen=True)
+class SyntheticResult:
+    """Synthetic patients fetched under an agreement: the FHIR Bundle as the hospital sent it,
+    and the quality and privacy report it carries (computed at the hospital)."""
+
+    transfer_id: str
+    bundle: dict[str, Any] = field(repr=False)
+    report: dict[str, Any] | None = field(repr=False)
+
+    @property
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """One flat DataFrame per resource type (``connector.synthetic.frames``)."""
+        from connector.synthetic.frames import bundle_frames
+
+        return bundle_frames(self.bundle)
+
+    @property
+    def patients(self) -> int:
+        entries = self.bundle.get("entry") or []
+        return sum(e.get("resource", {}).get("resourceType") == "Patient" for e in entries)
+
+    @property
+    def quality(self) -> float | None:
+        """The SDMetrics overall quality score (0-1) of the model that made them."""
+        score = ((self.report or {}).get("quality") or {}).get("score")
+        return float(score) if isinstance(score, int | float) else None
+
+    def __repr__(self) -> str:
+        return f"SyntheticResult(patients={self.patients}, quality={self.quality})"

@@ -1,5 +1,6 @@
 """Two hospitals (sample data) and a data user as real processes on loopback, for the SDK and
-its CLI; hospital 0 also offers a dataset whose agreement allows one query."""
+its CLI. Hospital 0 also offers a dataset whose agreement allows one query, and one with a
+synthetic offer the data user holds no data permit for (it holds one for the sample dataset)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from catalog.examples import PHEMS_NS
+from catalog.examples import PHEMS_NS, example_policies
 from connector.identity.did import did_key_from_public_jwk
 from connector.identity.signing import generate_key
 from connector.sdk import Client
@@ -20,7 +21,9 @@ from tests.conftest import free_port
 from tests.e2e.conftest import Api, Authority, dataset, launch
 from tests.processes import ConnectorProcess, stop
 
-SAMPLE_DATASET = "paediatric-respiratory-2019-2024"
+SAMPLE_DATASET = "paediatric-respiratory-2019-2024"  # the data user holds a permit for it
+UNPERMITTED_DATASET = "paediatric-asthma-synthetic"  # a synthetic offer, but no permit for it
+SYNTHETIC = "FHIR-Synthetic-PULL"
 ONE_QUERY_DATASET = "outpatients-one-query"
 ONE_QUERY_OFFER = {
     "@id": "offer-one-query",
@@ -105,10 +108,16 @@ def space(tmp_path_factory: pytest.TempPathFactory, authority: Authority) -> Ite
                 args=("--with-sample-data",),
             )  # fmt: skip
 
+        permit = authority.credential(
+            user_did, "DataPermitCredential", datasets=[SAMPLE_DATASET], purpose="research",
+            permitId="HDAB-TEST-1",
+        )  # fmt: skip
+
         def user() -> ConnectorProcess:
             return launch(
                 tmp, "user", ports[2], ports, authority,
-                credentials={"membership.jwt": authority.credential(user_did)},
+                credentials={"membership.jwt": authority.credential(user_did),
+                             "data-permit.jwt": permit},
                 env={"PHEMS_PARTICIPANT_NAME": "Research Lab"},
             )  # fmt: skip
 
@@ -119,8 +128,11 @@ def space(tmp_path_factory: pytest.TempPathFactory, authority: Authority) -> Ite
                 stack.callback(stop, future.result().proc)
         started = [future.result() for future in futures]
         papi = Api(started[0])
+        synthetic = example_policies(UNPERMITTED_DATASET, base_url=started[0].url)[1]
         try:
             papi.post("/datasets", dataset(ONE_QUERY_DATASET, [ONE_QUERY_OFFER]), expect=201)
+            only_synthetic = dataset(UNPERMITTED_DATASET, [synthetic]) | {"formats": [SYNTHETIC]}
+            papi.post("/datasets", only_synthetic, expect=201)
         finally:
             papi.http.close()
         dead = f"http://127.0.0.1:{ports[3]}/dsp/2025-1"

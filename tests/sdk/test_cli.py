@@ -11,7 +11,14 @@ import sys
 
 from tests.e2e.conftest import Authority, launch
 from tests.processes import stop
-from tests.sdk.conftest import ONE_QUERY_DATASET, QUERY, SAMPLE_DATASET, Space, fresh
+from tests.sdk.conftest import (
+    ONE_QUERY_DATASET,
+    QUERY,
+    SAMPLE_DATASET,
+    UNPERMITTED_DATASET,
+    Space,
+    fresh,
+)
 
 
 def cli(space: Space, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +67,7 @@ def test_search_then_negotiate(space: Space) -> None:
 
 def test_a_refused_negotiation_exits_1(space: Space) -> None:
     done = cli(
-        space, "negotiate", SAMPLE_DATASET, "--provider", space.addresses()[0],
+        space, "negotiate", UNPERMITTED_DATASET, "--provider", space.addresses()[0],
         "--output", "synthetic",
     )  # fmt: skip
     line = one_line_error(done)

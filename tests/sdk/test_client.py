@@ -11,11 +11,19 @@ from connector.sdk import (
     Client,
     NegotiationRefused,
     NotFound,
+    PolicyRefused,
     Unauthorized,
     Unreachable,
 )
 from tests.conftest import free_port
-from tests.sdk.conftest import ONE_QUERY_DATASET, QUERY, SAMPLE_DATASET, Space, fresh
+from tests.sdk.conftest import (
+    ONE_QUERY_DATASET,
+    QUERY,
+    SAMPLE_DATASET,
+    UNPERMITTED_DATASET,
+    Space,
+    fresh,
+)
 
 
 def test_harvest_search_negotiate_verify_and_query(space: Space) -> None:
@@ -24,6 +32,8 @@ def test_harvest_search_negotiate_verify_and_query(space: Space) -> None:
         assert [t["state"] for t in report["targets"]] == ["ok", "ok"]
         everything = phems.search(output="aggregate")
         assert sorted(d.id for d in everything) == [ONE_QUERY_DATASET] + [SAMPLE_DATASET] * 2
+        synthetic = phems.search(output="synthetic", hospital="Hospital 0")
+        assert UNPERMITTED_DATASET in {d.id for d in synthetic} - {d.id for d in everything}
         found = phems.search(SAMPLE_DATASET)
         assert sorted(d.publisher for d in found) == ["Hospital 0", "Hospital 1"]
         assert {d.id for d in found} == {SAMPLE_DATASET}
@@ -55,10 +65,10 @@ def test_harvest_search_negotiate_verify_and_query(space: Space) -> None:
 
 
 def test_a_refused_negotiation_names_the_reason(space: Space) -> None:
-    # the synthetic offer needs a data permit, which the data user does not hold
+    # the synthetic offer needs a data permit for the dataset, which the data user lacks
     with space.client() as phems:
         with pytest.raises(NegotiationRefused) as refused:
-            phems.negotiate(SAMPLE_DATASET, space.addresses()[0], output="synthetic")
+            phems.negotiate(UNPERMITTED_DATASET, space.addresses()[0], output="synthetic")
     assert "refused" in str(refused.value) and "ermit" in str(refused.value)
     assert refused.value.status == 403
 
@@ -94,3 +104,28 @@ def test_bad_calls(space: Space) -> None:
             phems.negotiate(SAMPLE_DATASET, space.addresses()[1], offer="offer-that-is-not")
     with Client(space.user.url, "wrong-key") as phems, pytest.raises(Unauthorized):
         phems.search()
+
+
+def test_synthetic_patients_with_their_report(space: Space) -> None:
+    told: list[str] = []
+    with space.client() as phems:
+        [dataset] = phems.search(SAMPLE_DATASET, hospital="Hospital 1")
+        agreement = phems.negotiate(dataset, output="synthetic")
+        assert agreement.output_type == "synthetic"
+        # the first call waits while the hospital fits its model (503 + Retry-After)
+        result = phems.synthetic(agreement, patients=20, timeout=300,
+                                 waiting=lambda seconds, why: told.append(why))  # fmt: skip
+        assert result.patients == 20 and result.bundle["resourceType"] == "Bundle"
+        assert told, "the first fetch waited for the model"
+        report = result.report
+        assert report is not None and 0.0 <= report["quality"]["score"] <= 1.0
+        assert report["privacy"]["exact_copy_rate_delivered"] == 0.0
+        frames = result.frames
+        assert len(frames["Patient"]) == 20 and "Encounter" in frames
+        assert not {"name.0.family", "identifier.0.value"} & set(frames["Patient"].columns)
+        refs = set(frames["Encounter"]["subject.reference"])
+        assert refs <= {f"Patient/{i}" for i in frames["Patient"]["id"]}
+        # more than the policy lets one call ask for: refused, nothing fetched
+        with pytest.raises(PolicyRefused) as refused:
+            phems.synthetic(agreement, patients=5000, timeout=60)
+        assert refused.value.status == 403 and "5000" in str(refused.value)
