@@ -1,6 +1,7 @@
 """``phems-connector demo``: the whole idea on one machine. Three children's hospitals publish
 their catalogs; a data user, through the SDK, harvests them, negotiates with each, runs a
-federated query with secure aggregation and verifies the signed agreements; a summary, then
+federated query with secure aggregation, downloads synthetic patients with their quality report
+and verifies the signed agreements; a summary, then
 the catalog UI until Ctrl-C (or, with ``--no-wait``, the end, every process stopped)."""
 
 from __future__ import annotations
@@ -111,6 +112,57 @@ def _negotiate(phems: Client, found: list[Dataset], console: Console) -> list[Ag
     return agreements
 
 
+SYNTHETIC_PATIENTS = 50
+
+
+def _synthetic(
+    phems: Client, found: list[Dataset], console: Console
+) -> tuple[dict[str, Any], Agreement]:
+    """Synthetic patients from the second hospital, under the data permit: their Bundle,
+    DataFrames of it, and the quality and privacy report made at the hospital."""
+    d = found[1] if len(found) > 1 else found[0]
+    console.print(f"synthetic patients from {d.publisher} (the data permit allows them):")
+    agreement = phems.negotiate(d, output="synthetic")
+    console.print(f"  {d.publisher}: [green]agreed[/], signed by both: {agreement.id}")
+    with console.status("the hospital fits its synthesizer, then samples ...") as status:
+
+        def waiting(seconds: float, why: str) -> None:
+            status.update(f"{why[:70]} (again in {seconds:.0f} s)")
+
+        result = phems.synthetic(agreement, patients=SYNTHETIC_PATIENTS, waiting=waiting)
+    frames = result.frames
+    report = result.report or {}
+    privacy, quality = report.get("privacy") or {}, report.get("quality") or {}
+    table = Table(title=f"Synthetic bundle: {result.patients} patients, with its report")
+    table.add_column("resources")
+    table.add_column("rows", justify="right")
+    for kind, frame in frames.items():
+        table.add_row(kind, str(len(frame)))
+    console.print(table)
+    measures = [
+        ("quality score (SDMetrics, 0-1)", quality.get("score")),
+        ("column shapes", quality.get("column_shapes")),
+        ("column pair trends", quality.get("column_pair_trends")),
+        ("exact copies of real patients delivered", privacy.get("exact_copy_rate_delivered")),
+        ("disclosure protection (0-1)", privacy.get("disclosure_protection")),
+    ]
+    report_table = Table(title="Its report, computed at the hospital")
+    report_table.add_column("measure")
+    report_table.add_column("value", justify="right")
+    for what, value in measures:
+        report_table.add_row(what, "?" if value is None else f"{value:.2f}")
+    console.print(report_table)
+    summary = {
+        "hospital": d.publisher,
+        "patients": result.patients,
+        "resources": {kind: len(frame) for kind, frame in frames.items()},
+        "quality": quality.get("score"),
+        "exactCopiesDelivered": privacy.get("exact_copy_rate_delivered"),
+        "disclosureProtection": privacy.get("disclosure_protection"),
+    }
+    return summary, agreement
+
+
 def _counts(result: QueryResult) -> dict[str, int | None]:
     frame = result.frame
     combined = frame[(frame["hospital"] == "all") & (frame["population"] != "measure-score")]
@@ -149,6 +201,8 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         ("children in the cohort", _shown(query["counts"].get("cohort"))),
         ("  girls", _shown(query["counts"].get("female"))),
         ("  boys", _shown(query["counts"].get("male"))),
+        ("synthetic patients", str(summary["synthetic"]["patients"])),
+        ("  their quality score", f"{summary['synthetic']['quality'] or 0:.2f}"),
         ("seconds", f"{summary['seconds']:.1f}"),
     ]  # fmt: skip
     for what, value in rows:
@@ -166,7 +220,11 @@ def _data_user(space: DataSpace, console: Console) -> dict[str, Any]:
         report = phems.harvest(*(h.dsp for h in space.hospitals))
         ok = sum(t["state"] == "ok" for t in report["targets"])
         console.print(f"harvest: {ok} of {len(space.hospitals)} catalogs")
-        found = [d for d in phems.search(output="aggregate") if d.id == SAMPLE_DATASET_ID]
+        order = [h.did for h in space.hospitals]
+        found = sorted(
+            (d for d in phems.search(output="aggregate") if d.id == SAMPLE_DATASET_ID),
+            key=lambda d: order.index(d.provider),
+        )
         console.print(_datasets_table(found))
         console.print("negotiate with each hospital:")
         agreements = _negotiate(phems, found, console)
@@ -178,6 +236,8 @@ def _data_user(space: DataSpace, console: Console) -> dict[str, Any]:
         console.print(
             f"{answered} hospitals answered, {result.rounds} round(s), status {result.status}"
         )
+        synthetic, synthetic_agreement = _synthetic(phems, found, console)
+        agreements.append(synthetic_agreement)
         verified: list[str] = []
         for a in agreements:
             check = phems.verify(a)
@@ -192,6 +252,7 @@ def _data_user(space: DataSpace, console: Console) -> dict[str, Any]:
         ],
         "query": {"mode": result.mode, "status": result.status, "rounds": result.rounds,
                   "answered": answered, "counts": counts},
+        "synthetic": synthetic,
     }  # fmt: skip
 
 

@@ -52,9 +52,12 @@ def test_demo_no_wait_prints_its_summary_and_stops_everything(tmp_path: Path) ->
     assert all(h["name"] in out for h in hospitals)
     assert summary["harvested"] == 3 and len(summary["datasets"]) == 3
     agreements = summary["agreements"]
-    assert len(agreements) == 3 and all(a["verified"] for a in agreements)
-    assert {a["provider"] for a in agreements} == {h["did"] for h in hospitals}
-    assert out.count(": valid, signed by both parties") == 3
+    # an aggregate agreement with each hospital, a synthetic one with the second
+    assert len(agreements) == 4 and all(a["verified"] for a in agreements)
+    assert [a["provider"] for a in agreements] == [h["did"] for h in hospitals] + [
+        hospitals[1]["did"]
+    ]
+    assert out.count(": valid, signed by both parties") == 4
     query = summary["query"]
     assert query == query | {"mode": "secure", "status": "complete", "rounds": 1, "answered": 3}
     counts = query["counts"]
@@ -62,7 +65,12 @@ def test_demo_no_wait_prints_its_summary_and_stops_everything(tmp_path: Path) ->
     # about 110 respiratory patients in 600 (generated, seeded); noise and rounding to 10
     assert 40 <= cohort <= 250 and cohort % 10 == 0
     assert girls % 10 == 0 and boys % 10 == 0 and abs(girls + boys - cohort) <= 60
-    for heading in ("Harvested catalog", "secure aggregation", "Summary"):
+    synthetic = summary["synthetic"]
+    assert synthetic["hospital"] == hospitals[1]["name"] and synthetic["patients"] == 50
+    assert synthetic["resources"]["Patient"] == 50 and synthetic["resources"]["Encounter"] > 0
+    assert 0.0 <= synthetic["quality"] <= 1.0 and synthetic["exactCopiesDelivered"] == 0.0
+    for heading in ("Harvested catalog", "secure aggregation", "Synthetic bundle", "Its report",
+                    "Summary"):  # fmt: skip
         assert heading in out
     [line] = [line for line in out.splitlines() if "children in the cohort" in line]
     assert str(cohort) in line
