@@ -47,5 +47,6 @@ def test_the_notebook_runs(space: Space) -> None:
     result = names["result"]
     assert result.status == "complete" and result.mode == "secure"
     assert names["report"]["resourceType"] == "MeasureReport"
+    assert names["synthetic"].patients == 50 and names["synthetic"].quality is not None
     assert len(names["agreements"]) == len(space.hospitals)
     assert printed.getvalue().startswith("Unreachable ")
