@@ -34,8 +34,8 @@ def demo(
     ] = None,
 ) -> None:
     """Three children's hospitals, a data space authority and a data user on this machine:
-    harvest, negotiate, a federated query with secure aggregation, signed agreements
-    verified. Nothing is downloaded."""
+    harvest, negotiate, a federated query with secure aggregation, synthetic patients with
+    their report, signed agreements verified. Nothing is downloaded."""
     from rich.console import Console
 
     from connector.demo.processes import DemoError
@@ -44,6 +44,10 @@ def demo(
     def stop_on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt  # the same clean stop as Ctrl-C
 
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        # its connectors' databases would remember hospitals on other ports
+        typer.echo(f"error: --dir: {directory} is not empty; give a new or empty one", err=True)
+        raise typer.Exit(2)
     signal.signal(signal.SIGTERM, stop_on_term)
     root = directory or Path(tempfile.mkdtemp(prefix="phems-demo-"))
     root.mkdir(parents=True, exist_ok=True)

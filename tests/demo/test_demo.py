@@ -104,3 +104,14 @@ def test_demo_serves_the_catalog_until_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, "".join(lines) + rest
     assert "stopping every process" in rest
     assert gone(json.loads(summary_file.read_text())["pids"])
+
+
+def test_demo_refuses_a_directory_in_use(tmp_path: Path) -> None:
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "something").write_text("")
+    done = subprocess.run(
+        demo(tmp_path, "--no-wait"), env=env(), cwd=str(tmp_path), capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: --dir: ") and "not empty" in done.stderr
