@@ -188,7 +188,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title="Summary")
     table.add_column("what")
     table.add_column("result", justify="right")
-    query = summary["query"]
+    query, synthetic = summary["query"], summary["synthetic"]
     rows = [
         ("hospitals", str(len(summary["hospitals"]))),
         ("hospitals on a FHIR REST server", str(sum(h["source"] == "FHIR REST server"
@@ -201,8 +201,8 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         ("children in the cohort", _shown(query["counts"].get("cohort"))),
         ("  girls", _shown(query["counts"].get("female"))),
         ("  boys", _shown(query["counts"].get("male"))),
-        ("synthetic patients", str(summary["synthetic"]["patients"])),
-        ("  their quality score", f"{summary['synthetic']['quality'] or 0:.2f}"),
+        ("synthetic patients", str(synthetic["patients"]) if synthetic else "not installed"),
+        ("  their quality score", f"{synthetic['quality'] or 0:.2f}" if synthetic else "-"),
         ("seconds", f"{summary['seconds']:.1f}"),
     ]  # fmt: skip
     for what, value in rows:
@@ -236,8 +236,12 @@ def _data_user(space: DataSpace, console: Console) -> dict[str, Any]:
         console.print(
             f"{answered} hospitals answered, {result.rounds} round(s), status {result.status}"
         )
-        synthetic, synthetic_agreement = _synthetic(phems, found, console)
-        agreements.append(synthetic_agreement)
+        synthetic: dict[str, Any] | None = None
+        if all("synthetic" in d.output_types for d in found):
+            synthetic, synthetic_agreement = _synthetic(phems, found, console)
+            agreements.append(synthetic_agreement)
+        else:  # the hospitals offer synthetic patients only with the synthetic extra
+            console.print("(no synthetic step: the `synthetic` extra is not installed)")
         verified: list[str] = []
         for a in agreements:
             check = phems.verify(a)
