@@ -243,7 +243,7 @@ class Client:
                 raw=a["agreement"],
             )
             for a in held
-            if a.get("role") == "CONSUMER"
+            if a.get("role") == "consumer"
         ]
 
     def verify(self, agreement: Agreement | str) -> Verified:

@@ -45,6 +45,8 @@ def test_harvest_search_negotiate_verify_and_query(space: Space) -> None:
         assert {a.provider for a in agreements} == {h.did for h in space.hospitals}
         assert all(a.dataset.endswith(SAMPLE_DATASET) for a in agreements)
         assert all(a.output_type == "aggregate" for a in agreements)
+        held = {a.id: a for a in phems.agreements()}
+        assert all(held[a.id].provider == a.provider for a in agreements)
         for a in agreements:
             verified = phems.verify(a)
             assert (verified.agreement_id, verified.provider) == (a.id, a.provider)
