@@ -16,10 +16,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from connector.demo import cli as demo_cli
 from connector.errors import PhemsError
 from connector.federation.cli import app as query_app
 from connector.identity.authority_cli import app as authority_app
 from connector.sampledata.cli import app as sample_app
+from connector.sdk import cli as sdk_cli
 from connector.settings import Settings, SettingsError, load_settings, unknown_variables
 from connector.synthetic.cli import app as synthetic_app
 
@@ -49,6 +51,9 @@ jobs_app = typer.Typer(
     help="Long jobs: flattened tables, statistics, synthesizer fits.", no_args_is_help=True
 )
 app.add_typer(optout_app, name="optout")
+catalog_app.command("search")(sdk_cli.catalog_search)
+app.command("negotiate")(sdk_cli.negotiate)
+app.command("demo")(demo_cli.demo)
 app.add_typer(jobs_app, name="jobs")
 
 T = TypeVar("T")

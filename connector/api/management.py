@@ -9,17 +9,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from catalog.formats import Format
+from catalog.formats import Format, OutputType
+from catalog.search import Query as SearchQuery
 from connector.api.deps import AuthenticatedFirst, ManagementAuth, ServicesDep
 from connector.api.schemas import (
     SCOPE,
     AgreementOut,
     AgreementProofOut,
     DatasetOut,
+    HarvestedDatasetOut,
     HarvestRunOut,
     NegotiationOut,
     TransferOut,
@@ -289,6 +291,27 @@ async def harvest_progress(services: ServicesDep) -> dict[str, Any]:
     if run is None:
         raise NotFoundError("no harvest has run yet")
     return run.as_json()
+
+
+@router.get("/harvest/datasets", **answers(list[HarvestedDatasetOut]))
+async def search_harvested(
+    services: ServicesDep,
+    q: str = "",
+    hospital: Annotated[list[str] | None, Query(description="Publisher name")] = None,
+    output: Annotated[list[OutputType] | None, Query(description="Output type")] = None,
+    min_age: Annotated[int | None, Query(ge=0)] = None,
+    max_age: Annotated[int | None, Query(ge=0)] = None,
+) -> list[dict[str, Any]]:
+    """Search the harvested datasets (free text `q` in every word, as the catalogue does;
+    each filter narrows), each with its provider and the offers it showed this connector."""
+    query = SearchQuery(
+        text=q,
+        hospitals=frozenset(hospital or ()),
+        output_types=frozenset(output or ()),
+        min_age=min_age,
+        max_age=max_age,
+    )
+    return [h.as_json() for h in await services.harvest.search(query)]
 
 
 # -- negotiations --------------------------------------------------------------------------

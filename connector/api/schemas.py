@@ -138,6 +138,24 @@ class HarvestRunOut(_Out):
     targets: list[HarvestTargetOut]
 
 
+class HarvestedDatasetOut(_Out):
+    provider: str = Field(description="The provider's DID.")
+    providerAddress: str = Field(description="The provider's DSP base URL.")
+    publisher: str
+    id: str
+    title: str
+    description: str
+    keywords: list[str]
+    outputTypes: list[str] = Field(description="aggregate, synthetic, anonymized")
+    formats: list[str] = Field(description="DSP transfer formats, e.g. FHIR-Aggregate-PULL")
+    individuals: int | None = Field(description="Number of unique individuals (rounded).")
+    minAge: int | None
+    maxAge: int | None
+    temporalStart: str | None
+    temporalEnd: str | None
+    offers: list[dict[str, Any]] = Field(description="The ODRL offers the provider showed us.")
+
+
 class JobOut(_Out):
     id: str
     kind: str = Field(description="view-cache, dataset-statistics, synthetic-fit, ...")

@@ -1,8 +1,8 @@
 """``phems-connector query run COHORT.json [--secure] [--json] [--hospitals ...]``.
 
 Asks the data user's own running connector (its management API, ``POST
-/management/queries``) to run the query at every hospital it holds an aggregate agreement
-with, or at those named, and prints the combined answer.
+/management/queries``, through the SDK's ``Client.query``) to run the query at every hospital
+it holds an aggregate agreement with, or at those named, and prints the combined answer.
 
 Exit codes: 0 every hospital contributed (also when the rules withhold a small total);
 1 no hospital answered (one line naming each and why: refused, budget exhausted,
@@ -19,15 +19,10 @@ from typing import Annotated, Any
 import typer
 
 from connector.errors import BadRequestError
-from connector.federation.client import (
-    ConnectorUnreachable,
-    NoHospitalAnswered,
-    QueryRejected,
-    QueryResult,
-    query,
-    who,
-)
-from connector.settings import Settings, load_settings
+from connector.sdk.cli import ApiKeyOption, ConnectorOption, connect
+from connector.sdk.client import who
+from connector.sdk.errors import ClientError
+from connector.sdk.models import QueryResult
 
 app = typer.Typer(
     help="Federated aggregate queries over the hospitals' agreements.", no_args_is_help=True
@@ -35,25 +30,6 @@ app = typer.Typer(
 
 EXIT_NONE_ANSWERED = 1
 EXIT_PARTIAL = 3
-
-
-def _connector_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.port}"
-
-
-def _api_key(settings: Settings) -> str:
-    if settings.management_api_key is not None:
-        return settings.management_api_key.get_secret_value()
-    path = settings.data_dir / "management-api-key"
-    try:
-        return path.read_text().strip()
-    except OSError:
-        raise BadRequestError(
-            f"--api-key: no management API key given, none in PHEMS_MANAGEMENT_API_KEY and "
-            f"none at {path} (run from the connector's directory, or pass --api-key)"
-        ) from None
 
 
 def _read_query(file: Path) -> dict[str, Any]:
@@ -116,39 +92,25 @@ def run(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait for each hospital.", min=0.001)
     ] = None,
-    connector: Annotated[
-        str | None,
-        typer.Option(help="The data user's connector (default: http://PHEMS_HOST:PHEMS_PORT)."),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            help="Its management API key (default: PHEMS_MANAGEMENT_API_KEY or "
-            "<PHEMS_DATA_DIR>/management-api-key)."
-        ),
-    ] = None,
+    connector: ConnectorOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Run an aggregate query at many hospitals and print the combined answer."""
     body = _read_query(cohort)
-    settings = load_settings()
-    url = connector or _connector_url(settings)
-    key = api_key or _api_key(settings)
-    try:
-        result = query(
-            body,
-            connector=url,
-            api_key=key,
-            secure=secure,
-            hospitals=_hospital_names(hospitals),
-            timeout_seconds=timeout,
-        )
-    except NoHospitalAnswered as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_NONE_ANSWERED) from None
-    except (ConnectorUnreachable, QueryRejected) as exc:
-        raise BadRequestError(str(exc)) from None
+    with connect(connector, api_key) as client:
+        try:
+            result = client.query(
+                body,
+                _hospital_names(hospitals),
+                mode="secure" if secure else "plain",
+                timeout=timeout,
+            )
+        except ClientError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            # an answer: the query ran and no hospital contributed
+            raise typer.Exit(EXIT_NONE_ANSWERED if exc.answer else 2) from None
     if as_json:
-        typer.echo(json.dumps(result.report, indent=2))
+        typer.echo(json.dumps(result.measure_report, indent=2))
     else:
         _print_table(result)
     missing = [h for h in result.hospitals if h["status"] != "answered"]

@@ -26,6 +26,8 @@ from rdflib import Graph
 
 from catalog.model import Dataset
 from catalog.rdf import dataset_iris, from_graph
+from catalog.search import Query as SearchQuery
+from catalog.search import search
 from catalog.serialize import TURTLE
 from connector.db.database import Database
 from connector.db.tables import harvested_datasets as table
@@ -48,6 +50,27 @@ class HarvestedDataset:
     @property
     def key(self) -> tuple[str, str]:
         return self.provider_did, self.dataset.identifier
+
+    def as_json(self) -> dict[str, Any]:
+        """What a data user needs to choose a dataset and negotiate for it."""
+        ds = self.dataset
+        return {
+            "provider": self.provider_did,
+            "providerAddress": self.provider_address,
+            "publisher": ds.publisher.name,
+            "id": ds.identifier,
+            "title": ds.title,
+            "description": ds.description,
+            "keywords": list(ds.keywords),
+            "outputTypes": [str(t) for t in ds.output_types],
+            "formats": list(dict.fromkeys(d.dsp_format for d in ds.distributions)),
+            "individuals": ds.number_of_unique_individuals,
+            "minAge": ds.min_typical_age,
+            "maxAge": ds.max_typical_age,
+            "temporalStart": ds.temporal_start.isoformat() if ds.temporal_start else None,
+            "temporalEnd": ds.temporal_end.isoformat() if ds.temporal_end else None,
+            "offers": list(ds.policies),
+        }
 
 
 @dataclass
@@ -245,3 +268,9 @@ class HarvestService:
             out.append(HarvestedDataset(r.provider_did, r.provider_address, ds))
         self._cache = (fingerprint, out)
         return out
+
+    async def search(self, query: SearchQuery) -> list[HarvestedDataset]:
+        """The harvested datasets matching ``query`` (as the catalogue's search form)."""
+        index = await self.index()
+        by_object = {id(h.dataset): h for h in index}
+        return [by_object[id(ds)] for ds in search([h.dataset for h in index], query)]

@@ -316,7 +316,8 @@ def fetch_command(
     Exit codes: 0 written; 1 refused (the hospital's policy, budget or rate limit); 2 the
     request could not be made (bad options, connector unreachable, ...); 3 not ready in time.
     """
-    from connector.federation.cli import _api_key, _connector_url
+    from connector.sdk.cli import api_key_of as _api_key
+    from connector.sdk.cli import connector_url as _connector_url
     from connector.settings import load_settings
     from connector.synthetic.client import (
         ConnectorUnreachable,

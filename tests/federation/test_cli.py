@@ -76,7 +76,7 @@ def test_one_line_errors(tmp_path: Path, management: ManagementStub) -> None:
             "error: no hospital answered: H0 (did:web:elsewhere.example): no-agreement: "
             "no aggregate agreement with did:web:elsewhere.example",
         ),
-        (("cohort.json", "--api-key", "wrong"), 2, "error: the connector at"),
+        (("cohort.json", "--api-key", "wrong"), 2, "error: query: "),
     ]
     for args, code, words in cases:
         out = run(tmp_path, management, *args, "--connector", management.url)
