@@ -368,6 +368,8 @@ class FederatedQueries:
         withheld = self.config.rules.withheld(total)
         shown = [None] * len(layout) if withheld else combined
         report = self._codec.report(query, shown)
+        if not withheld:  # the count as the report presents it (rounded), not the raw sum
+            total = self._codec.cells(query, report)[0]
         status: Literal["complete", "partial"] = (
             "complete" if all(o.answered for o in outcomes) else "partial"
         )

@@ -252,6 +252,9 @@ def test_plain_and_secure_give_the_same_totals_up_to_the_noise(space: DataSpace)
     # ... and the sum is the true count plus four hospitals' noise (scale 4: epsilon 0.5 over
     # the count and the strata), rounded: 80 is seven standard deviations
     assert abs(secure["total"] - sum(space.truth)) <= 80, (secure["total"], space.truth)
+    # the total is the count the report shows: rounded to 10 in both modes
+    for answer in (plain, secure):
+        assert answer["total"] == _counts(answer["measureReport"])[0] and answer["total"] % 10 == 0
     _, female, male = _counts(secure["measureReport"])
     assert female is not None and male is not None
     # the strata add up to the cohort but for twelve noise draws (sd 20) and the rounding
