@@ -1,20 +1,17 @@
-"""The Python client against the management endpoint on a real server on loopback: a
-DataFrame and the MeasureReport back, typed errors for what gave no answer."""
+"""The data user SDK's federated query against the management endpoint on a real server on
+loopback (hospitals faked behind it): a DataFrame and the MeasureReport back, typed errors for
+what gave no answer, and the same call from asyncio code."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from connector.federation.client import (
-    ConnectorUnreachable,
-    NoHospitalAnswered,
-    QueryRejected,
-    aquery,
-    query,
-)
+from connector.sdk import BadRequest, BudgetExhausted, Client, Unauthorized, Unreachable
 from tests.conftest import free_port
 from tests.federation.conftest import ManagementStub
 
@@ -27,11 +24,20 @@ def three(management: ManagementStub) -> None:
     management.add([61, 33, 28], [1, 2, -3])
 
 
-def test_plain_query_gives_a_frame_with_a_breakdown(management: ManagementStub) -> None:
+@pytest.fixture
+def client(management: ManagementStub) -> Iterator[Client]:
+    with Client(management.url, management.api_key) as sdk:
+        yield sdk
+
+
+def test_plain_query_gives_a_frame_with_a_breakdown(
+    management: ManagementStub, client: Client
+) -> None:
     three(management)
-    result = query(QUERY, connector=management.url, api_key=management.api_key)
+    result = client.query(QUERY)
     assert result.status == "complete" and result.total == 290
-    assert result.report is not None and result.report["resourceType"] == "MeasureReport"
+    report = result.measure_report
+    assert report is not None and report["resourceType"] == "MeasureReport"
     frame = result.frame
     assert list(frame.columns) == [
         "hospital",
@@ -52,30 +58,35 @@ def test_plain_query_gives_a_frame_with_a_breakdown(management: ManagementStub) 
     assert "290" not in str(audit)  # the audit names hospitals and statuses, never a count
 
 
-async def test_secure_query_from_asyncio_has_no_breakdown(management: ManagementStub) -> None:
+async def test_secure_query_from_asyncio_has_no_breakdown(
+    management: ManagementStub, client: Client
+) -> None:
     three(management)
-    result = await aquery(QUERY, connector=management.url, api_key=management.api_key, secure=True)
-    assert result.total == 143 + 91 + 62 and result.answer["mode"] == "secure"
+    # asyncio code runs the SDK's (blocking) call in a thread, as docs/federated-queries.md says
+    result = await asyncio.to_thread(client.query, QUERY, mode="secure")
+    assert result.total == 143 + 91 + 62 and result.mode == "secure"
     assert set(result.frame["hospital"]) == {"all"}
 
 
-def test_a_withheld_total_leaves_the_counts_missing(management: ManagementStub) -> None:
+def test_a_withheld_total_leaves_the_counts_missing(
+    management: ManagementStub, client: Client
+) -> None:
     management.add([12, 6, 6], [0, 0, 0])
-    result = query(QUERY, connector=management.url, api_key=management.api_key)
+    result = client.query(QUERY)
     assert result.total is None and result.answer["withheld"]
     assert result.frame["count"].isna().all()
     assert result.frame["count"].dtype == pd.Int64Dtype()
 
 
-def test_errors_are_typed_and_say_what_to_do(management: ManagementStub) -> None:
+def test_errors_are_typed_and_say_what_to_do(management: ManagementStub, client: Client) -> None:
     management.add([140, 70, 70], [0, 0, 0], behaviour="budget")
-    with pytest.raises(NoHospitalAnswered, match="no hospital answered: .*budget-exhausted") as e:
-        query(QUERY, connector=management.url, api_key=management.api_key)
+    with pytest.raises(BudgetExhausted, match="no hospital answered: .*budget-exhausted") as e:
+        client.query(QUERY)
     assert e.value.answer["status"] == "failed"
-    with pytest.raises(QueryRejected, match=r"HTTP 401\): management API: wrong API key"):
-        query(QUERY, connector=management.url, api_key="wrong")
-    with pytest.raises(QueryRejected, match="strata: a list of strings") as rejected:
-        query({"strata": 1}, connector=management.url, api_key=management.api_key)
+    with Client(management.url, "wrong") as wrong, pytest.raises(Unauthorized, match="API key"):
+        wrong.query(QUERY)
+    with pytest.raises(BadRequest, match="strata: a list of strings") as rejected:
+        client.query({"strata": 1})
     assert rejected.value.status == 400
-    with pytest.raises(ConnectorUnreachable, match="cannot reach the connector at"):
-        query(QUERY, connector=f"http://127.0.0.1:{free_port()}", api_key="k")
+    with Client(f"http://127.0.0.1:{free_port()}", "k") as nowhere, pytest.raises(Unreachable):
+        nowhere.query(QUERY)
