@@ -12,10 +12,10 @@ ports.py        what the coordinator needs: hospital directory, query channel, c
 rules.py        the MII rules on a combined answer (no result under 20, breakdown rule)
 coordinator.py  asks the hospitals concurrently and combines their answers, plain or secure
 directory.py    which hospitals to ask: the aggregate agreements held as consumer, or those named
+negotiate.py    negotiating first where needed: an agreement for a hospital named without one
 agreements.py   the agreements this connector holds as consumer (the directory's source)
 channel.py      asking one hospital: through its data plane under a STARTED aggregate transfer
 service.py      what POST /management/queries calls; its body and answer models
-client.py       the data user's Python client of that endpoint (query, aquery)
 frame.py        a combined answer as a pandas DataFrame (pandas imported on first use)
-cli.py          phems-connector query run
+cli.py          phems-connector query run (through the data user SDK, connector.sdk)
 """
