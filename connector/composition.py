@@ -316,6 +316,7 @@ async def build_services(
         clock,
         work_dir=settings.data_dir / "jobs",
         workers=settings.job_workers,
+        concurrency=settings.job_workers,  # one job per worker process at a time
         poll_seconds=settings.job_poll_seconds,
         lease_seconds=settings.job_lease_seconds,
     )

@@ -386,7 +386,9 @@ class Settings(BaseSettings):
         le=64,
         description=(
             "Worker processes for CPU-heavy jobs (building the flattened tables, statistics, "
-            "fitting synthesizers); each replica has its own pool."
+            "fitting synthesizers), and how many jobs run at once: with 2 or more a long "
+            "synthesizer fit does not hold up another dataset's tables; each replica has its "
+            "own pool."
         ),
     )
     job_poll_seconds: float = Field(

@@ -101,6 +101,44 @@ async def test_a_refusal_of_ours_fails_at_once(engine: AsyncEngine, tmp_path: Pa
     assert failed.error == "the dataset's scope names an unknown group"
 
 
+async def test_as_many_jobs_run_at_once_as_the_settings_give_workers(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """PHEMS_JOB_WORKERS=2: a long job (a synthesizer fit) does not hold up the next one (a
+    dataset's tables): the long one here waits for the short one to finish."""
+    from connector.composition import build_services
+    from connector.settings import Settings
+
+    services = await build_services(Settings(data_dir=tmp_path / "d", job_workers=2))
+    try:
+        assert services.jobs.concurrency == services.jobs.workers == 2
+    finally:
+        await services.aclose()
+    runner = JobRunner(
+        SqlJobStore(engine), SystemClock(), work_dir=tmp_path, workers=2, concurrency=2
+    )
+    short_done = asyncio.Event()
+
+    async def long(job: Job, ctx: JobContext) -> dict[str, Any]:
+        await short_done.wait()  # with one job at a time, this would never end
+        return {}
+
+    async def short(job: Job, ctx: JobContext) -> dict[str, Any]:
+        short_done.set()
+        return {}
+
+    runner.register("long", long)
+    runner.register("short", short)
+    try:
+        first = await runner.enqueue("long", "long:1", {})
+        second = await runner.enqueue("short", "short:1", {})
+        await asyncio.wait_for(runner.drain(), timeout=30)
+        states = [(await runner.store.get(j.id)).state for j in (first, second)]  # type: ignore[union-attr]
+    finally:
+        await runner.aclose()
+    assert states == [JobState.DONE, JobState.DONE]
+
+
 async def test_local_jobs_stay_on_their_node(engine: AsyncEngine, tmp_path: Path) -> None:
     store = SqlJobStore(engine)
     here = JobRunner(store, SystemClock(), work_dir=tmp_path, node="node-a")
