@@ -1,8 +1,8 @@
 """SHACL validation against the official HealthDCAT-AP R8 NON_PUBLIC shapes (on DCAT-AP 3.0.1).
 
-Follows the project's conformance recipe (`shared/conformance/shacl/validate_healthdcat.py`) with
-the shape files shipped in this package (`catalog/shapes/`, CC BY 4.0: sources and attribution in
-`catalog/shapes/NOTICE.md`):
+Follows the official conformance recipe (the reference `validate_healthdcat.py` the tests keep
+beside the repository) with the shape files shipped in this package (`catalog/shapes/`, CC BY
+4.0: sources and attribution in `catalog/shapes/NOTICE.md`):
 
 * DCAT-AP 3.0.1 `html-shacl/` base (`shapes.ttl`, `range.ttl`, `shapes_recommended.ttl`), which the
   HealthDCAT-AP files extend in place, then HealthDCAT-AP R8 `graph-guard.ttl`, `range.ttl`,
